@@ -1,0 +1,115 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// stagesql: SQL on Apache DataFusion, run and explained the way Apache Spark runs it.
+///
+/// Without -f, -c or piped input, starts an interactive prompt.
+#[derive(Debug, Parser)]
+#[command(name = "stagesql", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Run the SQL in these files, in order, then exit. Stops at the first failing statement
+    /// with exit code 1 unless --continue-on-error is given.
+    #[arg(short = 'f', long = "file", value_name = "FILE", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+
+    /// Run these `;`-separated statements, then exit (may be repeated; runs after -f files).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+
+    /// Generate (once) and register the eight TPC-H tables at this scale factor, e.g. 0.1.
+    #[arg(long, value_name = "SCALE_FACTOR")]
+    pub tpch: Option<String>,
+
+    /// Directory that caches generated TPC-H data
+    /// [default: $STAGESQL_TPCH_DIR, else <user cache dir>/stagesql/tpch].
+    #[arg(long, value_name = "DIR")]
+    pub tpch_dir: Option<PathBuf>,
+
+    /// Output format of query results.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Rows shown per result in table and markdown formats; 0 shows all. The footer says how
+    /// many were not shown. [default: 40 at the prompt, all for -f, -c and piped input]
+    #[arg(long, value_name = "N")]
+    pub maxrows: Option<usize>,
+
+    /// Print only results: no banner, row-count/timing footers or statement tags.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// In -f, -c and piped input, report a failing statement and go on with the next one
+    /// (the exit code is still 1 if any statement failed). [default: stop at the first error]
+    #[arg(long)]
+    pub continue_on_error: bool,
+
+    /// Set a configuration key at startup, e.g. --conf datafusion.execution.batch_size=4096
+    /// (repeatable; `SET -v` lists every key).
+    #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub conf: Vec<(String, String)>,
+
+    /// History file of the interactive prompt [default: ~/.stagesql_history].
+    #[arg(long, value_name = "FILE")]
+    pub history_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run sqllogictest (.slt) files or directories (searched recursively).
+    ///
+    /// Prints every failure with file:line, the SQL, and expected versus actual output, then
+    /// `N passed, N failed`. Exits with 1 if anything failed.
+    Test {
+        /// .slt files or directories.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+
+        /// Rewrite the expected results in the files from what the engine returns.
+        #[arg(long)]
+        complete: bool,
+
+        /// Set a configuration key in every file's session (repeatable).
+        #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        conf: Vec<(String, String)>,
+    },
+}
+
+/// How query results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Boxed table for people.
+    Table,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Tab-separated values with a header row.
+    Tsv,
+    /// One JSON array of row objects per result.
+    Json,
+    /// One JSON object per row per line.
+    Ndjson,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
+}
+
+impl Format {
+    /// Formats a person reads, whose footers go to stdout; machine formats keep stdout clean
+    /// and send footers to stderr.
+    pub fn is_for_people(self) -> bool {
+        matches!(self, Format::Table | Format::Markdown)
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
+}

@@ -1,0 +1,166 @@
+//! Running SQL text statement by statement: printing results, reporting errors against the
+//! source they came from, cancelling on Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use stagesql::sql::{SqlStatement, caret_snippet};
+use stagesql::{Error, Session, StatementOutput};
+use tokio::runtime::Runtime;
+
+use crate::output::{OutputOptions, PrintError, print_completion, print_stream};
+
+/// Where SQL text came from, for error locations: a file path, `<command>`, `<stdin>`, or
+/// the prompt (no name: the caret is shown, no location line).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub name: Option<&'a str>,
+    pub text: &'a str,
+}
+
+/// How a run of statements ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Every statement succeeded.
+    Ok,
+    /// `n` statements failed (with `continue_on_error`, possibly more than one).
+    Failed(usize),
+    /// Ctrl-C: the running statement was cancelled and nothing after it ran.
+    Interrupted,
+    /// Writing to stdout failed (the reader of a pipe went away): stop quietly.
+    OutputClosed,
+}
+
+/// The session, the tokio runtime that drives it, and the output settings.
+pub struct Executor {
+    pub session: Arc<Session>,
+    pub runtime: Runtime,
+    pub output: OutputOptions,
+}
+
+impl Executor {
+    /// Runs every statement of `origin.text`. Stops at the first failure unless
+    /// `continue_on_error`.
+    pub fn run_text(&mut self, origin: Origin<'_>, continue_on_error: bool) -> RunStatus {
+        let statements = match self.session.statements(origin.text) {
+            Ok(statements) => statements,
+            Err(error) => {
+                report_error(&error, origin, None);
+                return RunStatus::Failed(1);
+            }
+        };
+        let mut failed = 0;
+        for statement in &statements {
+            match self.run_statement(statement) {
+                Ok(()) => {}
+                Err(Failure::Interrupted) => return RunStatus::Interrupted,
+                Err(Failure::OutputClosed) => return RunStatus::OutputClosed,
+                Err(Failure::Error(error)) => {
+                    report_error(&error, origin, Some(statement));
+                    failed += 1;
+                    if !continue_on_error {
+                        break;
+                    }
+                }
+            }
+        }
+        match failed {
+            0 => RunStatus::Ok,
+            n => RunStatus::Failed(n),
+        }
+    }
+
+    /// Prints an in-memory result (from `\d`, `\conf`) in the current format.
+    pub fn print_batch(&self, batch: RecordBatch) -> Result<(), Failure> {
+        let schema = batch.schema();
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter([Ok(batch)]),
+        ));
+        let output = OutputOptions {
+            quiet: true,
+            ..self.output.clone()
+        };
+        self.runtime
+            .block_on(print_stream(stream, &output, Instant::now()))
+            .map_err(Failure::from)
+    }
+
+    fn run_statement(&self, statement: &SqlStatement) -> Result<(), Failure> {
+        let session = self.session.clone();
+        let output = self.output.clone();
+        let work = async move {
+            let started = Instant::now();
+            match session.execute(statement).await.map_err(Failure::Error)? {
+                StatementOutput::Rows(stream) => print_stream(stream, &output, started).await?,
+                StatementOutput::Done(completion) => {
+                    print_completion(&completion, started, &output)
+                }
+            }
+            Ok(())
+        };
+        self.runtime.block_on(async {
+            tokio::select! {
+                result = work => result,
+                _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
+            }
+        })
+    }
+}
+
+/// Why a statement did not complete.
+#[derive(Debug)]
+pub enum Failure {
+    Error(Error),
+    Interrupted,
+    OutputClosed,
+}
+
+impl From<PrintError> for Failure {
+    fn from(error: PrintError) -> Self {
+        match error {
+            PrintError::Query(error) => Failure::Error(error),
+            PrintError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Failure::OutputClosed
+            }
+            PrintError::Io(e) => Failure::Error(Error::Io {
+                action: "cannot write to",
+                path: "standard output".into(),
+                source: e,
+            }),
+        }
+    }
+}
+
+/// Prints `error` to stderr:
+///
+/// ```text
+/// error: Expected: an SQL statement, found: selec
+///   --> queries.sql:3:1
+/// 3 | selec * from t;
+///   | ^
+/// ```
+///
+/// The location line names the file and the line of the problem when the parser or planner
+/// knows it, else the line where the failing statement starts.
+pub fn report_error(error: &Error, origin: Origin<'_>, statement: Option<&SqlStatement>) {
+    let mut text = format!("error: {}", error.message());
+    let position = error.position();
+    if let Some(name) = origin.name {
+        match (position, statement) {
+            (Some(p), _) => text.push_str(&format!("\n  --> {name}:{}:{}", p.line, p.column)),
+            (None, Some(s)) => text.push_str(&format!(
+                "\n  --> {name}:{}:{} (the statement starting here)",
+                s.start.line, s.start.column
+            )),
+            (None, None) => text.push_str(&format!("\n  --> {name}")),
+        }
+    }
+    if let Some(snippet) = position.and_then(|p| caret_snippet(origin.text, p)) {
+        text.push('\n');
+        text.push_str(&snippet);
+    }
+    eprintln!("{text}");
+}

@@ -1,0 +1,183 @@
+//! The `stagesql` binary: argument parsing, terminal I/O and output formatting. Everything
+//! else lives in the `stagesql` library.
+
+mod args;
+mod exec;
+mod meta;
+mod output;
+mod repl;
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use stagesql::{Session, SessionOptions, slt, tpch};
+
+use crate::args::{Args, Command};
+use crate::exec::{Executor, Origin, RunStatus};
+use crate::output::OutputOptions;
+
+/// Exit code after Ctrl-C, as shells report SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Test {
+        paths,
+        complete,
+        conf,
+    }) = &args.command
+    {
+        return run_tests(runtime, paths, *complete, conf);
+    }
+    match start(args, runtime) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, String> {
+    let session = Session::with_options(SessionOptions {
+        settings: args.conf.clone(),
+        tpch_dir: args.tpch_dir.clone(),
+    })
+    .map_err(|e| e.message())?;
+    let session = Arc::new(session);
+    if let Some(scale_factor) = &args.tpch {
+        load_tpch(&session, &runtime, scale_factor, args.quiet).map_err(|e| e.message())?;
+    }
+
+    let interactive =
+        args.files.is_empty() && args.commands.is_empty() && std::io::stdin().is_terminal();
+    let output = OutputOptions {
+        format: args.format,
+        maxrows: args.maxrows.unwrap_or(if interactive { 40 } else { 0 }),
+        quiet: args.quiet,
+        timing: true,
+    };
+    let mut executor = Executor {
+        session,
+        runtime,
+        output,
+    };
+    if interactive {
+        repl::run(&mut executor, args.history_file.clone())
+            .map_err(|e| format!("terminal: {e}"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for file in &args.files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read '{}': {e}", file.display()))?;
+        sources.push((file.display().to_string(), text));
+    }
+    for (index, command) in args.commands.iter().enumerate() {
+        let name = match args.commands.len() {
+            1 => "<command>".to_string(),
+            _ => format!("<command {}>", index + 1),
+        };
+        sources.push((name, command.clone()));
+    }
+    if args.files.is_empty() && args.commands.is_empty() {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        sources.push(("<stdin>".to_string(), text));
+    }
+
+    let mut failed = false;
+    for (name, text) in &sources {
+        let origin = Origin {
+            name: Some(name),
+            text,
+        };
+        match executor.run_text(origin, args.continue_on_error) {
+            RunStatus::Ok => {}
+            RunStatus::Failed(_) => {
+                failed = true;
+                if !args.continue_on_error {
+                    break;
+                }
+            }
+            RunStatus::Interrupted => {
+                eprintln!("cancelled");
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            RunStatus::OutputClosed => return Ok(ExitCode::SUCCESS),
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn load_tpch(
+    session: &Session,
+    runtime: &tokio::runtime::Runtime,
+    scale_factor: &str,
+    quiet: bool,
+) -> stagesql::Result<()> {
+    let scale_factor = tpch::parse_scale_factor(scale_factor)?;
+    let started = std::time::Instant::now();
+    let dir = runtime.block_on(session.load_tpch(scale_factor))?;
+    if !quiet {
+        eprintln!(
+            "TPC-H scale factor {scale_factor}: 8 tables from {} ({:.1} s)",
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn run_tests(
+    runtime: tokio::runtime::Runtime,
+    paths: &[std::path::PathBuf],
+    complete: bool,
+    conf: &[(String, String)],
+) -> ExitCode {
+    let options = slt::RunOptions {
+        complete,
+        session: SessionOptions {
+            settings: conf.to_vec(),
+            ..SessionOptions::default()
+        },
+    };
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(slt::run(paths, &options, &mut stdout)) {
+        Ok(summary) if complete => {
+            println!("completed {} files", summary.files);
+            ExitCode::SUCCESS
+        }
+        Ok(summary) => {
+            println!("{}", summary.line());
+            if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {}", error.message());
+            ExitCode::FAILURE
+        }
+    }
+}

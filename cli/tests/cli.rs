@@ -1,0 +1,372 @@
+//! The non-interactive CLI, driven as a user drives it: arguments, files and stdin in, stdout,
+//! stderr and the exit code out.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn stagesql() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stagesql"));
+    command.env_remove("STAGESQL_TPCH_DIR");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    stagesql()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("stagesql runs")
+}
+
+fn with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = stagesql()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stagesql starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("stagesql finishes")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const QUERY: &str = "select 1 as id, 'a,b' as name union all select 2, NULL order by id";
+
+#[test]
+fn table_format_prints_a_box_and_a_footer() {
+    let output = run(&["-c", QUERY]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("| id | name |"), "{text}");
+    assert!(text.contains("| 1  | a,b  |"), "{text}");
+    assert!(text.contains("| 2  | NULL |"), "{text}");
+    assert!(text.contains("2 rows in "), "{text}");
+}
+
+#[test]
+fn machine_formats_are_exact_and_footers_go_to_stderr() {
+    let cases = [
+        ("csv", "id,name\n1,\"a,b\"\n2,\n"),
+        ("tsv", "id\tname\n1\ta,b\n2\t\n"),
+        ("json", "[{\"id\":1,\"name\":\"a,b\"},{\"id\":2}]\n"),
+        ("ndjson", "{\"id\":1,\"name\":\"a,b\"}\n{\"id\":2}\n"),
+    ];
+    for (format, expected) in cases {
+        let output = run(&["--format", format, "-c", QUERY]);
+        assert!(output.status.success(), "{format}: {}", stderr(&output));
+        assert_eq!(stdout(&output), expected, "format {format}");
+        assert!(
+            stderr(&output).contains("2 rows"),
+            "{format}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn markdown_format() {
+    let output = run(&["--format", "markdown", "-q", "-c", QUERY]);
+    assert_eq!(
+        stdout(&output),
+        "| id | name |\n|---|---|\n| 1 | a,b |\n| 2 | NULL |\n"
+    );
+}
+
+#[test]
+fn empty_json_result_is_an_empty_array() {
+    let output = run(&["--format", "json", "-q", "-c", "select 1 as x where false"]);
+    assert_eq!(stdout(&output), "[]\n");
+}
+
+#[test]
+fn quiet_prints_only_results() {
+    let output = run(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "create table t as select 1 as x; select x from t",
+    ]);
+    assert_eq!(stdout(&output), "x\n1\n");
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn maxrows_cuts_tables_and_says_how_many_were_not_shown() {
+    let output = run(&[
+        "--maxrows",
+        "3",
+        "-c",
+        "select * from generate_series(1, 10)",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(
+        text.matches("\n| ").count(),
+        3 + 1,
+        "header plus three rows: {text}"
+    );
+    assert!(text.contains("10 rows (7 not shown"), "{text}");
+}
+
+#[test]
+fn statements_without_rows_print_their_tag() {
+    let output = run(&[
+        "-c",
+        "create table t (x int); insert into t values (1), (2); select * from t",
+    ]);
+    let text = stdout(&output);
+    assert!(text.contains("CREATE TABLE"), "{text}");
+    assert!(text.contains("INSERT 2"), "{text}");
+}
+
+#[test]
+fn script_stops_at_first_error_with_file_line_and_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("broken.sql");
+    std::fs::write(
+        &script,
+        "select 1 as first;\n\nselect *\n  fro t;\nselect 3 as never;\n",
+    )
+    .unwrap();
+    let output = run(&["-f", script.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains(&format!("{}:4:", script.display())), "{err}");
+    assert!(err.contains("4 |   fro t"), "{err}");
+    assert!(err.contains('^'), "{err}");
+    let out = stdout(&output);
+    assert!(out.contains("first"), "{out}");
+    assert!(!out.contains("never"), "{out}");
+}
+
+#[test]
+fn continue_on_error_runs_the_rest_but_still_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.sql");
+    std::fs::write(
+        &script,
+        "select * from missing_table;\nselect 3 as after;\n",
+    )
+    .unwrap();
+    let output = run(&["--continue-on-error", "-f", script.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("after"));
+    let err = stderr(&output);
+    assert!(err.contains("missing_table"), "{err}");
+    assert!(err.contains(&format!("{}:1:", script.display())), "{err}");
+}
+
+#[test]
+fn several_files_run_in_order_in_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("1.sql");
+    let second = dir.path().join("2.sql");
+    std::fs::write(&first, "create table t as select 42 as answer;").unwrap();
+    std::fs::write(&second, "select answer from t;").unwrap();
+    let output = run(&[
+        "-q",
+        "--format",
+        "csv",
+        "-f",
+        first.to_str().unwrap(),
+        second.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "answer\n42\n");
+}
+
+#[test]
+fn missing_script_file_is_named() {
+    let output = run(&["-f", "/no/such/file.sql"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot read '/no/such/file.sql'"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sql_from_stdin_when_it_is_not_a_terminal() {
+    let output = with_stdin(&["--format", "csv", "-q"], "select 6 * 7 as answer;\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "answer\n42\n");
+}
+
+#[test]
+fn syntax_error_from_command_shows_position_and_caret() {
+    let output = run(&["-c", "select 1;\nselec 2"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("--> <command>:2:1"), "{err}");
+    assert!(err.contains("2 | selec 2\n  | ^"), "{err}");
+}
+
+#[test]
+fn unknown_column_and_file_are_named() {
+    let output = run(&["-c", "select nope from (select 1 as x)"]);
+    assert!(stderr(&output).contains("nope"), "{}", stderr(&output));
+    let output = run(&["-c", "select * from '/no/such/data.parquet'"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("/no/such/data.parquet"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn set_and_conf_flag_report_their_source() {
+    let output = run(&[
+        "--conf",
+        "datafusion.execution.batch_size=1024",
+        "--format",
+        "csv",
+        "-q",
+        "-c",
+        "set datafusion.execution.target_partitions = 3; set -v",
+    ]);
+    let text = stdout(&output);
+    assert!(
+        text.contains("datafusion.execution.batch_size,1024,8192,command line,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("datafusion.execution.target_partitions,3,"),
+        "{text}"
+    );
+    let bad = run(&["-c", "set datafusion.execution.batch_sise = 3"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("did you mean 'datafusion.execution.batch_size'"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad_flag = run(&["--conf", "no_equals_sign", "-c", "select 1"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+    assert!(
+        stderr(&bad_flag).contains("expected KEY=VALUE"),
+        "{}",
+        stderr(&bad_flag)
+    );
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    let mut child = stagesql()
+        .args([
+            "--format",
+            "csv",
+            "-q",
+            "-c",
+            "select * from generate_series(1, 2000000)",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"));
+}
+
+#[test]
+fn help_documents_flags_with_defaults_and_version_prints() {
+    let help = stdout(&run(&["--help"]));
+    for flag in [
+        "--file",
+        "--command",
+        "--tpch",
+        "--tpch-dir",
+        "--format",
+        "--maxrows",
+        "--quiet",
+        "--continue-on-error",
+        "--conf",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    assert!(help.contains("[default: table]"), "{help}");
+    let version = stdout(&run(&["--version"]));
+    assert!(version.starts_with("stagesql "), "{version}");
+}
+
+#[test]
+fn tpch_data_is_generated_once_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let query = "select count(*) as n from nation; select count(*) > 0 as some from lineitem";
+    let first = run(&[
+        "--tpch",
+        "0.01",
+        "--tpch-dir",
+        cache,
+        "--format",
+        "csv",
+        "-c",
+        query,
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout(&first), "n\n25\nsome\ntrue\n");
+    let marker = Path::new(cache).join("sf0.01").join("_SUCCESS");
+    let generated = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    let second = run(&[
+        "--tpch",
+        "0.01",
+        "--tpch-dir",
+        cache,
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "select count(*) as n from region",
+    ]);
+    assert_eq!(stdout(&second), "n\n5\n");
+    assert_eq!(
+        std::fs::metadata(&marker).unwrap().modified().unwrap(),
+        generated
+    );
+    // The environment variable is the other way to choose the directory.
+    let by_env = stagesql()
+        .env("STAGESQL_TPCH_DIR", cache)
+        .args([
+            "--tpch",
+            "0.01",
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "select count(*) as n from region",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&by_env), "n\n5\n");
+}
+
+#[test]
+fn bad_scale_factor_is_a_clear_error() {
+    let output = run(&["--tpch", "zero", "-c", "select 1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("invalid scale factor 'zero'"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,168 @@
+//! Session configuration: every key with its value, default, description and *source*.
+//!
+//! Values come from several places, lowest precedence first: the built-in default → the
+//! command line (`--conf k=v`) → `SET k=v` in the session. When a setting seems ignored the
+//! first question is where its value came from, so [`Settings`] remembers that for every key
+//! and `SET -v` shows it. `RESET` returns a key to the value it had when the session started.
+//!
+//! DataFusion's own keys (`datafusion.*`) are passed through to its `ConfigOptions`, which
+//! validates them; unknown keys are errors, never silently stored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use datafusion::config::ConfigOptions;
+
+use crate::error::{Error, Result};
+
+/// Where a setting's current value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Default,
+    CommandLine,
+    Session,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Default => "default",
+            Source::CommandLine => "command line",
+            Source::Session => "SET",
+        })
+    }
+}
+
+/// One row of `SET -v` / `\conf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingRow {
+    pub key: String,
+    pub value: String,
+    pub default: String,
+    pub description: String,
+    pub source: Source,
+}
+
+/// Which keys were set from where, and the values the session started with.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Settings {
+    sources: BTreeMap<String, Source>,
+    startup: BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub(crate) fn record(&mut self, key: &str, value: &str, source: Source) {
+        self.sources.insert(key.to_string(), source);
+        if source == Source::CommandLine {
+            self.startup.insert(key.to_string(), value.to_string());
+        }
+    }
+
+    /// The value `RESET key` restores: the startup value if there was one, else the default.
+    pub(crate) fn startup_value(&self, key: &str) -> Option<&str> {
+        self.startup.get(key).map(String::as_str)
+    }
+
+    pub(crate) fn forget(&mut self, key: &str) {
+        match self.startup.contains_key(key) {
+            true => self.sources.insert(key.to_string(), Source::CommandLine),
+            false => self.sources.remove(key),
+        };
+    }
+
+    pub(crate) fn keys_set_in_session(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter(|(_, source)| **source == Source::Session)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Every known key, current value first, as `SET -v` shows them.
+    pub(crate) fn rows(&self, options: &ConfigOptions) -> Vec<SettingRow> {
+        let defaults: BTreeMap<String, Option<String>> = ConfigOptions::default()
+            .entries()
+            .into_iter()
+            .map(|entry| (entry.key, entry.value))
+            .collect();
+        options
+            .entries()
+            .into_iter()
+            .map(|entry| SettingRow {
+                default: defaults
+                    .get(&entry.key)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "NULL".into()),
+                source: self
+                    .sources
+                    .get(&entry.key)
+                    .copied()
+                    .unwrap_or(Source::Default),
+                value: entry.value.unwrap_or_else(|| "NULL".into()),
+                description: entry.description.to_string(),
+                key: entry.key,
+            })
+            .collect()
+    }
+}
+
+/// Checks that `key` names a setting this session knows, with a hint when it does not.
+pub(crate) fn check_key(key: &str, options: &ConfigOptions) -> Result<()> {
+    if options.entries().iter().any(|entry| entry.key == key) {
+        return Ok(());
+    }
+    let hint = options
+        .entries()
+        .into_iter()
+        .map(|entry| entry.key)
+        .min_by_key(|candidate| edit_distance(candidate, key))
+        .filter(|candidate| edit_distance(candidate, key) <= 3)
+        .map(|candidate| format!(" (did you mean '{candidate}'?)"))
+        .unwrap_or_default();
+    Err(Error::Config(format!(
+        "unknown configuration key '{key}'{hint}; `SET -v` lists every key"
+    )))
+}
+
+/// Levenshtein distance, for "did you mean" hints on misspelt keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_keys_get_a_hint() {
+        let err = check_key("datafusion.execution.batch_sise", &ConfigOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean 'datafusion.execution.batch_size'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reset_returns_to_the_startup_value() {
+        let mut settings = Settings::default();
+        settings.record("k", "1", Source::CommandLine);
+        settings.record("k", "2", Source::Session);
+        assert_eq!(settings.startup_value("k"), Some("1"));
+        settings.forget("k");
+        assert_eq!(settings.sources.get("k"), Some(&Source::CommandLine));
+    }
+}

@@ -1,0 +1,16 @@
+//! stagesql: a SQL engine on Apache DataFusion that runs queries the way Apache Spark does and
+//! explains what it did.
+//!
+//! The entry point is [`Session`]; everything a front end (the `stagesql` CLI, a test, a
+//! benchmark) needs goes through it.
+
+pub mod config;
+pub mod error;
+pub mod session;
+pub mod slt;
+pub mod sql;
+pub mod tpch;
+
+pub use datafusion;
+pub use error::{Error, Result};
+pub use session::{Completion, Session, SessionOptions, StatementOutput, StatementResult};

@@ -1,0 +1,441 @@
+//! The [`Session`]: configuration, catalog and statement execution.
+//!
+//! Text flows in through [`Session::sql`] (collect everything) or [`Session::statements`] +
+//! [`Session::execute`] (one statement at a time, rows streamed), which is what the CLI uses
+//! so it can report each statement's error against its own position and cancel a running one.
+//!
+//! ```text
+//!   text ──split──▶ SqlStatement ──Command?──▶ SET / RESET handled here
+//!                        │
+//!                        └──parse + plan (DataFusion)──▶ DDL: done on the spot
+//!                                                     └─▶ query / DML: a record batch stream
+//! ```
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::config::ConfigField;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::TryStreamExt;
+
+use crate::config::{self, SettingRow, Settings, Source};
+use crate::error::{Error, Result};
+use crate::sql::{self, Command, SqlStatement};
+use crate::tpch;
+
+/// How to build a [`Session`].
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Settings given at startup (`--conf key=value`), applied in order.
+    pub settings: Vec<(String, String)>,
+    /// Where generated TPC-H data is cached; `None` means [`tpch::default_cache_dir`].
+    pub tpch_dir: Option<PathBuf>,
+}
+
+/// A SQL session: DataFusion's `SessionContext` (with `information_schema`), the settings
+/// with where each value came from, and the catalog of tables and views.
+pub struct Session {
+    ctx: SessionContext,
+    settings: Mutex<Settings>,
+    tpch_dir: PathBuf,
+}
+
+/// What one statement produced.
+pub enum StatementOutput {
+    /// A query's rows, streamed. Dropping the stream cancels the query.
+    Rows(SendableRecordBatchStream),
+    /// A statement that returns no rows: DDL, INSERT, SET.
+    Done(Completion),
+}
+
+/// The outcome of a statement that returns no rows, e.g. `CREATE TABLE` or `INSERT 3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// What was done, in SQL words (`CREATE TABLE`, `INSERT`, `SET`).
+    pub tag: String,
+    /// Rows written, for statements that write.
+    pub rows: Option<u64>,
+}
+
+impl std::fmt::Display for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rows {
+            Some(rows) => write!(f, "{} {rows}", self.tag),
+            None => f.write_str(&self.tag),
+        }
+    }
+}
+
+/// A statement's collected result, as returned by [`Session::sql`].
+#[derive(Debug, Clone)]
+pub enum StatementResult {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    Done(Completion),
+}
+
+impl StatementResult {
+    /// The rows of a query result (`None` for a statement that returns no rows).
+    pub fn batches(&self) -> Option<&[RecordBatch]> {
+        match self {
+            StatementResult::Rows { batches, .. } => Some(batches),
+            StatementResult::Done(_) => None,
+        }
+    }
+}
+
+impl Session {
+    /// A session with default settings.
+    pub fn new() -> Result<Self> {
+        Self::with_options(SessionOptions::default())
+    }
+
+    pub fn with_options(options: SessionOptions) -> Result<Self> {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        // Spans let planning errors (an unknown column, say) point at their place in the SQL.
+        config.options_mut().sql_parser.collect_spans = true;
+        let session = Self {
+            ctx: SessionContext::new_with_config(config).enable_url_table(),
+            settings: Mutex::new(Settings::default()),
+            tpch_dir: options
+                .tpch_dir
+                .clone()
+                .unwrap_or_else(tpch::default_cache_dir),
+        };
+        for (key, value) in &options.settings {
+            session.set(key, value, Source::CommandLine)?;
+        }
+        Ok(session)
+    }
+
+    /// The DataFusion context underneath, for registering tables and functions.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Splits `text` into its statements (see [`sql::split_statements`]).
+    pub fn statements(&self, text: &str) -> Result<Vec<SqlStatement>> {
+        sql::split_statements(text)
+    }
+
+    /// Parses every statement in `text` without running anything; the error of the first
+    /// statement that does not parse carries its position in `text`.
+    pub fn check_syntax(&self, text: &str) -> Result<()> {
+        let dialect = self.ctx.state().config().options().sql_parser.dialect;
+        for statement in self.statements(text)? {
+            if Command::parse(&statement.text)?.is_none() {
+                self.ctx
+                    .state()
+                    .sql_to_statement(&statement.positioned_text(), &dialect)
+                    .map_err(syntax_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every statement in `text` in order and collects the results. Stops at the first
+    /// statement that fails.
+    pub async fn sql(&self, text: &str) -> Result<Vec<StatementResult>> {
+        let mut results = Vec::new();
+        for statement in self.statements(text)? {
+            results.push(match self.execute(&statement).await? {
+                StatementOutput::Rows(stream) => {
+                    let schema = stream.schema();
+                    let batches = stream.try_collect().await?;
+                    StatementResult::Rows { schema, batches }
+                }
+                StatementOutput::Done(completion) => StatementResult::Done(completion),
+            });
+        }
+        Ok(results)
+    }
+
+    /// Runs one statement. DDL and settings take effect before this returns; a query returns
+    /// its rows as a stream that runs as it is read.
+    pub async fn execute(&self, statement: &SqlStatement) -> Result<StatementOutput> {
+        if let Some(command) = Command::parse(&statement.text)? {
+            return self.run_command(command).await;
+        }
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let parsed = state
+            .sql_to_statement(&statement.positioned_text(), &dialect)
+            .map_err(syntax_error)?;
+        let plan = state
+            .statement_to_plan(parsed)
+            .await
+            .map_err(missing_file)?;
+        let tag = completion_tag(&plan);
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        match tag {
+            None => Ok(StatementOutput::Rows(frame.execute_stream().await?)),
+            Some(tag @ ("INSERT" | "COPY" | "DELETE" | "UPDATE")) => {
+                let batches = frame.collect().await?;
+                Ok(StatementOutput::Done(Completion {
+                    tag: tag.to_string(),
+                    rows: Some(count_column_total(&batches)),
+                }))
+            }
+            Some(tag) => Ok(StatementOutput::Done(Completion {
+                tag: tag.to_string(),
+                rows: None,
+            })),
+        }
+    }
+
+    /// Sets `key` to `value`, remembering where the value came from.
+    pub fn set(&self, key: &str, value: &str, source: Source) -> Result<()> {
+        let state = self.ctx.state_ref();
+        {
+            let mut state = state.write();
+            config::check_key(key, state.config().options())?;
+            state
+                .config_mut()
+                .options_mut()
+                .set(key, value)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "invalid value '{value}' for '{key}': {}",
+                        e.message()
+                    ))
+                })?;
+        }
+        self.settings
+            .lock()
+            .expect("settings lock poisoned")
+            .record(key, value, source);
+        Ok(())
+    }
+
+    /// Returns `key` (or every key) to its startup value.
+    pub fn reset(&self, key: Option<&str>) -> Result<()> {
+        let keys = match key {
+            Some(key) => {
+                config::check_key(key, self.ctx.state().config().options())?;
+                vec![key.to_string()]
+            }
+            None => self
+                .settings
+                .lock()
+                .expect("settings lock poisoned")
+                .keys_set_in_session(),
+        };
+        for key in keys {
+            let startup = self
+                .settings
+                .lock()
+                .expect("settings lock poisoned")
+                .startup_value(&key)
+                .map(str::to_string);
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            let options = state.config_mut().options_mut();
+            match startup {
+                Some(value) => options.set(&key, &value)?,
+                None => options.reset(&key)?,
+            }
+            self.settings
+                .lock()
+                .expect("settings lock poisoned")
+                .forget(&key);
+        }
+        Ok(())
+    }
+
+    /// Every setting with its value, default, description and source, optionally only the
+    /// keys starting with `prefix`.
+    pub fn settings(&self, prefix: Option<&str>) -> Vec<SettingRow> {
+        let state = self.ctx.state();
+        self.settings
+            .lock()
+            .expect("settings lock poisoned")
+            .rows(state.config().options())
+            .into_iter()
+            .filter(|row| prefix.is_none_or(|prefix| row.key.starts_with(prefix)))
+            .collect()
+    }
+
+    /// Table names and their columns in the default schema, for completion and `\d`.
+    pub async fn tables(&self) -> Result<Vec<(String, SchemaRef)>> {
+        let mut tables = Vec::new();
+        let catalog = self.ctx.state().config().options().catalog.clone();
+        let Some(schema) = self
+            .ctx
+            .catalog(&catalog.default_catalog)
+            .and_then(|c| c.schema(&catalog.default_schema))
+        else {
+            return Ok(tables);
+        };
+        let mut names = schema.table_names();
+        names.sort();
+        for name in names {
+            if let Some(table) = schema.table(&name).await? {
+                tables.push((name, table.schema()));
+            }
+        }
+        Ok(tables)
+    }
+
+    /// Generates the TPC-H tables at `scale_factor` (once; later calls find them in the cache
+    /// directory) and registers them. Returns the directory holding the data.
+    pub async fn load_tpch(&self, scale_factor: f64) -> Result<PathBuf> {
+        let cache_dir = self.tpch_dir.clone();
+        let dir = tokio::task::spawn_blocking(move || tpch::ensure_data(&cache_dir, scale_factor))
+            .await
+            .map_err(|e| Error::Tpch(format!("generator task failed: {e}")))??;
+        tpch::register(self, &dir).await?;
+        Ok(dir)
+    }
+
+    async fn run_command(&self, command: Command) -> Result<StatementOutput> {
+        match command {
+            Command::Set { key, value } => {
+                self.set(&key, &value, Source::Session)?;
+                done("SET")
+            }
+            Command::ShowSetting { key } => {
+                let rows: Vec<_> = self
+                    .settings(None)
+                    .into_iter()
+                    .filter(|r| r.key == key)
+                    .collect();
+                if rows.is_empty() {
+                    config::check_key(&key, self.ctx.state().config().options())?;
+                }
+                Ok(settings_output(rows, false))
+            }
+            Command::ShowSettings { verbose } => {
+                let rows = self.settings(None);
+                let rows = match verbose {
+                    true => rows,
+                    false => rows
+                        .into_iter()
+                        .filter(|r| r.source != Source::Default)
+                        .collect(),
+                };
+                Ok(settings_output(rows, verbose))
+            }
+            Command::Reset { key } => {
+                self.reset(key.as_deref())?;
+                done("RESET")
+            }
+            Command::Dbgen { scale_factor } => {
+                self.load_tpch(scale_factor).await?;
+                done("CALL")
+            }
+        }
+    }
+}
+
+fn done(tag: &str) -> Result<StatementOutput> {
+    Ok(StatementOutput::Done(Completion {
+        tag: tag.to_string(),
+        rows: None,
+    }))
+}
+
+/// `SET` shows key and value; `SET -v` adds default, source and description.
+fn settings_output(rows: Vec<SettingRow>, verbose: bool) -> StatementOutput {
+    let column = |values: Vec<String>| Arc::new(StringArray::from(values)) as _;
+    let mut fields = vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+    ];
+    let mut columns = vec![
+        column(rows.iter().map(|r| r.key.clone()).collect()),
+        column(rows.iter().map(|r| r.value.clone()).collect()),
+    ];
+    if verbose {
+        for name in ["default", "source", "description"] {
+            fields.push(Field::new(name, DataType::Utf8, false));
+        }
+        columns.push(column(rows.iter().map(|r| r.default.clone()).collect()));
+        columns.push(column(rows.iter().map(|r| r.source.to_string()).collect()));
+        columns.push(column(rows.iter().map(|r| r.description.clone()).collect()));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match the schema");
+    let stream = futures::stream::iter([Ok(batch)]);
+    StatementOutput::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+}
+
+/// The completion tag for statements that return no rows; `None` for queries.
+fn completion_tag(plan: &LogicalPlan) -> Option<&'static str> {
+    match plan {
+        LogicalPlan::Ddl(ddl) => Some(match ddl {
+            DdlStatement::CreateExternalTable(_) => "CREATE EXTERNAL TABLE",
+            DdlStatement::CreateMemoryTable(_) => "CREATE TABLE",
+            DdlStatement::CreateView(_) => "CREATE VIEW",
+            DdlStatement::CreateCatalogSchema(_) => "CREATE SCHEMA",
+            DdlStatement::CreateCatalog(_) => "CREATE DATABASE",
+            DdlStatement::CreateIndex(_) => "CREATE INDEX",
+            DdlStatement::DropTable(_) => "DROP TABLE",
+            DdlStatement::DropView(_) => "DROP VIEW",
+            DdlStatement::DropCatalogSchema(_) => "DROP SCHEMA",
+            DdlStatement::CreateFunction(_) => "CREATE FUNCTION",
+            DdlStatement::DropFunction(_) => "DROP FUNCTION",
+        }),
+        LogicalPlan::Dml(dml) => Some(match dml.op {
+            datafusion::logical_expr::WriteOp::Insert(_) => "INSERT",
+            datafusion::logical_expr::WriteOp::Delete => "DELETE",
+            datafusion::logical_expr::WriteOp::Update => "UPDATE",
+            _ => "WRITE",
+        }),
+        LogicalPlan::Copy(_) => Some("COPY"),
+        LogicalPlan::Statement(_) => Some("OK"),
+        _ => None,
+    }
+}
+
+/// DML plans return one `count` row per written partition; the total is the rows written.
+fn count_column_total(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|batch| batch.column(0).as_any().downcast_ref::<UInt64Array>())
+        .flat_map(|counts| counts.iter().flatten())
+        .sum()
+}
+
+/// A DataFusion parse error becomes a [`Error::Syntax`] with the position sqlparser reported.
+fn syntax_error(error: DataFusionError) -> Error {
+    match error.find_root() {
+        DataFusionError::SQL(parser_error, _) => {
+            let (message, position) = sql::parse_error_position(&parser_error.to_string());
+            Error::Syntax { message, position }
+        }
+        _ => Error::DataFusion(error),
+    }
+}
+
+/// `SELECT * FROM 'data/x.csv'` on a path that does not exist reaches DataFusion as an unknown
+/// table; say what the user meant instead.
+fn missing_file(error: DataFusionError) -> Error {
+    let message = error.find_root().to_string();
+    let name = message
+        .split_once("table '")
+        .and_then(|(_, rest)| rest.split_once("' not found"))
+        .map(|(name, _)| name.trim_start_matches("datafusion.public."));
+    match name {
+        Some(path) if looks_like_a_path(path) => Error::DataFusion(DataFusionError::Plan(format!(
+            "no such file or directory: '{path}' (a quoted name in FROM is read as a file path)"
+        ))),
+        _ => Error::DataFusion(error),
+    }
+}
+
+fn looks_like_a_path(name: &str) -> bool {
+    name.contains('/')
+        || [
+            ".parquet", ".csv", ".json", ".ndjson", ".arrow", ".avro", ".tsv",
+        ]
+        .iter()
+        .any(|extension| name.to_ascii_lowercase().ends_with(extension))
+}

@@ -1,0 +1,183 @@
+//! sqllogictest: runs `.slt` files against a [`Session`].
+//!
+//! [`run`] takes files or directories (searched recursively for `*.slt`), gives every file a
+//! fresh session, runs its records in order and counts each `statement` and `query` record as
+//! passed or failed. Failures are reported as they happen, with file:line, the SQL and expected
+//! versus actual output. With `complete: true` the expected results are rewritten in place
+//! from what the engine returns instead.
+//!
+//! Relative paths inside a file (`LOCATION 'data/x.csv'`) are resolved against the file's
+//! own directory, so a suite runs the same from any working directory. Records guarded by
+//! `onlyif stagesql` / `skipif stagesql` see the engine name `stagesql`.
+
+mod driver;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sqllogictest::{
+    Record, RecordOutput, Runner, default_normalizer, default_validator, strict_column_validator,
+};
+
+pub use driver::Driver;
+
+use crate::error::{Error, Result};
+use crate::session::SessionOptions;
+
+/// The engine name `onlyif` / `skipif` conditions match.
+pub const ENGINE_NAME: &str = "stagesql";
+
+/// How to run a set of `.slt` files.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rewrite expected results in place instead of checking them.
+    pub complete: bool,
+    /// Settings every file's session starts with.
+    pub session: SessionOptions,
+}
+
+/// Counts of a run. `failures` holds one rendered report per failed record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub files: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub failures: Vec<String>,
+}
+
+impl Summary {
+    /// `N passed, N failed` (and skipped, when any were).
+    pub fn line(&self) -> String {
+        match self.skipped {
+            0 => format!("{} passed, {} failed", self.passed, self.failed),
+            skipped => format!(
+                "{} passed, {} failed, {skipped} skipped",
+                self.passed, self.failed
+            ),
+        }
+    }
+}
+
+/// Every `.slt` file named by `paths` (directories searched recursively), sorted.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+        if metadata.is_dir() {
+            collect_dir(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read directory", dir, e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io("cannot read directory", dir, e))?
+            .path();
+        if path.is_dir() {
+            collect_dir(&path, files)?;
+        } else if path.extension().is_some_and(|ext| ext == "slt") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Runs (or completes) every file under `paths`, writing progress and failure reports to
+/// `out`. Returns the counts; the caller decides the exit code.
+pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
+    let files = collect_files(paths)?
+        .into_iter()
+        .map(|file| std::path::absolute(&file).map_err(|e| Error::io("cannot resolve", file, e)))
+        .collect::<Result<Vec<_>>>()?;
+    let original_dir = std::env::current_dir().map_err(|e| Error::io("cannot read", ".", e))?;
+    let mut summary = Summary::default();
+    for file in &files {
+        summary.files += 1;
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        std::env::set_current_dir(dir).map_err(|e| Error::io("cannot enter", dir, e))?;
+        let outcome = match options.complete {
+            true => complete_file(file, options, out).await,
+            false => run_file(file, options, &mut summary, out).await,
+        };
+        std::env::set_current_dir(&original_dir)
+            .map_err(|e| Error::io("cannot enter", &original_dir, e))?;
+        outcome?;
+    }
+    Ok(summary)
+}
+
+fn runner(
+    options: &RunOptions,
+) -> Runner<Driver, impl sqllogictest::MakeConnection<Conn = Driver>> {
+    let session_options = options.session.clone();
+    let mut runner = Runner::new(move || {
+        let session_options = session_options.clone();
+        async move { Driver::new(session_options) }
+    });
+    runner.add_label(ENGINE_NAME);
+    runner
+}
+
+async fn run_file(
+    file: &Path,
+    options: &RunOptions,
+    summary: &mut Summary,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let records = match sqllogictest::parse_file(file) {
+        Ok(records) => records,
+        Err(error) => {
+            summary.failed += 1;
+            let report = format!("{}: cannot parse: {error}", file.display());
+            let _ = writeln!(out, "{report}");
+            summary.failures.push(report);
+            return Ok(());
+        }
+    };
+    let mut runner = runner(options);
+    for record in records {
+        let counted = match &record {
+            Record::Halt { .. } => break,
+            Record::Statement { .. } | Record::Query { .. } | Record::System { .. } => true,
+            _ => false,
+        };
+        match runner.run_async(record).await {
+            Ok(RecordOutput::Nothing) if counted => summary.skipped += 1,
+            Ok(_) if counted => summary.passed += 1,
+            Ok(_) => {}
+            Err(error) => {
+                summary.failed += 1;
+                let report = format!("{}\n", error.display(false));
+                let _ = writeln!(out, "{report}");
+                summary.failures.push(report);
+            }
+        }
+    }
+    runner.shutdown_async().await;
+    Ok(())
+}
+
+async fn complete_file(file: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<()> {
+    let mut runner = runner(options);
+    runner
+        .update_test_file(
+            file,
+            " ",
+            default_validator,
+            default_normalizer,
+            // Strict, so completion writes the real column types over placeholders like `?`.
+            strict_column_validator,
+        )
+        .await
+        .map_err(|e| Error::Slt(format!("cannot complete {}: {e}", file.display())))?;
+    let _ = writeln!(out, "completed {}", file.display());
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Statements the session handles itself instead of handing them to DataFusion.
+//!
+//! Spark's `SET` is free-form (`SET spark.sql.shuffle.partitions=8`, `SET -v`, `SET key`),
+//! which no SQL grammar covers, so it is recognised from the text: the first word decides, the
+//! rest is split at the first `=` exactly as Spark's `SetCommand` parser does.
+
+use crate::error::{Error, Result};
+
+/// A statement with session-level meaning, recognised before SQL parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `SET key = value`, `SET key TO value`.
+    Set { key: String, value: String },
+    /// `SET key`: show one setting.
+    ShowSetting { key: String },
+    /// `SET`: the settings that differ from their defaults; `SET -v`: every setting with its
+    /// default, description and source.
+    ShowSettings { verbose: bool },
+    /// `RESET key` back to its default (or the value given at startup); `RESET` for all.
+    Reset { key: Option<String> },
+    /// `CALL dbgen(sf = 0.01)`: generate (once) and register the TPC-H tables, as in DuckDB.
+    Dbgen { scale_factor: f64 },
+}
+
+impl Command {
+    /// Recognises `text` as a [`Command`], or returns `None` when it is ordinary SQL.
+    pub fn parse(text: &str) -> Result<Option<Command>> {
+        let text = text.trim();
+        let (word, rest) = match text.find(|c: char| c.is_whitespace()) {
+            Some(i) => (&text[..i], text[i..].trim()),
+            None => (text, ""),
+        };
+        match word.to_ascii_lowercase().as_str() {
+            "set" => parse_set(rest).map(Some),
+            "reset" => Ok(Some(Command::Reset {
+                key: (!rest.is_empty()).then(|| unquote(rest).to_string()),
+            })),
+            "call" => parse_call(rest),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn parse_set(rest: &str) -> Result<Command> {
+    if rest.is_empty() {
+        return Ok(Command::ShowSettings { verbose: false });
+    }
+    if rest == "-v" {
+        return Ok(Command::ShowSettings { verbose: true });
+    }
+    let (key, value) = if let Some((key, value)) = rest.split_once('=') {
+        (key.trim(), Some(value.trim()))
+    } else {
+        // `SET key TO value` / `SET key value` (PostgreSQL and DataFusion habits).
+        let mut parts = rest.splitn(2, char::is_whitespace);
+        let key = parts.next().unwrap_or_default();
+        let value = parts.next().map(|v| {
+            let v = v.trim();
+            match v.split_once(char::is_whitespace) {
+                Some((to, value)) if to.eq_ignore_ascii_case("to") => value.trim(),
+                _ => v,
+            }
+        });
+        (key, value)
+    };
+    let key = unquote(key);
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(Error::Config(format!(
+            "SET expects `SET key = value`, `SET key` or `SET -v`, got `SET {rest}`"
+        )));
+    }
+    Ok(match value {
+        Some(value) => Command::Set {
+            key: key.to_string(),
+            value: unquote(value).to_string(),
+        },
+        None => Command::ShowSetting {
+            key: key.to_string(),
+        },
+    })
+}
+
+/// `dbgen(sf = 0.1)` (also `sf := 0.1`, `sf => 0.1`, `dbgen(0.1)`); other procedures are not
+/// ours and go to DataFusion, which reports them.
+fn parse_call(rest: &str) -> Result<Option<Command>> {
+    let Some(arguments) = rest
+        .strip_prefix("dbgen")
+        .or_else(|| rest.strip_prefix("DBGEN"))
+        .map(str::trim)
+    else {
+        return Ok(None);
+    };
+    let usage = || {
+        Error::Config(format!(
+            "CALL dbgen expects `CALL dbgen(sf = 0.1)`, got `CALL {rest}`"
+        ))
+    };
+    let inner = arguments
+        .strip_prefix('(')
+        .and_then(|a| a.strip_suffix(')'))
+        .ok_or_else(usage)?
+        .trim();
+    let value = match inner.split_once(['=', '>', ':']) {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("sf") => {
+            value.trim_start_matches(['=', '>']).trim()
+        }
+        Some(_) => return Err(usage()),
+        None => inner,
+    };
+    let scale_factor = crate::tpch::parse_scale_factor(value)?;
+    Ok(Some(Command::Dbgen { scale_factor }))
+}
+
+/// Strips one pair of matching quotes or backticks.
+fn unquote(s: &str) -> &str {
+    for quote in ['\'', '"', '`'] {
+        if let Some(inner) = s.strip_prefix(quote).and_then(|s| s.strip_suffix(quote)) {
+            return inner;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str) -> Option<Command> {
+        Some(Command::Set {
+            key: key.into(),
+            value: value.into(),
+        })
+    }
+
+    #[test]
+    fn recognises_spark_and_postgres_forms_of_set() {
+        let parse = |s| Command::parse(s).unwrap();
+        assert_eq!(
+            parse("SET spark.sql.shuffle.partitions=8"),
+            set("spark.sql.shuffle.partitions", "8")
+        );
+        assert_eq!(parse("set a.b = 'x y'"), set("a.b", "x y"));
+        assert_eq!(parse("SET a.b TO 3"), set("a.b", "3"));
+        assert_eq!(parse("SET a.b 3"), set("a.b", "3"));
+        assert_eq!(
+            parse("SET a.b"),
+            Some(Command::ShowSetting { key: "a.b".into() })
+        );
+        assert_eq!(parse("SET"), Some(Command::ShowSettings { verbose: false }));
+        assert_eq!(
+            parse("set -v"),
+            Some(Command::ShowSettings { verbose: true })
+        );
+        assert_eq!(parse("RESET"), Some(Command::Reset { key: None }));
+        assert_eq!(
+            parse("reset a.b"),
+            Some(Command::Reset {
+                key: Some("a.b".into())
+            })
+        );
+        assert_eq!(
+            parse("CALL dbgen(sf = 0.01)"),
+            Some(Command::Dbgen { scale_factor: 0.01 })
+        );
+        assert_eq!(
+            parse("call dbgen(sf => 1)"),
+            Some(Command::Dbgen { scale_factor: 1.0 })
+        );
+        assert_eq!(
+            parse("call dbgen(0.1)"),
+            Some(Command::Dbgen { scale_factor: 0.1 })
+        );
+        assert_eq!(parse("call other_proc()"), None);
+        assert_eq!(parse("select 1"), None);
+        assert_eq!(parse("settle"), None);
+    }
+
+    #[test]
+    fn malformed_set_is_an_error() {
+        assert!(Command::parse("SET = 3").is_err());
+        assert!(Command::parse("CALL dbgen(sf = -1)").is_err());
+        assert!(Command::parse("CALL dbgen(scale = 1)").is_err());
+        assert!(Command::parse("CALL dbgen").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! The `Session` API as a program embedding stagesql uses it.
+
+use stagesql::config::Source;
+use stagesql::sql::Position;
+use stagesql::{Completion, Error, Session, StatementResult};
+
+fn single_value(results: &[StatementResult]) -> String {
+    let batches = results
+        .last()
+        .and_then(StatementResult::batches)
+        .expect("rows");
+    let rows = stagesql::tpch::answers::rows(batches).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0].join("|")
+}
+
+#[tokio::test]
+async fn many_statements_return_one_result_each() {
+    let session = Session::new().unwrap();
+    let results = session
+        .sql("create table t (x int); insert into t values (1), (2), (3); select sum(x) from t")
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(
+        matches!(&results[0], StatementResult::Done(Completion { tag, rows: None }) if tag == "CREATE TABLE")
+    );
+    assert!(
+        matches!(&results[1], StatementResult::Done(Completion { tag, rows: Some(3) }) if tag == "INSERT")
+    );
+    assert_eq!(single_value(&results), "6");
+}
+
+#[tokio::test]
+async fn views_and_ctas_are_catalog_objects() {
+    let session = Session::new().unwrap();
+    session
+        .sql("create table base as select * from (values (1, 'a'), (2, 'b')) as v(id, name); create view only_b as select * from base where name = 'b'")
+        .await
+        .unwrap();
+    assert_eq!(
+        single_value(&session.sql("select id from only_b").await.unwrap()),
+        "2"
+    );
+    let tables: Vec<String> = session
+        .tables()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(tables, vec!["base", "only_b"]);
+}
+
+#[tokio::test]
+async fn syntax_errors_carry_positions_in_the_whole_text() {
+    let session = Session::new().unwrap();
+    let error = session
+        .sql("select 1;\n\nselect * form t")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Syntax { .. }), "{error:?}");
+    assert_eq!(
+        error.position(),
+        Some(Position {
+            line: 3,
+            column: 10
+        })
+    );
+    assert!(session.check_syntax("select 1; select 2").is_ok());
+    assert!(session.check_syntax("select 1; selec 2").is_err());
+}
+
+#[tokio::test]
+async fn unknown_columns_point_at_their_place() {
+    let session = Session::new().unwrap();
+    let error = session
+        .sql("select 1;\nselect x, nope from (select 1 as x)")
+        .await
+        .unwrap_err();
+    assert!(error.message().contains("nope"), "{}", error.message());
+    assert_eq!(error.position().map(|p| p.line), Some(2));
+}
+
+#[tokio::test]
+async fn settings_track_their_source_and_reset() {
+    let session = Session::with_options(stagesql::SessionOptions {
+        settings: vec![("datafusion.execution.batch_size".into(), "100".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let row = |session: &Session| {
+        session
+            .settings(Some("datafusion.execution.batch_size"))
+            .remove(0)
+    };
+    assert_eq!(
+        (row(&session).value, row(&session).source),
+        ("100".into(), Source::CommandLine)
+    );
+    session
+        .sql("SET datafusion.execution.batch_size = 200")
+        .await
+        .unwrap();
+    assert_eq!(
+        (row(&session).value, row(&session).source),
+        ("200".into(), Source::Session)
+    );
+    session
+        .sql("RESET datafusion.execution.batch_size")
+        .await
+        .unwrap();
+    assert_eq!(
+        (row(&session).value, row(&session).source),
+        ("100".into(), Source::CommandLine)
+    );
+    assert_eq!(
+        single_value(
+            &session
+                .sql("SET datafusion.execution.batch_size")
+                .await
+                .unwrap()
+        ),
+        "datafusion.execution.batch_size|100"
+    );
+    let error = session.sql("SET spark.nonsense = 1").await.unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("unknown configuration key 'spark.nonsense'")
+    );
+    let error = session
+        .sql("SET datafusion.execution.batch_size = lots")
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("invalid value 'lots'"),
+        "{}",
+        error.message()
+    );
+}

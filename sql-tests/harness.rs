@@ -1,0 +1,58 @@
+//! Runs every `sql-tests/**/*.slt` file through the engine and fails on any failure.
+//!
+//! `cargo test -p stagesql-sql-tests` ends with the line `N passed, N failed`. Arguments
+//! narrow the run: `cargo test -p stagesql-sql-tests -- explain` runs only files whose path
+//! contains `explain`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use stagesql::slt::{self, RunOptions};
+
+fn main() -> ExitCode {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // libtest-style flags (`--nocapture`, `--test-threads`) are accepted and ignored; the
+    // remaining words filter files by path.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let files = match slt::collect_files(std::slice::from_ref(&root)) {
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("error: {}", error.message());
+            return ExitCode::FAILURE;
+        }
+    };
+    let files: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|file| {
+            let name = file
+                .strip_prefix(&root)
+                .unwrap_or(file)
+                .to_string_lossy()
+                .into_owned();
+            filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str()))
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(slt::run(&files, &RunOptions::default(), &mut stdout)) {
+        Ok(summary) => {
+            println!("sqllogictest: {} files", summary.files);
+            println!("{}", summary.line());
+            if summary.failed == 0 && summary.passed > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {}", error.message());
+            ExitCode::FAILURE
+        }
+    }
+}
