@@ -4,11 +4,20 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// stagesql: SQL on Apache DataFusion, run and explained the way Apache Spark runs it.
-///
-/// Without -f, -c or piped input, starts an interactive prompt.
+/// Command-line arguments of `stagesql`.
 #[derive(Debug, Parser)]
-#[command(name = "stagesql", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "stagesql",
+    version,
+    about = "SQL on Apache DataFusion, run and explained the way Apache Spark runs it.\n\n\
+             Without -f, -c or piped input, starts an interactive prompt (\\? there lists its commands).",
+    after_help = "Examples:\n  \
+                  stagesql --tpch 0.1                      prompt with the TPC-H tables\n  \
+                  stagesql -f setup.sql queries.sql        run scripts\n  \
+                  stagesql -c 'select 1' --format json     run statements\n  \
+                  stagesql test sql-tests/                 run sqllogictest files",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,

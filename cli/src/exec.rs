@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::FutureExt;
 use stagesql::sql::{SqlStatement, caret_snippet};
 use stagesql::{Error, Session, StatementOutput};
 use tokio::runtime::Runtime;
@@ -101,13 +102,24 @@ impl Executor {
             }
             Ok(())
         };
+        // A panic in the engine is a bug, but it must not take the session (or the prompt's
+        // unsaved work) down with it: it becomes this statement's error.
+        let work = std::panic::AssertUnwindSafe(work).catch_unwind();
         self.runtime.block_on(async {
             tokio::select! {
-                result = work => result,
+                result = work => result.unwrap_or_else(|panic| Err(Failure::Error(Error::Internal(panic_message(&panic))))),
                 _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
             }
         })
     }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// Why a statement did not complete.

@@ -370,3 +370,108 @@ fn bad_scale_factor_is_a_clear_error() {
         stderr(&output)
     );
 }
+
+const PASSING_AND_FAILING: &str = "\
+# a suite with one passing and one failing query
+statement ok
+create table t as select * from (values (1), (2)) as v(x)
+
+query I rowsort
+select x from t
+----
+1
+2
+
+query I
+select sum(x) from t
+----
+4
+
+onlyif other_engine
+query I
+select 'never runs'
+----
+0
+
+halt
+
+query I
+select 'after halt is not run'
+----
+0
+";
+
+#[test]
+fn test_command_counts_records_and_reports_failures_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.slt");
+    std::fs::write(&suite, PASSING_AND_FAILING).unwrap();
+    let output = run(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("suite.slt:11"), "{text}");
+    assert!(text.contains("select sum(x) from t"), "{text}");
+    assert!(text.ends_with("2 passed, 1 failed, 1 skipped\n"), "{text}");
+}
+
+#[test]
+fn test_command_complete_rewrites_expected_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.slt");
+    std::fs::write(&suite, PASSING_AND_FAILING).unwrap();
+    let completed = run(&["test", "--complete", suite.to_str().unwrap()]);
+    assert!(completed.status.success(), "{}", stderr(&completed));
+    assert!(
+        std::fs::read_to_string(&suite)
+            .unwrap()
+            .contains("----\n3\n")
+    );
+    let rerun = run(&["test", suite.to_str().unwrap()]);
+    assert!(rerun.status.success(), "{}", stdout(&rerun));
+    assert!(
+        stdout(&rerun).ends_with("3 passed, 0 failed, 1 skipped\n"),
+        "{}",
+        stdout(&rerun)
+    );
+}
+
+#[test]
+fn test_command_resolves_paths_and_includes_against_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("suites")).unwrap();
+    std::fs::write(dir.path().join("data/n.csv"), "n\n5\n6\n").unwrap();
+    std::fs::write(
+        dir.path().join("suites/setup.slt.part"),
+        "statement ok\ncreate external table n stored as csv location '../data/n.csv' options ('format.has_header' 'true')\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("suites/main.slt"),
+        "include ./setup.slt.part\n\nquery I\nselect sum(n) from n\n----\n11\n",
+    )
+    .unwrap();
+    // Started from elsewhere: the file's own directory anchors its paths.
+    let output = stagesql()
+        .current_dir(std::env::temp_dir())
+        .args(["test", dir.path().join("suites").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(
+        stdout(&output).ends_with("2 passed, 0 failed\n"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn test_command_names_a_missing_path() {
+    let output = run(&["test", "/no/such/suite"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("/no/such/suite"),
+        "{}",
+        stderr(&output)
+    );
+}

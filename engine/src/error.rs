@@ -53,9 +53,9 @@ pub enum Error {
     #[error("sqllogictest: {0}")]
     Slt(String),
 
-    /// The statement was cancelled (Ctrl-C, or its result stream was dropped).
-    #[error("statement cancelled")]
-    Cancelled,
+    /// A bug: an invariant of the engine did not hold (a caught panic, for example).
+    #[error("internal error: {0} (this is a bug in stagesql; please report it with the statement)")]
+    Internal(String),
 }
 
 impl Error {
