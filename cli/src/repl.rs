@@ -176,7 +176,7 @@ fn list_tables(executor: &Executor) -> Result<(), Failure> {
 }
 
 fn show_settings(executor: &Executor, prefix: Option<&str>) -> Result<(), Failure> {
-    let rows = executor.session.settings(prefix);
+    let rows = executor.session.setting_rows(prefix);
     let column = |values: Vec<&str>| Arc::new(StringArray::from(values)) as _;
     let sources: Vec<String> = rows.iter().map(|r| r.source.to_string()).collect();
     let schema = Arc::new(Schema::new(vec![

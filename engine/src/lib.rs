@@ -6,9 +6,14 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod planner;
+pub mod scheduler;
 pub mod session;
+pub mod shuffle;
 pub mod slt;
 pub mod sql;
+pub mod stages;
 pub mod tpch;
 
 pub use datafusion;

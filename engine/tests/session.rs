@@ -91,7 +91,7 @@ async fn settings_track_their_source_and_reset() {
     .unwrap();
     let row = |session: &Session| {
         session
-            .settings(Some("datafusion.execution.batch_size"))
+            .setting_rows(Some("datafusion.execution.batch_size"))
             .remove(0)
     };
     assert_eq!(

@@ -5,8 +5,12 @@
 //! first question is where its value came from, so [`Settings`] remembers that for every key
 //! and `SET -v` shows it. `RESET` returns a key to the value it had when the session started.
 //!
-//! DataFusion's own keys (`datafusion.*`) are passed through to its `ConfigOptions`, which
-//! validates them; unknown keys are errors, never silently stored.
+//! Our own keys ([`keys`]: Spark's names such as `spark.sql.shuffle.partitions`, and
+//! `stagesql.*`) are validated and stored here. DataFusion's keys (`datafusion.*`) are passed
+//! through to its `ConfigOptions`, which validates them. Unknown keys are errors, never
+//! silently stored.
+
+pub mod keys;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,9 +52,41 @@ pub struct SettingRow {
 pub(crate) struct Settings {
     sources: BTreeMap<String, Source>,
     startup: BTreeMap<String, String>,
+    /// Current values of our own keys that differ from the default.
+    values: BTreeMap<String, String>,
 }
 
 impl Settings {
+    /// The value of one of our keys ([`keys::DEFINITIONS`]).
+    pub(crate) fn get(&self, key: &str) -> &str {
+        match self.values.get(key) {
+            Some(value) => value,
+            None => keys::definition(key).map_or("", |d| d.default),
+        }
+    }
+
+    /// Validates and stores a value of one of our keys.
+    pub(crate) fn set_own(
+        &mut self,
+        definition: &keys::KeyDefinition,
+        value: &str,
+        source: Source,
+    ) -> Result<()> {
+        let value = keys::validate(definition, value)?;
+        self.record(definition.key, &value, source);
+        self.values.insert(definition.key.to_string(), value);
+        Ok(())
+    }
+
+    /// Returns one of our keys to its startup value.
+    pub(crate) fn reset_own(&mut self, key: &str) {
+        match self.startup.get(key).cloned() {
+            Some(value) => self.values.insert(key.to_string(), value),
+            None => self.values.remove(key),
+        };
+        self.forget(key);
+    }
+
     pub(crate) fn record(&mut self, key: &str, value: &str, source: Source) {
         self.sources.insert(key.to_string(), source);
         if source == Source::CommandLine {
@@ -78,8 +114,23 @@ impl Settings {
             .collect()
     }
 
-    /// Every known key, current value first, as `SET -v` shows them.
+    /// Every known key, ours first, then DataFusion's, as `SET -v` shows them.
     pub(crate) fn rows(&self, options: &ConfigOptions) -> Vec<SettingRow> {
+        let own = keys::DEFINITIONS.iter().map(|definition| SettingRow {
+            key: definition.key.to_string(),
+            value: self.get(definition.key).to_string(),
+            default: definition.default.to_string(),
+            description: definition.description.to_string(),
+            source: self
+                .sources
+                .get(definition.key)
+                .copied()
+                .unwrap_or(Source::Default),
+        });
+        own.chain(self.datafusion_rows(options)).collect()
+    }
+
+    fn datafusion_rows(&self, options: &ConfigOptions) -> Vec<SettingRow> {
         let defaults: BTreeMap<String, Option<String>> = ConfigOptions::default()
             .entries()
             .into_iter()
@@ -109,13 +160,14 @@ impl Settings {
 
 /// Checks that `key` names a setting this session knows, with a hint when it does not.
 pub(crate) fn check_key(key: &str, options: &ConfigOptions) -> Result<()> {
-    if options.entries().iter().any(|entry| entry.key == key) {
+    if keys::definition(key).is_some() || options.entries().iter().any(|entry| entry.key == key) {
         return Ok(());
     }
     let hint = options
         .entries()
         .into_iter()
         .map(|entry| entry.key)
+        .chain(keys::DEFINITIONS.iter().map(|d| d.key.to_string()))
         .min_by_key(|candidate| edit_distance(candidate, key))
         .filter(|candidate| edit_distance(candidate, key) <= 3)
         .map(|candidate| format!(" (did you mean '{candidate}'?)"))

@@ -11,7 +11,10 @@
 //!                                                     └─▶ query / DML: a record batch stream
 //! ```
 
+mod jobs;
+
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
@@ -24,8 +27,12 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
 
+pub use jobs::ExecutionMode;
+
 use crate::config::{self, SettingRow, Settings, Source};
 use crate::error::{Error, Result};
+use crate::events::{JobId, Listener, Listeners};
+use crate::scheduler::JobReport;
 use crate::sql::{self, Command, SqlStatement};
 use crate::tpch;
 
@@ -44,6 +51,9 @@ pub struct Session {
     ctx: SessionContext,
     settings: Mutex<Settings>,
     tpch_dir: PathBuf,
+    last_job: AtomicUsize,
+    listeners: Mutex<Listeners>,
+    history: Mutex<Vec<JobReport>>,
 }
 
 /// What one statement produced.
@@ -109,6 +119,9 @@ impl Session {
                 .tpch_dir
                 .clone()
                 .unwrap_or_else(tpch::default_cache_dir),
+            last_job: AtomicUsize::new(0),
+            listeners: Mutex::new(Listeners::default()),
+            history: Mutex::new(Vec::new()),
         };
         for (key, value) in &options.settings {
             session.set(key, value, Source::CommandLine)?;
@@ -174,6 +187,26 @@ impl Session {
             .await
             .map_err(missing_file)?;
         let tag = completion_tag(&plan);
+        let stages = self.execution_mode() == ExecutionMode::Stages;
+        match tag {
+            None if stages => Ok(StatementOutput::Rows(self.run_job(&plan).await?)),
+            Some(tag @ ("INSERT" | "COPY")) if stages => {
+                let batches: Vec<RecordBatch> = self.run_job(&plan).await?.try_collect().await?;
+                Ok(StatementOutput::Done(Completion {
+                    tag: tag.to_string(),
+                    rows: Some(count_column_total(&batches)),
+                }))
+            }
+            _ => self.execute_pipelined(plan, tag).await,
+        }
+    }
+
+    /// Runs a statement as DataFusion runs it: one streaming plan.
+    async fn execute_pipelined(
+        &self,
+        plan: LogicalPlan,
+        tag: Option<&'static str>,
+    ) -> Result<StatementOutput> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
         match tag {
             None => Ok(StatementOutput::Rows(frame.execute_stream().await?)),
@@ -193,6 +226,9 @@ impl Session {
 
     /// Sets `key` to `value`, remembering where the value came from.
     pub fn set(&self, key: &str, value: &str, source: Source) -> Result<()> {
+        if let Some(definition) = config::keys::definition(key) {
+            return self.settings().set_own(definition, value, source);
+        }
         let state = self.ctx.state_ref();
         {
             let mut state = state.write();
@@ -208,11 +244,48 @@ impl Session {
                     ))
                 })?;
         }
-        self.settings
-            .lock()
-            .expect("settings lock poisoned")
-            .record(key, value, source);
+        self.settings().record(key, value, source);
         Ok(())
+    }
+
+    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.settings.lock().expect("settings lock poisoned")
+    }
+
+    /// Receives the job, stage and task events of this session's jobs.
+    pub fn add_listener(&self, listener: Arc<dyn Listener>) {
+        self.listeners
+            .lock()
+            .expect("listeners lock poisoned")
+            .add(listener);
+    }
+
+    pub(crate) fn listeners(&self) -> Listeners {
+        self.listeners
+            .lock()
+            .expect("listeners lock poisoned")
+            .clone()
+    }
+
+    pub(crate) fn next_job_id(&self) -> JobId {
+        self.last_job.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn record_job(&self, report: JobReport) {
+        self.history
+            .lock()
+            .expect("history lock poisoned")
+            .push(report);
+    }
+
+    /// Reports of the jobs this session ran, oldest first.
+    pub fn jobs(&self) -> Vec<JobReport> {
+        self.history.lock().expect("history lock poisoned").clone()
+    }
+
+    /// The current value of one of our own keys ([`config::keys`]).
+    pub fn setting(&self, key: &str) -> String {
+        self.settings().get(key).to_string()
     }
 
     /// Returns `key` (or every key) to its startup value.
@@ -222,19 +295,14 @@ impl Session {
                 config::check_key(key, self.ctx.state().config().options())?;
                 vec![key.to_string()]
             }
-            None => self
-                .settings
-                .lock()
-                .expect("settings lock poisoned")
-                .keys_set_in_session(),
+            None => self.settings().keys_set_in_session(),
         };
         for key in keys {
-            let startup = self
-                .settings
-                .lock()
-                .expect("settings lock poisoned")
-                .startup_value(&key)
-                .map(str::to_string);
+            if config::keys::definition(&key).is_some() {
+                self.settings().reset_own(&key);
+                continue;
+            }
+            let startup = self.settings().startup_value(&key).map(str::to_string);
             let state = self.ctx.state_ref();
             let mut state = state.write();
             let options = state.config_mut().options_mut();
@@ -242,21 +310,16 @@ impl Session {
                 Some(value) => options.set(&key, &value)?,
                 None => options.reset(&key)?,
             }
-            self.settings
-                .lock()
-                .expect("settings lock poisoned")
-                .forget(&key);
+            self.settings().forget(&key);
         }
         Ok(())
     }
 
     /// Every setting with its value, default, description and source, optionally only the
     /// keys starting with `prefix`.
-    pub fn settings(&self, prefix: Option<&str>) -> Vec<SettingRow> {
+    pub fn setting_rows(&self, prefix: Option<&str>) -> Vec<SettingRow> {
         let state = self.ctx.state();
-        self.settings
-            .lock()
-            .expect("settings lock poisoned")
+        self.settings()
             .rows(state.config().options())
             .into_iter()
             .filter(|row| prefix.is_none_or(|prefix| row.key.starts_with(prefix)))
@@ -303,7 +366,7 @@ impl Session {
             }
             Command::ShowSetting { key } => {
                 let rows: Vec<_> = self
-                    .settings(None)
+                    .setting_rows(None)
                     .into_iter()
                     .filter(|r| r.key == key)
                     .collect();
@@ -313,7 +376,7 @@ impl Session {
                 Ok(settings_output(rows, false))
             }
             Command::ShowSettings { verbose } => {
-                let rows = self.settings(None);
+                let rows = self.setting_rows(None);
                 let rows = match verbose {
                     true => rows,
                     false => rows

@@ -1,0 +1,211 @@
+//! The keys stagesql defines itself: Spark's names where Spark has the concept, `stagesql.*`
+//! for our own. Each has a default, a description and a value type that validates input.
+
+use crate::error::{Error, Result};
+
+/// What values a key accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// A whole number at least `min`.
+    Integer { min: i64 },
+    /// A size in bytes: `134217728`, `128m`, `1g`, `64MiB`; `-1` where the key allows "off".
+    Bytes { allow_negative_one: bool },
+    /// One of the listed words.
+    Choice(&'static [&'static str]),
+    /// Any text.
+    Text,
+}
+
+/// A key of ours with its default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDefinition {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub value_type: ValueType,
+    pub description: &'static str,
+}
+
+pub const SHUFFLE_PARTITIONS: &str = "spark.sql.shuffle.partitions";
+pub const EXECUTOR_INSTANCES: &str = "spark.executor.instances";
+pub const EXECUTOR_CORES: &str = "spark.executor.cores";
+pub const EXECUTOR_MEMORY: &str = "spark.executor.memory";
+pub const MAX_PARTITION_BYTES: &str = "spark.sql.files.maxPartitionBytes";
+pub const OPEN_COST_IN_BYTES: &str = "spark.sql.files.openCostInBytes";
+pub const AUTO_BROADCAST_JOIN_THRESHOLD: &str = "spark.sql.autoBroadcastJoinThreshold";
+pub const TASK_MAX_FAILURES: &str = "spark.task.maxFailures";
+pub const LOCAL_DIR: &str = "spark.local.dir";
+pub const EXECUTION_MODE: &str = "stagesql.execution.mode";
+pub const TEST_FAIL_TASKS: &str = "stagesql.test.fail_tasks";
+
+/// `0` for `spark.executor.cores` means "all cores of this machine".
+pub const ALL_CORES: &str = "0";
+
+pub const DEFINITIONS: &[KeyDefinition] = &[
+    KeyDefinition {
+        key: SHUFFLE_PARTITIONS,
+        default: "200",
+        value_type: ValueType::Integer { min: 1 },
+        description: "Reduce partitions (tasks) of every shuffle: the number of buckets each map task writes.",
+    },
+    KeyDefinition {
+        key: EXECUTOR_INSTANCES,
+        default: "1",
+        value_type: ValueType::Integer { min: 1 },
+        description: "Executors. Slots (tasks that run at once) = executor instances x executor cores.",
+    },
+    KeyDefinition {
+        key: EXECUTOR_CORES,
+        default: ALL_CORES,
+        value_type: ValueType::Integer { min: 0 },
+        description: "Slots per executor; 0 means all cores of this machine. `--master local[N]` sets N.",
+    },
+    KeyDefinition {
+        key: EXECUTOR_MEMORY,
+        default: "4g",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "Memory per executor. Operators of the running tasks (sorts, aggregations, joins) share it and spill to spark.local.dir beyond it; the shuffle store keeps map outputs in memory up to half of it and spills the rest.",
+    },
+    KeyDefinition {
+        key: MAX_PARTITION_BYTES,
+        default: "128m",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "Largest file split a scan task reads.",
+    },
+    KeyDefinition {
+        key: OPEN_COST_IN_BYTES,
+        default: "4m",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "Estimated cost of opening a file, in bytes: the smallest split size (Spark's split size is min(maxPartitionBytes, max(openCostInBytes, total bytes / slots))).",
+    },
+    KeyDefinition {
+        key: AUTO_BROADCAST_JOIN_THRESHOLD,
+        default: "10m",
+        value_type: ValueType::Bytes {
+            allow_negative_one: true,
+        },
+        description: "A join side estimated below this size is broadcast to every task of the other side instead of shuffling both; -1 disables broadcast joins.",
+    },
+    KeyDefinition {
+        key: TASK_MAX_FAILURES,
+        default: "4",
+        value_type: ValueType::Integer { min: 1 },
+        description: "Attempts of a task before its job fails.",
+    },
+    KeyDefinition {
+        key: LOCAL_DIR,
+        default: "",
+        value_type: ValueType::Text,
+        description: "Directory for spill files of shuffles and operators; empty means the system temporary directory.",
+    },
+    KeyDefinition {
+        key: EXECUTION_MODE,
+        default: "stages",
+        value_type: ValueType::Choice(&["stages", "pipelined"]),
+        description: "stages: jobs, stages cut at exchanges, tasks on slots, materialized shuffles (Spark's model). pipelined: DataFusion's streaming execution of the same physical plan.",
+    },
+    KeyDefinition {
+        key: TEST_FAIL_TASKS,
+        default: "",
+        value_type: ValueType::Text,
+        description: "Testing only: task attempts that fail on purpose, as `stage.task.attempt` triples separated by commas (e.g. `1.0.1,2.3.1`); stage ids count per job from 1.",
+    },
+];
+
+/// The definition of one of our keys.
+pub fn definition(key: &str) -> Option<&'static KeyDefinition> {
+    DEFINITIONS.iter().find(|d| d.key == key)
+}
+
+/// Checks `value` against the key's type; returns the value in its canonical form.
+pub fn validate(definition: &KeyDefinition, value: &str) -> Result<String> {
+    let invalid = |expected: &str| {
+        Error::Config(format!(
+            "invalid value '{value}' for '{}': expected {expected}",
+            definition.key
+        ))
+    };
+    match definition.value_type {
+        ValueType::Integer { min } => match value.trim().parse::<i64>() {
+            Ok(n) if n >= min => Ok(n.to_string()),
+            _ => Err(invalid(&format!("a whole number of at least {min}"))),
+        },
+        ValueType::Bytes { allow_negative_one } => {
+            if allow_negative_one && value.trim() == "-1" {
+                return Ok("-1".into());
+            }
+            parse_bytes(value)
+                .map(|_| value.trim().to_string())
+                .ok_or_else(|| invalid("a size such as 1048576, 512k, 64m or 2g"))
+        }
+        ValueType::Choice(choices) => {
+            let lower = value.trim().to_ascii_lowercase();
+            match choices.contains(&lower.as_str()) {
+                true => Ok(lower),
+                false => Err(invalid(&format!("one of {}", choices.join(", ")))),
+            }
+        }
+        ValueType::Text => Ok(value.to_string()),
+    }
+}
+
+/// Parses a size the way Spark does: a number with an optional unit (`b`, `k`/`kb`/`kib`,
+/// `m`, `g`, `t`), units in powers of 1024.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_spark() {
+        assert_eq!(parse_bytes("128m"), Some(128 << 20));
+        assert_eq!(parse_bytes("4g"), Some(4 << 30));
+        assert_eq!(parse_bytes("64MiB"), Some(64 << 20));
+        assert_eq!(parse_bytes("1048576"), Some(1 << 20));
+        assert_eq!(parse_bytes("12 kb"), Some(12 << 10));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("-5"), None);
+    }
+
+    #[test]
+    fn values_are_checked_against_their_type() {
+        let partitions = definition(SHUFFLE_PARTITIONS).unwrap();
+        assert_eq!(validate(partitions, " 8 ").unwrap(), "8");
+        assert!(
+            validate(partitions, "0")
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1")
+        );
+        let threshold = definition(AUTO_BROADCAST_JOIN_THRESHOLD).unwrap();
+        assert_eq!(validate(threshold, "-1").unwrap(), "-1");
+        assert!(validate(definition(EXECUTOR_MEMORY).unwrap(), "-1").is_err());
+        assert_eq!(
+            validate(definition(EXECUTION_MODE).unwrap(), "Pipelined").unwrap(),
+            "pipelined"
+        );
+        assert!(validate(definition(EXECUTION_MODE).unwrap(), "fast").is_err());
+    }
+}

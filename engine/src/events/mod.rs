@@ -1,0 +1,71 @@
+//! Typed job, stage and task events, and the listeners that receive them (the CLI's progress
+//! bar, tests, later the event log and system tables).
+
+use std::sync::Arc;
+
+use crate::stages::StageId;
+
+/// Jobs are numbered per session from 1.
+pub type JobId = usize;
+
+/// Something that happened while a job ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    JobStart {
+        job: JobId,
+        stages: usize,
+    },
+    StageSubmitted {
+        job: JobId,
+        stage: StageId,
+        tasks: usize,
+    },
+    TaskStart {
+        job: JobId,
+        stage: StageId,
+        task: usize,
+        attempt: usize,
+    },
+    TaskEnd {
+        job: JobId,
+        stage: StageId,
+        task: usize,
+        attempt: usize,
+        succeeded: bool,
+    },
+    StageCompleted {
+        job: JobId,
+        stage: StageId,
+    },
+    JobEnd {
+        job: JobId,
+        succeeded: bool,
+    },
+}
+
+/// Receives events; called from the scheduler's tasks, so it must be quick and thread-safe.
+pub trait Listener: Send + Sync {
+    fn on_event(&self, event: &Event);
+}
+
+/// The listeners of a session.
+#[derive(Clone, Default)]
+pub struct Listeners(Vec<Arc<dyn Listener>>);
+
+impl Listeners {
+    pub fn add(&mut self, listener: Arc<dyn Listener>) {
+        self.0.push(listener);
+    }
+
+    pub fn emit(&self, event: Event) {
+        for listener in &self.0 {
+            listener.on_event(&event);
+        }
+    }
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Listeners({})", self.0.len())
+    }
+}

@@ -1,0 +1,327 @@
+//! Cutting a physical plan into stages at its exchanges.
+//!
+//! One bottom-up transform over the plan ([`TreeNode::transform_up`]): when it meets an
+//! exchange, the subtree below (already cut) becomes a stage rooted in a
+//! [`ShuffleWriteExec`], and a reader of that stage takes its place:
+//!
+//! | DataFusion operator | exchange | the reader in the parent stage |
+//! |---|---|---|
+//! | `RepartitionExec` (hash, round-robin) | shuffle, R buckets | `ShuffleReadExec`, R tasks |
+//! | `CoalescePartitionsExec`, `SortPreservingMergeExec` | gather | the merge over `ShuffleReadExec` of each map output: one task |
+//! | build side of `HashJoinExec(CollectLeft)`, `CrossJoinExec`, `NestedLoopJoinExec` | broadcast | `BroadcastReadExec` |
+//!
+//! The merge at the very top of the plan (under a limit or projection at most) is not a
+//! stage: the driver runs it over the last stage's output, as Spark's driver collects a
+//! result. So a scan-only query is one stage and a GROUP BY two.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::error::Result;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode,
+};
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::recursive_query::RecursiveQueryExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
+
+use crate::stages::{
+    BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, Stage, StageGraph,
+    StageId,
+};
+
+/// Cuts `plan` into stages; see the module documentation.
+pub fn cut_stages(plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
+    let cutter = std::cell::RefCell::new(Cutter::default());
+    let (driver_top, below) = split_driver(plan);
+    let last_input = if contains::<RecursiveQueryExec>(&below) {
+        // A recursive query re-runs its children per iteration: keep it in one stage.
+        below
+    } else {
+        // Stage counts when each enclosing ScalarSubqueryExec was entered.
+        let entered = std::cell::RefCell::new(Vec::new());
+        below
+            .transform_down_up(
+                |node| {
+                    if node.is::<ScalarSubqueryExec>() {
+                        entered.borrow_mut().push(cutter.borrow().stages.len());
+                    }
+                    Ok(Transformed::no(node))
+                },
+                |node| {
+                    let mut cutter = cutter.borrow_mut();
+                    let mut node = node;
+                    if let Some(exec) = node.downcast_ref::<ScalarSubqueryExec>() {
+                        let first_new = entered.borrow_mut().pop().unwrap_or(0) + 1;
+                        if cutter.evaluate_subqueries_in_stages(exec, first_new) {
+                            node = exec.input().clone();
+                            return Ok(Transformed::yes(cutter.cut(node)?.data));
+                        }
+                    }
+                    cutter.cut(node)
+                },
+            )?
+            .data
+    };
+    let mut cutter = cutter.into_inner();
+    let last = cutter.add_stage(last_input, Exchange::Result);
+    let last_stage = cutter.stage(last);
+    let reader: Arc<dyn ExecutionPlan> = Arc::new(gather_reader(last, last_stage.plan.input()));
+    let driver = match driver_top {
+        Some(top) => replace_leaf(top, reader)?,
+        None if last_stage.tasks() > 1 => Arc::new(CoalescePartitionsExec::new(reader)),
+        None => reader,
+    };
+    Ok(StageGraph {
+        stages: cutter.stages,
+        driver,
+    })
+}
+
+#[derive(Default)]
+struct Cutter {
+    stages: Vec<Stage>,
+}
+
+impl Cutter {
+    fn cut(&mut self, node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+        if let Some(repartition) = node.downcast_ref::<RepartitionExec>() {
+            let partitioning = repartition.partitioning().clone();
+            if !matches!(
+                partitioning,
+                Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_)
+            ) {
+                return Ok(Transformed::no(node));
+            }
+            let input = repartition.input().clone();
+            let ordering = repartition
+                .preserve_order()
+                .then(|| input.output_ordering().cloned())
+                .flatten();
+            let schema = input.schema();
+            let buckets = partitioning.partition_count();
+            let id = self.add_stage(input, Exchange::Shuffle(partitioning.clone()));
+            let read_partitioning = match partitioning {
+                Partitioning::RoundRobinBatch(n) => Partitioning::UnknownPartitioning(n),
+                hash => hash,
+            };
+            let reader: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::new(
+                id,
+                ReadSpec::ReducePartitions(buckets),
+                schema,
+                read_partitioning,
+                None,
+            ));
+            // An order-preserving repartition: the blocks of a reduce partition come from
+            // different map tasks, so sort each partition again.
+            return Ok(Transformed::yes(match ordering {
+                Some(ordering) => {
+                    Arc::new(SortExec::new(ordering, reader).with_preserve_partitioning(true))
+                }
+                None => reader,
+            }));
+        }
+        if node.is::<CoalescePartitionsExec>() || node.is::<SortPreservingMergeExec>() {
+            let input = node.children()[0].clone();
+            if input.output_partitioning().partition_count() <= 1 {
+                return Ok(Transformed::no(node));
+            }
+            let id = self.add_stage(input.clone(), Exchange::Gather);
+            let reader = Arc::new(gather_reader(id, &input));
+            return Ok(Transformed::yes(replace_children_if_necessary(
+                node,
+                vec![reader],
+            )?));
+        }
+        let broadcast_build = node
+            .downcast_ref::<HashJoinExec>()
+            .is_some_and(|join| join.mode == PartitionMode::CollectLeft)
+            || node.is::<CrossJoinExec>()
+            || node.is::<NestedLoopJoinExec>();
+        if broadcast_build {
+            let mut children: Vec<Arc<dyn ExecutionPlan>> =
+                node.children().into_iter().cloned().collect();
+            let build = children[0].clone();
+            let id = match self.gathered_stage(&build) {
+                // The build side was just gathered for this join: that gather is the broadcast.
+                Some(id) => {
+                    self.set_exchange(id, Exchange::Broadcast);
+                    id
+                }
+                None => self.add_stage(build.clone(), Exchange::Broadcast),
+            };
+            children[0] = Arc::new(BroadcastReadExec::new(id, build.schema()));
+            return Ok(Transformed::yes(replace_children_if_necessary(
+                node, children,
+            )?));
+        }
+        Ok(Transformed::no(node))
+    }
+
+    /// Stages cut out of the input of a `ScalarSubqueryExec` (ids from `first_new` on, except
+    /// the subqueries' own stages) may evaluate expressions that read the subqueries' values,
+    /// but would run before the exec that computes them. So the first of those stages gets
+    /// the exec (the subquery plans read their own, earlier stages), the others wait for it,
+    /// and the values — held in slots shared by every reader — are computed once per job.
+    /// Returns whether the exec moved into a stage (and must leave the tree).
+    fn evaluate_subqueries_in_stages(
+        &mut self,
+        exec: &ScalarSubqueryExec,
+        first_new: StageId,
+    ) -> bool {
+        let mut subquery_stages: Vec<StageId> = Vec::new();
+        for link in exec.subqueries() {
+            subquery_stages.extend(read_stages(&link.plan));
+        }
+        let mut index = 0;
+        while index < subquery_stages.len() {
+            let parents = self.stage(subquery_stages[index]).parents.clone();
+            subquery_stages.extend(parents);
+            index += 1;
+        }
+        let needing: Vec<StageId> = (first_new..=self.stages.len())
+            .filter(|id| !subquery_stages.contains(id))
+            .collect();
+        let Some(&computing) = needing.first() else {
+            return false;
+        };
+        let stage = &mut self.stages[computing - 1];
+        let input: Arc<dyn ExecutionPlan> = Arc::new(ScalarSubqueryExec::new(
+            stage.plan.input().clone(),
+            exec.subqueries().to_vec(),
+            exec.results().clone(),
+        ));
+        stage.parents.extend(read_stages(&input));
+        stage.parents.sort_unstable();
+        stage.parents.dedup();
+        stage.plan = Arc::new(ShuffleWriteExec::new(
+            input,
+            computing,
+            stage.exchange().clone(),
+        ));
+        for &id in &needing[1..] {
+            let parents = &mut self.stages[id - 1].parents;
+            if !parents.contains(&computing) {
+                parents.push(computing);
+                parents.sort_unstable();
+            }
+        }
+        true
+    }
+
+    fn add_stage(&mut self, input: Arc<dyn ExecutionPlan>, exchange: Exchange) -> StageId {
+        let id = self.stages.len() + 1;
+        let plan = Arc::new(ShuffleWriteExec::new(input, id, exchange));
+        let parents = read_stages(plan.input());
+        self.stages.push(Stage { id, plan, parents });
+        id
+    }
+
+    fn stage(&self, id: StageId) -> &Stage {
+        &self.stages[id - 1]
+    }
+
+    fn set_exchange(&mut self, id: StageId, exchange: Exchange) {
+        let stage = &mut self.stages[id - 1];
+        stage.plan = Arc::new(ShuffleWriteExec::new(
+            stage.plan.input().clone(),
+            id,
+            exchange,
+        ));
+    }
+
+    /// `CoalescePartitionsExec` directly over the reader of a gather stage: its stage id.
+    fn gathered_stage(&self, build: &Arc<dyn ExecutionPlan>) -> Option<StageId> {
+        if !build.is::<CoalescePartitionsExec>() {
+            return None;
+        }
+        let reader = build.children()[0].downcast_ref::<ShuffleReadExec>()?;
+        matches!(reader.spec(), ReadSpec::MapOutputs(_))
+            .then_some(reader.stage())
+            .filter(|id| matches!(self.stage(*id).exchange(), Exchange::Gather))
+    }
+}
+
+/// A reader presenting each map task's output of stage `id` as one partition, with the
+/// ordering each map output had.
+fn gather_reader(id: StageId, input: &Arc<dyn ExecutionPlan>) -> ShuffleReadExec {
+    let maps = input.output_partitioning().partition_count();
+    ShuffleReadExec::new(
+        id,
+        ReadSpec::MapOutputs(maps),
+        input.schema(),
+        Partitioning::UnknownPartitioning(maps),
+        Some(input.equivalence_properties().clone()),
+    )
+}
+
+/// The stages whose output a stage plan reads.
+fn read_stages(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
+    let mut parents = Vec::new();
+    let _ = plan.apply(|node| {
+        if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+            parents.push(reader.stage());
+        } else if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
+            parents.push(reader.stage());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    parents.sort_unstable();
+    parents.dedup();
+    parents
+}
+
+fn contains<T: ExecutionPlan>(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        found |= node.is::<T>();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Splits off the driver's part of the plan: the top merge, under single-child limit and
+/// projection operators. Returns that part (its merge still over the original input) and
+/// the plan below the merge.
+fn split_driver(
+    plan: Arc<dyn ExecutionPlan>,
+) -> (Option<Arc<dyn ExecutionPlan>>, Arc<dyn ExecutionPlan>) {
+    let mut node = plan.clone();
+    loop {
+        if node.is::<CoalescePartitionsExec>() || node.is::<SortPreservingMergeExec>() {
+            let below = node.children()[0].clone();
+            if below.output_partitioning().partition_count() <= 1 {
+                return (None, plan);
+            }
+            return (Some(plan), below);
+        }
+        let passes = node.is::<GlobalLimitExec>() || node.is::<ProjectionExec>();
+        if !passes || node.children().len() != 1 {
+            return (None, plan);
+        }
+        node = node.children()[0].clone();
+    }
+}
+
+/// Replaces the input of the merge at the bottom of the driver's chain with `reader`.
+fn replace_leaf(
+    top: Arc<dyn ExecutionPlan>,
+    reader: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if top.is::<CoalescePartitionsExec>() || top.is::<SortPreservingMergeExec>() {
+        return replace_children_if_necessary(top, vec![reader]);
+    }
+    let child = replace_leaf(top.children()[0].clone(), reader)?;
+    replace_children_if_necessary(top, vec![child])
+}

@@ -1,0 +1,115 @@
+//! What a job, its stages and their task attempts measured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::events::JobId;
+use crate::stages::shuffle_write::MapStatus;
+use crate::stages::{ShuffleReadExec, StageId};
+
+/// One attempt of one task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskMetrics {
+    pub stage: StageId,
+    pub task: usize,
+    pub attempt: usize,
+    /// Start, in milliseconds since the job started.
+    pub start_ms: f64,
+    pub duration_ms: f64,
+    /// Rows the task's leaves produced: file rows scanned plus shuffle rows read.
+    pub rows_in: u64,
+    pub shuffle_read_rows: u64,
+    pub shuffle_read_bytes: u64,
+    /// Rows and bytes the task wrote (to the next stage's shuffle or to the result).
+    pub rows_out: u64,
+    pub bytes_out: u64,
+    /// Bytes spilled to disk by the task's operators and its shuffle writer.
+    pub spill_bytes: u64,
+    pub peak_memory_bytes: u64,
+    /// Why the attempt failed, if it did.
+    pub error: Option<String>,
+}
+
+impl TaskMetrics {
+    /// Reads the metrics of partition `task` from every operator of a stage plan.
+    pub(crate) fn collect(
+        plan: &Arc<dyn ExecutionPlan>,
+        task: usize,
+        status: Option<&MapStatus>,
+    ) -> Self {
+        let mut metrics = TaskMetrics {
+            task,
+            ..Default::default()
+        };
+        let _ = plan.apply(|node| {
+            let leaf = node.children().is_empty();
+            let is_reader = node.is::<ShuffleReadExec>();
+            if let Some(set) = node.metrics() {
+                for metric in set.iter().filter(|m| m.partition() == Some(task)) {
+                    let value = metric.value().as_usize() as u64;
+                    match metric.value().name() {
+                        "output_rows" if leaf && !is_reader => metrics.rows_in += value,
+                        "shuffle_read_rows" | "broadcast_read_rows" => {
+                            metrics.shuffle_read_rows += value;
+                            metrics.rows_in += value;
+                        }
+                        "shuffle_read_bytes" | "broadcast_read_bytes" => {
+                            metrics.shuffle_read_bytes += value
+                        }
+                        "spilled_bytes" => metrics.spill_bytes += value,
+                        _ => {}
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if let Some(status) = status {
+            metrics.rows_out = status.rows;
+            metrics.bytes_out = status.bytes;
+        }
+        metrics
+    }
+}
+
+/// One stage of a finished job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageReport {
+    pub stage: StageId,
+    pub exchange: String,
+    pub parents: Vec<StageId>,
+    pub tasks: usize,
+    pub submitted_ms: f64,
+    pub completed_ms: f64,
+    /// Every attempt of every task, in task order.
+    pub attempts: Vec<TaskMetrics>,
+}
+
+impl StageReport {
+    /// Attempts beyond the first, over all tasks.
+    pub fn retries(&self) -> usize {
+        self.attempts.len() - self.tasks.min(self.attempts.len())
+    }
+
+    pub fn spill_bytes(&self) -> u64 {
+        self.attempts.iter().map(|a| a.spill_bytes).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Succeeded,
+    Failed,
+}
+
+/// A finished job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobReport {
+    pub job: JobId,
+    pub status: JobStatus,
+    pub slots: usize,
+    pub duration: Duration,
+    pub stages: Vec<StageReport>,
+}

@@ -1,0 +1,129 @@
+//! Running a statement as a job in stages mode: plan with Spark's settings, split scans, cut
+//! into stages, run on the slots, keep the report.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+
+use super::Session;
+use crate::config::keys;
+use crate::error::{Error, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+
+use crate::planner::{SplitScans, StagePlanning, cut_stages};
+use crate::scheduler::{Job, JobSettings};
+use crate::shuffle::ShuffleStore;
+use crate::stages::StageGraph;
+
+/// Whether statements run as jobs of stages or as one DataFusion stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionMode {
+    Stages,
+    Pipelined,
+}
+
+impl Session {
+    /// The execution mode in force (`stagesql.execution.mode`).
+    pub fn execution_mode(&self) -> ExecutionMode {
+        match self.setting(keys::EXECUTION_MODE).as_str() {
+            "pipelined" => ExecutionMode::Pipelined,
+            _ => ExecutionMode::Stages,
+        }
+    }
+
+    /// Slots: `spark.executor.instances` × `spark.executor.cores` (0 cores = all cores).
+    pub fn slots(&self) -> usize {
+        let instances: usize = self.setting(keys::EXECUTOR_INSTANCES).parse().unwrap_or(1);
+        let cores: usize = match self.setting(keys::EXECUTOR_CORES).parse().unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        (instances * cores).max(1)
+    }
+
+    pub(crate) fn stage_planning(&self) -> StagePlanning {
+        let bytes = |key: &str| keys::parse_bytes(&self.setting(key)).unwrap_or(0);
+        StagePlanning {
+            slots: self.slots(),
+            shuffle_partitions: self
+                .setting(keys::SHUFFLE_PARTITIONS)
+                .parse()
+                .unwrap_or(200),
+            max_partition_bytes: bytes(keys::MAX_PARTITION_BYTES),
+            open_cost_in_bytes: bytes(keys::OPEN_COST_IN_BYTES),
+            broadcast_threshold: match self.setting(keys::AUTO_BROADCAST_JOIN_THRESHOLD).as_str() {
+                "-1" => None,
+                other => keys::parse_bytes(other),
+            },
+        }
+    }
+
+    /// Plans `plan` for the stage model and cuts it into stages, without running anything.
+    pub async fn plan_stages(&self, plan: &LogicalPlan) -> Result<StageGraph> {
+        let planning = self.stage_planning();
+        let mut state = self.ctx.state();
+        planning.apply(state.config_mut().options_mut());
+        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+            vec![Arc::new(SplitScans(planning))];
+        rules.extend(state.physical_optimizers().iter().cloned());
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let physical = state.create_physical_plan(plan).await?;
+        Ok(cut_stages(physical)?)
+    }
+
+    /// Runs `plan` as a job; returns the result rows once every stage has finished.
+    pub(crate) async fn run_job(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let graph = self.plan_stages(plan).await?;
+        let total_memory = keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY))
+            .unwrap_or(4 << 30) as usize
+            * self
+                .setting(keys::EXECUTOR_INSTANCES)
+                .parse::<usize>()
+                .unwrap_or(1);
+        let local_dir = match self.setting(keys::LOCAL_DIR) {
+            dir if dir.is_empty() => std::env::temp_dir(),
+            dir => PathBuf::from(dir),
+        };
+        let settings = JobSettings {
+            slots: self.slots(),
+            max_task_failures: self.setting(keys::TASK_MAX_FAILURES).parse().unwrap_or(4),
+            executor_memory: total_memory / 2,
+            injected_failures: parse_injected_failures(&self.setting(keys::TEST_FAIL_TASKS))?,
+        };
+        let job = Job {
+            id: self.next_job_id(),
+            graph,
+            settings,
+            store: Arc::new(ShuffleStore::new(total_memory / 2, local_dir)),
+            base: self.ctx.state().task_ctx(),
+            listeners: self.listeners(),
+        };
+        let (stream, report) = job.run().await?;
+        self.record_job(report);
+        Ok(stream)
+    }
+}
+
+/// `stage.task.attempt` triples, comma-separated.
+fn parse_injected_failures(text: &str) -> Result<HashSet<(usize, usize, usize)>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|triple| {
+            let parts: Vec<usize> = triple.split('.').filter_map(|p| p.parse().ok()).collect();
+            match parts[..] {
+                [stage, task, attempt] => Ok((stage, task, attempt)),
+                _ => Err(Error::Config(format!(
+                    "invalid value '{triple}' in '{}': expected stage.task.attempt, e.g. 1.0.1",
+                    keys::TEST_FAIL_TASKS
+                ))),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,375 @@
+//! The store itself: blocks per (shuffle, map task, reduce partition), with statistics.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+
+use super::SpillFile;
+
+/// Shuffles are numbered per job; a stage's output shuffle has its stage's number.
+pub type ShuffleId = usize;
+
+/// The rows one map task wrote for one reduce partition: batches in memory and ranges of
+/// batches in spill files.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    memory: Vec<RecordBatch>,
+    spilled: Vec<(Arc<SpillFile>, Range<usize>)>,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Block {
+    /// A block of in-memory batches.
+    pub fn in_memory(batches: Vec<RecordBatch>) -> Self {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let bytes = batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum();
+        Self {
+            memory: batches,
+            spilled: Vec::new(),
+            rows,
+            bytes,
+        }
+    }
+
+    /// Adds batches that were written to `file` at `range`, of `rows` rows and `bytes` bytes.
+    pub fn add_spilled(
+        &mut self,
+        file: Arc<SpillFile>,
+        range: Range<usize>,
+        rows: u64,
+        bytes: u64,
+    ) {
+        if !range.is_empty() {
+            self.spilled.push((file, range));
+        }
+        self.rows += rows;
+        self.bytes += bytes;
+    }
+
+    /// Adds in-memory batches.
+    pub fn add_memory(&mut self, batches: Vec<RecordBatch>) {
+        let more = Block::in_memory(batches);
+        self.rows += more.rows;
+        self.bytes += more.bytes;
+        self.memory.extend(more.memory);
+    }
+
+    /// Every batch of the block: spilled ones (written earlier) first, then those in memory.
+    pub fn batches(&self) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        for (file, range) in &self.spilled {
+            batches.extend(file.read(range.clone())?);
+        }
+        batches.extend(self.memory.iter().cloned());
+        Ok(batches)
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Size of the block's data in Arrow memory format.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.memory.iter().map(|b| b.get_array_memory_size()).sum()
+    }
+}
+
+/// The output of one map task: one block per reduce partition.
+#[derive(Debug, Clone, Default)]
+pub struct MapOutput {
+    pub blocks: Vec<Block>,
+}
+
+impl MapOutput {
+    pub fn rows(&self) -> u64 {
+        self.blocks.iter().map(Block::rows).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.blocks.iter().map(Block::bytes).sum()
+    }
+}
+
+/// Exact sizes of a finished shuffle, per reduce partition and per map task: what adaptive
+/// execution decides on (Spark's `MapOutputStatistics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MapOutputStatistics {
+    /// `bytes[m][r]`: bytes map task `m` wrote for reduce partition `r`.
+    pub bytes: Vec<Vec<u64>>,
+    /// `rows[m][r]`, likewise.
+    pub rows: Vec<Vec<u64>>,
+}
+
+impl MapOutputStatistics {
+    /// Total bytes per reduce partition.
+    pub fn bytes_by_partition(&self) -> Vec<u64> {
+        let partitions = self.bytes.first().map_or(0, Vec::len);
+        (0..partitions)
+            .map(|r| self.bytes.iter().map(|map| map[r]).sum())
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Shuffle {
+    schema: SchemaRef,
+    maps: Vec<Option<MapOutput>>,
+}
+
+/// The map outputs of one job. See the module documentation.
+#[derive(Debug)]
+pub struct ShuffleStore {
+    shuffles: Mutex<HashMap<ShuffleId, Shuffle>>,
+    memory_budget: usize,
+    memory_used: AtomicUsize,
+    spilled_bytes: AtomicU64,
+    spill_root: PathBuf,
+    spill_dir: OnceLock<tempfile::TempDir>,
+    next_file: AtomicUsize,
+}
+
+impl ShuffleStore {
+    /// A store that keeps up to `memory_budget` bytes of map output in memory and spills the
+    /// rest into a job directory created under `spill_root` when first needed.
+    pub fn new(memory_budget: usize, spill_root: PathBuf) -> Self {
+        Self {
+            shuffles: Mutex::new(HashMap::new()),
+            memory_budget,
+            memory_used: AtomicUsize::new(0),
+            spilled_bytes: AtomicU64::new(0),
+            spill_root,
+            spill_dir: OnceLock::new(),
+            next_file: AtomicUsize::new(0),
+        }
+    }
+
+    /// Declares shuffle `id` with `maps` map tasks writing batches of `schema`.
+    pub fn register(&self, id: ShuffleId, schema: SchemaRef, maps: usize) {
+        self.lock().insert(
+            id,
+            Shuffle {
+                schema,
+                maps: vec![None; maps],
+            },
+        );
+    }
+
+    /// Stores the output of a finished map task, replacing what an earlier attempt of the
+    /// same task stored. Spills the output to disk when memory is over budget.
+    pub fn commit(&self, id: ShuffleId, map: usize, mut output: MapOutput) -> Result<()> {
+        let memory: usize = output.blocks.iter().map(Block::memory_bytes).sum();
+        let schema = self.schema(id)?;
+        if memory > 0 && self.memory_used.load(Ordering::Relaxed) + memory > self.memory_budget {
+            output = self.spill(&schema, output)?;
+        }
+        let memory: usize = output.blocks.iter().map(Block::memory_bytes).sum();
+        self.memory_used.fetch_add(memory, Ordering::Relaxed);
+        let mut shuffles = self.lock();
+        let shuffle = shuffles
+            .get_mut(&id)
+            .ok_or_else(|| DataFusionError::Internal(format!("shuffle {id} is not registered")))?;
+        let slot = shuffle.maps.get_mut(map).ok_or_else(|| {
+            DataFusionError::Internal(format!("shuffle {id} has no map task {map}"))
+        })?;
+        if let Some(previous) = slot.replace(output) {
+            let freed: usize = previous.blocks.iter().map(Block::memory_bytes).sum();
+            self.memory_used.fetch_sub(freed, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Writes the in-memory part of `output` to a spill file.
+    fn spill(&self, schema: &SchemaRef, output: MapOutput) -> Result<MapOutput> {
+        let buckets: Vec<Vec<RecordBatch>> =
+            output.blocks.iter().map(|b| b.memory.clone()).collect();
+        let (file, ranges) = SpillFile::write(self.spill_path()?, schema, &buckets)?;
+        self.spilled_bytes
+            .fetch_add(file.bytes(), Ordering::Relaxed);
+        let blocks = output
+            .blocks
+            .into_iter()
+            .zip(ranges)
+            .map(|(block, range)| {
+                let memory = Block::in_memory(block.memory);
+                let mut spilled = Block {
+                    spilled: block.spilled,
+                    rows: block.rows - memory.rows,
+                    bytes: block.bytes - memory.bytes,
+                    ..Block::default()
+                };
+                spilled.add_spilled(file.clone(), range, memory.rows, memory.bytes);
+                spilled
+            })
+            .collect();
+        Ok(MapOutput { blocks })
+    }
+
+    /// A fresh path for a spill file in this job's directory.
+    pub fn spill_path(&self) -> Result<PathBuf> {
+        let dir = match self.spill_dir.get() {
+            Some(dir) => dir,
+            None => {
+                std::fs::create_dir_all(&self.spill_root).map_err(|e| {
+                    DataFusionError::Execution(format!(
+                        "cannot create spill directory {} (spark.local.dir): {e}",
+                        self.spill_root.display()
+                    ))
+                })?;
+                let dir = tempfile::Builder::new()
+                    .prefix("stagesql-job-")
+                    .tempdir_in(&self.spill_root)
+                    .map_err(|e| {
+                        DataFusionError::Execution(format!(
+                            "cannot create a job directory in {} (spark.local.dir): {e}",
+                            self.spill_root.display()
+                        ))
+                    })?;
+                // Another task may have created one first; use whichever won.
+                let _ = self.spill_dir.set(dir);
+                self.spill_dir.get().expect("set above")
+            }
+        };
+        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
+        Ok(dir.path().join(format!("shuffle-{n}.arrow")))
+    }
+
+    /// The block map task `map` wrote for reduce partition `reduce`.
+    pub fn block(&self, id: ShuffleId, map: usize, reduce: usize) -> Result<Block> {
+        let shuffles = self.lock();
+        let shuffle = shuffles
+            .get(&id)
+            .ok_or_else(|| DataFusionError::Internal(format!("shuffle {id} is not registered")))?;
+        let output = shuffle
+            .maps
+            .get(map)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("shuffle {id}: map task {map} has no output"))
+            })?;
+        Ok(output.blocks.get(reduce).cloned().unwrap_or_default())
+    }
+
+    /// Number of map tasks of a shuffle.
+    pub fn maps(&self, id: ShuffleId) -> usize {
+        self.lock().get(&id).map_or(0, |s| s.maps.len())
+    }
+
+    /// Sizes of a shuffle's blocks.
+    pub fn statistics(&self, id: ShuffleId) -> MapOutputStatistics {
+        let shuffles = self.lock();
+        let Some(shuffle) = shuffles.get(&id) else {
+            return MapOutputStatistics::default();
+        };
+        let outputs = shuffle
+            .maps
+            .iter()
+            .map(|m| m.as_ref().map(|o| o.blocks.as_slice()).unwrap_or(&[]));
+        MapOutputStatistics {
+            bytes: outputs
+                .clone()
+                .map(|blocks| blocks.iter().map(Block::bytes).collect())
+                .collect(),
+            rows: outputs
+                .map(|blocks| blocks.iter().map(Block::rows).collect())
+                .collect(),
+        }
+    }
+
+    /// Bytes written to spill files by the store (not by operators).
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The job directory holding spill files, if one was created.
+    pub fn spill_dir(&self) -> Option<PathBuf> {
+        self.spill_dir.get().map(|d| d.path().to_path_buf())
+    }
+
+    fn schema(&self, id: ShuffleId) -> Result<SchemaRef> {
+        self.lock()
+            .get(&id)
+            .map(|s| s.schema.clone())
+            .ok_or_else(|| DataFusionError::Internal(format!("shuffle {id} is not registered")))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShuffleId, Shuffle>> {
+        self.shuffles.lock().expect("shuffle store lock poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    #[test]
+    fn over_budget_outputs_spill_and_read_back_and_files_go_with_the_store() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ShuffleStore::new(0, root.path().to_path_buf());
+        store.register(1, batch(&[]).schema(), 2);
+        for map in 0..2 {
+            let output = MapOutput {
+                blocks: vec![
+                    Block::in_memory(vec![batch(&[map, 10])]),
+                    Block::in_memory(vec![batch(&[map + 20])]),
+                ],
+            };
+            store.commit(1, map as usize, output).unwrap();
+        }
+        assert!(store.spilled_bytes() > 0);
+        let read = store.block(1, 1, 0).unwrap().batches().unwrap();
+        assert_eq!(read, vec![batch(&[1, 10])]);
+        let stats = store.statistics(1);
+        assert_eq!(stats.rows, vec![vec![2, 1], vec![2, 1]]);
+        let dir = store.spill_dir().unwrap();
+        assert!(dir.exists());
+        drop(store);
+        assert!(!dir.exists(), "spill directory removed with the store");
+    }
+
+    #[test]
+    fn a_retried_map_task_replaces_its_earlier_output() {
+        let store = ShuffleStore::new(usize::MAX, std::env::temp_dir());
+        store.register(3, batch(&[]).schema(), 1);
+        store
+            .commit(
+                3,
+                0,
+                MapOutput {
+                    blocks: vec![Block::in_memory(vec![batch(&[1])])],
+                },
+            )
+            .unwrap();
+        store
+            .commit(
+                3,
+                0,
+                MapOutput {
+                    blocks: vec![Block::in_memory(vec![batch(&[2, 3])])],
+                },
+            )
+            .unwrap();
+        assert_eq!(store.block(3, 0, 0).unwrap().rows(), 2);
+        assert_eq!(store.statistics(3).bytes_by_partition().len(), 1);
+    }
+}

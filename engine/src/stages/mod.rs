@@ -1,0 +1,135 @@
+//! Stages: the pieces of a physical plan between exchanges, and the operators at their edges.
+//!
+//! ```text
+//!            driver: CoalescePartitionsExec ◀── ShuffleReadExec (result of stage 3)
+//!   stage 3:  ShuffleWriteExec(result) ◀── HashJoinExec ◀── ShuffleReadExec(shuffle 1)
+//!                                                      ◀── ShuffleReadExec(shuffle 2)
+//!   stage 1:  ShuffleWriteExec(hash → 200) ◀── scan orders      (one task per file split)
+//!   stage 2:  ShuffleWriteExec(hash → 200) ◀── scan lineitem
+//! ```
+//!
+//! Every stage's plan is rooted in a [`ShuffleWriteExec`] that writes each task's output to
+//! the job's shuffle store; the stages that consume it start with a [`ShuffleReadExec`] (or a
+//! [`BroadcastReadExec`] for a broadcast build side). The graph is built by
+//! [`crate::planner::cut_stages`].
+
+mod broadcast_read;
+mod shuffle_read;
+pub mod shuffle_write;
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
+
+pub use broadcast_read::BroadcastReadExec;
+pub use shuffle_read::{ReadSpec, ShuffleReadExec};
+pub use shuffle_write::ShuffleWriteExec;
+
+/// Stages are numbered per job from 1, in the order they can run (parents first).
+pub type StageId = usize;
+
+/// How a stage's output reaches the stages (or the driver) that read it.
+#[derive(Debug, Clone)]
+pub enum Exchange {
+    /// Hash (or round-robin) partitioning into buckets: a shuffle.
+    Shuffle(Partitioning),
+    /// Each task's output kept whole, read by a single task (or merged in order).
+    Gather,
+    /// The output collected once and shared with every task of the reading stage.
+    Broadcast,
+    /// The job's last stage: the driver merges its tasks' outputs into the result.
+    Result,
+}
+
+impl Exchange {
+    /// Buckets each map task writes.
+    pub fn buckets(&self) -> usize {
+        match self {
+            Exchange::Shuffle(partitioning) => partitioning.partition_count(),
+            Exchange::Gather | Exchange::Broadcast | Exchange::Result => 1,
+        }
+    }
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exchange::Shuffle(Partitioning::Hash(exprs, n)) => {
+                let keys: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+                write!(f, "shuffle hash({}) → {n}", keys.join(", "))
+            }
+            Exchange::Shuffle(Partitioning::RoundRobinBatch(n)) => {
+                write!(f, "shuffle round-robin → {n}")
+            }
+            Exchange::Shuffle(other) => write!(f, "shuffle {other}"),
+            Exchange::Gather => f.write_str("gather → 1"),
+            Exchange::Broadcast => f.write_str("broadcast"),
+            Exchange::Result => f.write_str("result"),
+        }
+    }
+}
+
+/// One stage: its plan (rooted in a [`ShuffleWriteExec`]), the stages it reads, and how its
+/// output leaves it.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub id: StageId,
+    pub plan: Arc<ShuffleWriteExec>,
+    pub parents: Vec<StageId>,
+}
+
+impl Stage {
+    /// Tasks = output partitions of the stage's plan: one per file split, per reduce
+    /// partition, or one.
+    pub fn tasks(&self) -> usize {
+        self.plan.input().output_partitioning().partition_count()
+    }
+
+    pub fn exchange(&self) -> &Exchange {
+        self.plan.exchange()
+    }
+}
+
+/// A job's stages in execution order, and the plan the driver runs over the last stage's
+/// output to produce the result (a merge, possibly with a limit).
+#[derive(Debug, Clone)]
+pub struct StageGraph {
+    pub stages: Vec<Stage>,
+    pub driver: Arc<dyn ExecutionPlan>,
+}
+
+impl StageGraph {
+    pub fn stage(&self, id: StageId) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+}
+
+impl fmt::Display for StageGraph {
+    /// Every stage with its plan, then the driver's part.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for stage in &self.stages {
+            let parents: Vec<String> = stage.parents.iter().map(|p| p.to_string()).collect();
+            writeln!(
+                f,
+                "Stage {} ({} tasks, parents [{}], {})",
+                stage.id,
+                stage.tasks(),
+                parents.join(", "),
+                stage.exchange()
+            )?;
+            let plan: Arc<dyn ExecutionPlan> = stage.plan.clone();
+            write!(
+                f,
+                "{}",
+                datafusion::physical_plan::displayable(plan.as_ref()).indent(false)
+            )?;
+        }
+        writeln!(f, "Driver")?;
+        write!(
+            f,
+            "{}",
+            datafusion::physical_plan::displayable(self.driver.as_ref()).indent(false)
+        )
+    }
+}

@@ -1,0 +1,224 @@
+//! [`ShuffleReadExec`]: the leaf of a stage that reads an earlier stage's shuffle output.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use super::StageId;
+use crate::shuffle::ShuffleStore;
+
+/// Which blocks each output partition of a [`ShuffleReadExec`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadSpec {
+    /// Partition `r` reads reduce partition `r` from every map task (a plain shuffle read).
+    ReducePartitions(usize),
+    /// Partition `m` reads everything map task `m` wrote (a gather: order within each map
+    /// output is kept, so a merge above can rely on it).
+    MapOutputs(usize),
+    /// Partition `i` reads the reduce partitions `reduce` of the map tasks `maps`: coalesced
+    /// ranges of reduce partitions, or slices of the map outputs of a skewed partition.
+    Explicit(Vec<PartitionSpec>),
+}
+
+/// The blocks one task of a reading stage reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSpec {
+    pub reduce: Range<usize>,
+    /// `None`: every map task.
+    pub maps: Option<Range<usize>>,
+}
+
+impl ReadSpec {
+    pub fn partitions(&self) -> usize {
+        match self {
+            ReadSpec::ReducePartitions(n) | ReadSpec::MapOutputs(n) => *n,
+            ReadSpec::Explicit(specs) => specs.len(),
+        }
+    }
+
+    fn partition(&self, index: usize) -> PartitionSpec {
+        match self {
+            ReadSpec::ReducePartitions(_) => PartitionSpec {
+                reduce: index..index + 1,
+                maps: None,
+            },
+            ReadSpec::MapOutputs(_) => PartitionSpec {
+                reduce: 0..1,
+                maps: Some(index..index + 1),
+            },
+            ReadSpec::Explicit(specs) => specs[index].clone(),
+        }
+    }
+}
+
+/// Reads shuffle `stage` from the job's [`ShuffleStore`]:
+///
+/// ```text
+///   store[(stage, m, r)] for every map task m ──▶ output partition r   (ReducePartitions)
+///   store[(stage, m, 0)]                      ──▶ output partition m   (MapOutputs)
+/// ```
+///
+/// It declares the partitioning its writer produced (`Hash(keys, R)` for a hash shuffle), so
+/// joins and aggregates above it see the distribution they require.
+#[derive(Debug)]
+pub struct ShuffleReadExec {
+    stage: StageId,
+    spec: ReadSpec,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ShuffleReadExec {
+    /// A reader of stage `stage`'s output whose writer's input had `eq_properties` (kept
+    /// only where the read preserves them) and produced `partitioning`.
+    pub fn new(
+        stage: StageId,
+        spec: ReadSpec,
+        schema: SchemaRef,
+        partitioning: Partitioning,
+        ordering: Option<EquivalenceProperties>,
+    ) -> Self {
+        let eq_properties = ordering.unwrap_or_else(|| EquivalenceProperties::new(schema));
+        let properties = PlanProperties::new(
+            eq_properties,
+            partitioning,
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            stage,
+            spec,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    pub fn stage(&self) -> StageId {
+        self.stage
+    }
+
+    pub fn spec(&self) -> &ReadSpec {
+        &self.spec
+    }
+}
+
+/// Streams the blocks of one output partition, one block at a time.
+pub(crate) fn read_blocks(
+    store: Arc<ShuffleStore>,
+    stage: StageId,
+    spec: PartitionSpec,
+    schema: SchemaRef,
+    metrics: (
+        datafusion::physical_plan::metrics::Count,
+        datafusion::physical_plan::metrics::Count,
+    ),
+) -> SendableRecordBatchStream {
+    let maps = spec.maps.clone().unwrap_or(0..store.maps(stage));
+    let blocks: Vec<(usize, usize)> = maps
+        .flat_map(|m| spec.reduce.clone().map(move |r| (m, r)))
+        .collect();
+    let (rows, bytes) = metrics;
+    let stream = futures::stream::iter(blocks)
+        .map(move |(m, r)| {
+            let block = store.block(stage, m, r)?;
+            rows.add(block.rows() as usize);
+            bytes.add(block.bytes() as usize);
+            block.batches()
+        })
+        .flat_map(|batches: Result<Vec<_>>| match batches {
+            Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => futures::stream::iter(vec![Err(e)]),
+        });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+pub(crate) fn store_of(context: &TaskContext) -> Result<Arc<ShuffleStore>> {
+    context
+        .session_config()
+        .get_extension::<ShuffleStore>()
+        .ok_or_else(|| DataFusionError::Internal("no shuffle store in the task context".into()))
+}
+
+impl DisplayAs for ShuffleReadExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.spec {
+            ReadSpec::ReducePartitions(n) => {
+                write!(f, "ShuffleReadExec: stage={}, partitions={n}", self.stage)
+            }
+            ReadSpec::MapOutputs(n) => {
+                write!(f, "ShuffleReadExec: stage={}, map_outputs={n}", self.stage)
+            }
+            ReadSpec::Explicit(specs) => write!(
+                f,
+                "ShuffleReadExec: stage={}, partitions={} (adaptive)",
+                self.stage,
+                specs.len()
+            ),
+        }
+    }
+}
+
+impl ExecutionPlan for ShuffleReadExec {
+    fn name(&self) -> &str {
+        "ShuffleReadExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let store = store_of(&context)?;
+        let metrics = (
+            MetricBuilder::new(&self.metrics).counter("shuffle_read_rows", partition),
+            MetricBuilder::new(&self.metrics).counter("shuffle_read_bytes", partition),
+        );
+        Ok(read_blocks(
+            store,
+            self.stage,
+            self.spec.partition(partition),
+            self.schema(),
+            metrics,
+        ))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
