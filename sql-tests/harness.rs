@@ -1,4 +1,5 @@
-//! Runs every `sql-tests/**/*.slt` file through the engine and fails on any failure.
+//! Runs every `sql-tests/**/*.slt` file through the engine, in stages mode and in pipelined
+//! mode, and fails on any failure.
 //!
 //! `cargo test -p stagesql-sql-tests` ends with the line `N passed, N failed`. Arguments
 //! narrow the run: `cargo test -p stagesql-sql-tests -- explain` runs only files whose path
@@ -7,6 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use stagesql::SessionOptions;
 use stagesql::slt::{self, RunOptions};
 
 fn main() -> ExitCode {
@@ -40,19 +42,37 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime starts");
     let mut stdout = std::io::stdout();
-    match runtime.block_on(slt::run(&files, &RunOptions::default(), &mut stdout)) {
-        Ok(summary) => {
-            println!("sqllogictest: {} files", summary.files);
-            println!("{}", summary.line());
-            if summary.failed == 0 && summary.passed > 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+    // Every suite runs in both execution modes; results must be identical.
+    let mut total = slt::Summary::default();
+    for mode in ["stages", "pipelined"] {
+        let options = RunOptions {
+            complete: false,
+            session: SessionOptions {
+                settings: vec![("stagesql.execution.mode".into(), mode.into())],
+                ..SessionOptions::default()
+            },
+        };
+        match runtime.block_on(slt::run(&files, &options, &mut stdout)) {
+            Ok(summary) => {
+                println!(
+                    "sqllogictest, {mode} mode: {} files, {}",
+                    summary.files,
+                    summary.line()
+                );
+                total.passed += summary.passed;
+                total.failed += summary.failed;
+                total.skipped += summary.skipped;
+            }
+            Err(error) => {
+                eprintln!("error ({mode} mode): {}", error.message());
+                return ExitCode::FAILURE;
             }
         }
-        Err(error) => {
-            eprintln!("error: {}", error.message());
-            ExitCode::FAILURE
-        }
+    }
+    println!("{}", total.line());
+    if total.failed == 0 && total.passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

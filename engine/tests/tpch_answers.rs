@@ -1,10 +1,11 @@
 //! TPC-H correctness: all 22 queries against the reference answers.
 //!
-//! Scale factor 1 is the scale the TPC publishes answers for. The data is generated once into
+//! Scale factor 1 is the scale the TPC publishes answers for. The queries run in stages mode
+//! with 200 and 7 shuffle partitions, on 1 and 8 slots, and in pipelined mode. The data is generated once into
 //! the TPC-H cache directory (`$STAGESQL_TPCH_DIR` or the user cache dir) and reused.
 
 use stagesql::datafusion::arrow::array::RecordBatch;
-use stagesql::{Session, StatementResult, tpch};
+use stagesql::{Session, SessionOptions, StatementResult, tpch};
 
 async fn run_query(session: &Session, number: usize) -> Vec<RecordBatch> {
     let text = tpch::query(number).expect("22 queries");
@@ -20,17 +21,49 @@ async fn run_query(session: &Session, number: usize) -> Vec<RecordBatch> {
         .to_vec()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tpch_sf1_matches_the_reference_answers() {
+/// Runs all 22 queries in a session with `settings`; returns the mismatches.
+async fn check_all(settings: &[(&str, &str)]) -> Vec<String> {
     let dir = tpch::ensure_data(&tpch::default_cache_dir(), 1.0).expect("TPC-H SF 1 data");
-    let session = Session::new().unwrap();
+    let session = Session::with_options(SessionOptions {
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..SessionOptions::default()
+    })
+    .unwrap();
     tpch::register(&session, &dir).await.unwrap();
     let mut failures = Vec::new();
     for number in 1..=22 {
         let batches = run_query(&session, number).await;
         if let Err(difference) = tpch::answers::check_sf1(number, &batches) {
-            failures.push(format!("Q{number}: {difference}"));
+            failures.push(format!("{settings:?} Q{number}: {difference}"));
         }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tpch_sf1_matches_the_reference_answers_in_every_mode() {
+    let configurations: [&[(&str, &str)]; 5] = [
+        &[("stagesql.execution.mode", "stages")],
+        &[
+            ("spark.sql.shuffle.partitions", "7"),
+            ("spark.executor.cores", "1"),
+        ],
+        &[
+            ("spark.sql.shuffle.partitions", "7"),
+            ("spark.executor.cores", "8"),
+        ],
+        &[
+            ("spark.sql.shuffle.partitions", "200"),
+            ("spark.executor.cores", "1"),
+        ],
+        &[("stagesql.execution.mode", "pipelined")],
+    ];
+    let mut failures = Vec::new();
+    for settings in configurations {
+        failures.extend(check_all(settings).await);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

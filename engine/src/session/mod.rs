@@ -381,7 +381,7 @@ impl Session {
                     true => rows,
                     false => rows
                         .into_iter()
-                        .filter(|r| r.source != Source::Default)
+                        .filter(|r| r.source == Source::Session)
                         .collect(),
                 };
                 Ok(settings_output(rows, verbose))

@@ -13,8 +13,8 @@ pub enum Command {
     Set { key: String, value: String },
     /// `SET key`: show one setting.
     ShowSetting { key: String },
-    /// `SET`: the settings that differ from their defaults; `SET -v`: every setting with its
-    /// default, description and source.
+    /// `SET`: the settings changed with `SET` in this session; `SET -v`: every setting with
+    /// its default, description and source.
     ShowSettings { verbose: bool },
     /// `RESET key` back to its default (or the value given at startup); `RESET` for all.
     Reset { key: Option<String> },

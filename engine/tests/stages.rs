@@ -1,0 +1,281 @@
+//! The stage model through the Session API: how plans are cut, that the executor launches
+//! the predicted tasks, retries, spilling with cleanup, and cancellation.
+
+use std::time::Duration;
+
+use stagesql::scheduler::JobReport;
+use stagesql::stages::StageGraph;
+use stagesql::{Session, SessionOptions, StatementResult};
+
+async fn session(settings: &[(&str, &str)]) -> Session {
+    let mut all = vec![
+        ("spark.sql.shuffle.partitions".to_string(), "4".to_string()),
+        ("spark.executor.cores".to_string(), "2".to_string()),
+    ];
+    all.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let session = Session::with_options(SessionOptions {
+        settings: all,
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    session.load_tpch(0.01).await.unwrap();
+    session
+}
+
+async fn stages_of(session: &Session, sql: &str) -> StageGraph {
+    let plan = session
+        .context()
+        .state()
+        .create_logical_plan(sql)
+        .await
+        .unwrap();
+    session.plan_stages(&plan).await.unwrap()
+}
+
+/// `id:tasks:exchange` per stage, the shape a reader checks first.
+fn shape(graph: &StageGraph) -> Vec<String> {
+    graph
+        .stages
+        .iter()
+        .map(|s| {
+            let exchange = s.exchange().to_string();
+            let kind = exchange
+                .split(['(', ' '])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let kind = if exchange.starts_with("shuffle") {
+                "shuffle".into()
+            } else {
+                kind
+            };
+            format!("{}:{}:{}", s.id, s.tasks(), kind)
+        })
+        .collect()
+}
+
+async fn run(session: &Session, sql: &str) -> (Vec<StatementResult>, JobReport) {
+    let results = session.sql(sql).await.unwrap();
+    (results, session.jobs().last().cloned().expect("a job ran"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_only_is_one_stage_and_group_by_two() {
+    let session = session(&[]).await;
+    let scan = stages_of(
+        &session,
+        "select l_orderkey from lineitem where l_quantity > 45",
+    )
+    .await;
+    assert_eq!(shape(&scan), ["1:1:result"], "{scan}");
+    let group_by = stages_of(
+        &session,
+        "select l_returnflag, count(*) from lineitem group by 1",
+    )
+    .await;
+    assert_eq!(
+        shape(&group_by),
+        ["1:1:shuffle", "2:4:result"],
+        "{group_by}"
+    );
+    assert!(
+        group_by.stages[0]
+            .exchange()
+            .to_string()
+            .starts_with("shuffle hash(l_returnflag"),
+        "{group_by}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_join_shuffles_both_sides_and_broadcast_join_does_not() {
+    let partitioned = session(&[("spark.sql.autoBroadcastJoinThreshold", "-1")]).await;
+    let sql = "select o_orderpriority, count(*) from orders join lineitem on o_orderkey = l_orderkey group by 1";
+    let graph = stages_of(&partitioned, sql).await;
+    assert_eq!(
+        shape(&graph),
+        ["1:1:shuffle", "2:1:shuffle", "3:4:shuffle", "4:4:result"],
+        "{graph}"
+    );
+    assert_eq!(graph.stages[2].parents, vec![1, 2]);
+
+    let broadcast = session(&[]).await;
+    let sql =
+        "select n_name, count(*) from supplier join nation on s_nationkey = n_nationkey group by 1";
+    let graph = stages_of(&broadcast, sql).await;
+    assert!(
+        shape(&graph).iter().any(|s| s.ends_with(":broadcast")),
+        "{graph}"
+    );
+    assert!(graph.to_string().contains("BroadcastReadExec"), "{graph}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn union_sort_limit_window_and_subquery_plans_are_cut() {
+    let session = session(&[]).await;
+    let union = stages_of(
+        &session,
+        "select n_name from nation union all select r_name from region",
+    )
+    .await;
+    assert_eq!(shape(&union), ["1:2:result"], "{union}");
+    let top = stages_of(
+        &session,
+        "select o_orderkey from orders order by o_totalprice desc limit 5",
+    )
+    .await;
+    assert_eq!(shape(&top), ["1:1:result"], "{top}");
+    assert!(
+        top.driver.name().contains("SortPreservingMerge") || top.to_string().contains("Driver"),
+        "{top}"
+    );
+    let window = stages_of(
+        &session,
+        "select o_custkey, rank() over (partition by o_custkey order by o_totalprice) from orders",
+    )
+    .await;
+    assert_eq!(shape(&window), ["1:1:shuffle", "2:4:result"], "{window}");
+    // An uncorrelated scalar subquery is computed by the stage that reads its value.
+    let sql =
+        "select count(*) from orders where o_totalprice > (select avg(o_totalprice) from orders)";
+    let subquery = stages_of(&session, sql).await;
+    assert!(
+        subquery.stages[0].plan.input().name() == "ScalarSubqueryExec",
+        "{subquery}"
+    );
+    let (staged, _) = run(&session, sql).await;
+    session
+        .sql("set stagesql.execution.mode = pipelined")
+        .await
+        .unwrap();
+    let pipelined = session.sql(sql).await.unwrap();
+    assert_eq!(
+        stagesql::tpch::answers::rows(staged[0].batches().unwrap()).unwrap(),
+        stagesql::tpch::answers::rows(pipelined[0].batches().unwrap()).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_executor_launches_the_predicted_tasks() {
+    let session = session(&[("spark.sql.autoBroadcastJoinThreshold", "-1")]).await;
+    let sql = "select o_orderpriority, count(*) from orders join lineitem on o_orderkey = l_orderkey group by 1 order by 1";
+    let predicted: Vec<usize> = stages_of(&session, sql)
+        .await
+        .stages
+        .iter()
+        .map(|s| s.tasks())
+        .collect();
+    let (results, report) = run(&session, sql).await;
+    let launched: Vec<usize> = report.stages.iter().map(|s| s.tasks).collect();
+    assert_eq!(predicted, launched);
+    assert_eq!(
+        results[0]
+            .batches()
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        5
+    );
+    for stage in &report.stages {
+        assert_eq!(stage.attempts.len(), stage.tasks, "one attempt per task");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_attempts_are_retried_and_visible() {
+    let session = session(&[("stagesql.test.fail_tasks", "1.0.1,2.1.1,2.1.2")]).await;
+    let (results, report) = run(
+        &session,
+        "select l_returnflag, count(*) from lineitem group by 1 order by 1",
+    )
+    .await;
+    assert_eq!(
+        results[0]
+            .batches()
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        3
+    );
+    let first = &report.stages[0];
+    assert_eq!(first.retries(), 1);
+    assert!(
+        first.attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("injected failure")
+    );
+    assert_eq!(report.stages[1].retries(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_failing_every_attempt_fails_the_job_naming_job_stage_and_task() {
+    let session = session(&[
+        ("spark.task.maxFailures", "2"),
+        ("stagesql.test.fail_tasks", "2.3.1,2.3.2"),
+    ])
+    .await;
+    let error = session
+        .sql("select l_returnflag, count(*) from lineitem group by 1")
+        .await
+        .unwrap_err()
+        .message();
+    assert!(error.contains("stage 2 task 3 failed 2 times"), "{error}");
+    assert!(error.contains("job 1"), "{error}");
+    // The session goes on.
+    assert!(session.sql("select 1").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_executor_memory_spills_and_leaves_no_files() {
+    let local = tempfile::tempdir().unwrap();
+    let dir = local.path().to_str().unwrap().to_string();
+    let session = session(&[
+        ("spark.executor.memory", "32m"),
+        ("spark.local.dir", &dir),
+        (
+            "datafusion.execution.sort_spill_reservation_bytes",
+            "1048576",
+        ),
+    ])
+    .await;
+    let (results, report) = run(
+        &session,
+        "select v, v % 1000 as k from generate_series(1, 3000000) t(v) order by k desc, v",
+    )
+    .await;
+    let batches = results[0].batches().unwrap();
+    assert_eq!(
+        batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        3_000_000
+    );
+    let first = stagesql::tpch::answers::rows(&batches[..1]).unwrap();
+    assert_eq!(first[..2], [["999", "999"], ["1999", "999"]]);
+    let spilled: u64 = report.stages.iter().map(|s| s.spill_bytes()).sum();
+    assert!(spilled > 0, "{report:?}");
+    let left: Vec<_> = std::fs::read_dir(local.path()).unwrap().collect();
+    assert!(left.is_empty(), "spill files left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_a_running_job_cancels_it_promptly() {
+    let local = tempfile::tempdir().unwrap();
+    let dir = local.path().to_str().unwrap().to_string();
+    let session = session(&[("spark.local.dir", &dir)]).await;
+    let long =
+        session.sql("select count(*) from generate_series(1, 10000000000) t(v) group by v % 7");
+    let started = std::time::Instant::now();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), long)
+            .await
+            .is_err()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (results, _) = run(&session, "select count(*) from region").await;
+    assert_eq!(results.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(std::fs::read_dir(local.path()).unwrap().next().is_none());
+}
