@@ -58,7 +58,12 @@ pub struct Args {
     #[arg(long)]
     pub continue_on_error: bool,
 
-    /// Set a configuration key at startup, e.g. --conf datafusion.execution.batch_size=4096
+    /// Run locally on N slots (tasks at once): `local[N]`, or `local[*]` for all cores.
+    /// Sets spark.executor.instances=1 and spark.executor.cores=N. [default: local[*]]
+    #[arg(long, value_name = "MASTER", value_parser = parse_master)]
+    pub master: Option<usize>,
+
+    /// Set a configuration key at startup, e.g. --conf spark.sql.shuffle.partitions=8
     /// (repeatable; `SET -v` lists every key).
     #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub conf: Vec<(String, String)>,
@@ -120,5 +125,27 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
             Ok((key.trim().to_string(), value.trim().to_string()))
         }
         _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
+}
+
+/// `local[N]` → N slots; `local[*]` and `local` → 0 (all cores).
+fn parse_master(text: &str) -> Result<usize, String> {
+    let inner = match text.trim() {
+        "local" => return Ok(0),
+        other => other
+            .strip_prefix("local[")
+            .and_then(|rest| rest.strip_suffix(']')),
+    };
+    match inner {
+        Some("*") => Ok(0),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "expected local[N] with N ≥ 1, or local[*]; got '{text}'"
+            )),
+        },
+        None => Err(format!(
+            "expected local[N] or local[*]; got '{text}' (cluster masters such as df://host:port are not supported yet)"
+        )),
     }
 }

@@ -5,6 +5,7 @@ mod args;
 mod exec;
 mod meta;
 mod output;
+mod progress;
 mod repl;
 
 use std::io::{IsTerminal, Read};
@@ -58,12 +59,21 @@ fn main() -> ExitCode {
 }
 
 fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, String> {
+    let mut settings = Vec::new();
+    if let Some(cores) = args.master {
+        settings.push(("spark.executor.instances".to_string(), "1".to_string()));
+        settings.push(("spark.executor.cores".to_string(), cores.to_string()));
+    }
+    settings.extend(args.conf.iter().cloned());
     let session = Session::with_options(SessionOptions {
-        settings: args.conf.clone(),
+        settings,
         tpch_dir: args.tpch_dir.clone(),
     })
     .map_err(|e| e.message())?;
     let session = Arc::new(session);
+    if std::io::stderr().is_terminal() && !args.quiet {
+        session.add_listener(Arc::new(progress::ProgressBars::default()));
+    }
     if let Some(scale_factor) = &args.tpch {
         load_tpch(&session, &runtime, scale_factor, args.quiet).map_err(|e| e.message())?;
     }

@@ -475,3 +475,57 @@ fn test_command_names_a_missing_path() {
         stderr(&output)
     );
 }
+
+#[test]
+fn master_local_n_sets_the_slots() {
+    let output = run(&[
+        "--master",
+        "local[3]",
+        "--format",
+        "csv",
+        "-q",
+        "-c",
+        "set spark.executor.cores",
+    ]);
+    assert_eq!(stdout(&output), "key,value\nspark.executor.cores,3\n");
+    let bad = run(&["--master", "yarn", "-c", "select 1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("expected local[N] or local[*]"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn execution_modes_give_the_same_rows() {
+    let query = "select n_regionkey, count(*) as n from nation group by 1 order by 1";
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let staged = run(&[
+        "--tpch",
+        "0.01",
+        "--tpch-dir",
+        cache,
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        query,
+    ]);
+    let pipelined = run(&[
+        "--tpch",
+        "0.01",
+        "--tpch-dir",
+        cache,
+        "-q",
+        "--format",
+        "csv",
+        "--conf",
+        "stagesql.execution.mode=pipelined",
+        "-c",
+        query,
+    ]);
+    assert_eq!(stdout(&staged), "n_regionkey,n\n0,5\n1,5\n2,5\n3,5\n4,5\n");
+    assert_eq!(stdout(&staged), stdout(&pipelined));
+}
