@@ -279,3 +279,37 @@ async fn dropping_a_running_job_cancels_it_promptly() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(std::fs::read_dir(local.path()).unwrap().next().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_ctas_and_insert_are_jobs_with_session_wide_stage_ids() {
+    let session = session(&[]).await;
+    session
+        .sql(
+            "create table priorities as select o_orderpriority as p, count(*) as n from orders group by 1;
+             create table copy (p varchar, n bigint);
+             insert into copy select * from priorities;
+             select sum(n) from copy",
+        )
+        .await
+        .unwrap();
+    let jobs = session.jobs();
+    assert_eq!(
+        jobs.iter().map(|j| j.job).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "CTAS, INSERT, SELECT"
+    );
+    let ids: Vec<usize> = jobs
+        .iter()
+        .flat_map(|j| j.stages.iter().map(|s| s.stage))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "stage ids increase across the session's jobs");
+    assert_eq!(ids.first(), Some(&1));
+    let total = session.sql("select sum(n) from copy").await.unwrap();
+    assert_eq!(
+        stagesql::tpch::answers::rows(total[0].batches().unwrap()).unwrap(),
+        [["15000"]]
+    );
+}

@@ -23,6 +23,10 @@ async fn run_query(session: &Session, number: usize) -> Vec<RecordBatch> {
 
 /// Runs all 22 queries in a session with `settings`; returns the mismatches.
 async fn check_all(settings: &[(&str, &str)]) -> Vec<String> {
+    check_all_in(settings).await.0
+}
+
+async fn check_all_in(settings: &[(&str, &str)]) -> (Vec<String>, Session) {
     let dir = tpch::ensure_data(&tpch::default_cache_dir(), 1.0).expect("TPC-H SF 1 data");
     let session = Session::with_options(SessionOptions {
         settings: settings
@@ -40,7 +44,24 @@ async fn check_all(settings: &[(&str, &str)]) -> Vec<String> {
             failures.push(format!("{settings:?} Q{number}: {difference}"));
         }
     }
-    failures
+    (failures, session)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tpch_sf1_with_512m_of_executor_memory_spills_and_stays_correct() {
+    let (failures, session) = check_all_in(&[
+        ("spark.executor.memory", "512m"),
+        ("spark.executor.cores", "8"),
+    ])
+    .await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let spilled: u64 = session
+        .jobs()
+        .iter()
+        .flat_map(|job| job.stages.iter())
+        .map(|stage| stage.spill_bytes())
+        .sum();
+    assert!(spilled > 0, "no task spilled with 512m");
 }
 
 #[tokio::test(flavor = "multi_thread")]

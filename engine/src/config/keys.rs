@@ -113,7 +113,7 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         key: TEST_FAIL_TASKS,
         default: "",
         value_type: ValueType::Text,
-        description: "Testing only: task attempts that fail on purpose, as `stage.task.attempt` triples separated by commas (e.g. `1.0.1,2.3.1`); stage ids count per job from 1.",
+        description: "Testing only: task attempts that fail on purpose, as `stage.task.attempt` triples separated by commas (e.g. `1.0.1,2.3.1`); stage ids count per session from 1, tasks from 0, attempts from 1.",
     },
 ];
 

@@ -37,9 +37,13 @@ use crate::stages::{
     StageId,
 };
 
-/// Cuts `plan` into stages; see the module documentation.
-pub fn cut_stages(plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
-    let cutter = std::cell::RefCell::new(Cutter::default());
+/// Cuts `plan` into stages numbered from `first_id` (stage ids are unique in a session);
+/// see the module documentation.
+pub fn cut_stages(plan: Arc<dyn ExecutionPlan>, first_id: StageId) -> Result<StageGraph> {
+    let cutter = std::cell::RefCell::new(Cutter {
+        first_id,
+        stages: Vec::new(),
+    });
     let (driver_top, below) = split_driver(plan);
     let last_input = if contains::<RecursiveQueryExec>(&below) {
         // A recursive query re-runs its children per iteration: keep it in one stage.
@@ -51,7 +55,7 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
             .transform_down_up(
                 |node| {
                     if node.is::<ScalarSubqueryExec>() {
-                        entered.borrow_mut().push(cutter.borrow().stages.len());
+                        entered.borrow_mut().push(cutter.borrow().next_id());
                     }
                     Ok(Transformed::no(node))
                 },
@@ -59,7 +63,7 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
                     let mut cutter = cutter.borrow_mut();
                     let mut node = node;
                     if let Some(exec) = node.downcast_ref::<ScalarSubqueryExec>() {
-                        let first_new = entered.borrow_mut().pop().unwrap_or(0) + 1;
+                        let first_new = entered.borrow_mut().pop().unwrap_or(first_id);
                         if cutter.evaluate_subqueries_in_stages(exec, first_new) {
                             node = exec.input().clone();
                             return Ok(Transformed::yes(cutter.cut(node)?.data));
@@ -85,12 +89,16 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
     })
 }
 
-#[derive(Default)]
 struct Cutter {
+    first_id: StageId,
     stages: Vec<Stage>,
 }
 
 impl Cutter {
+    fn next_id(&self) -> StageId {
+        self.first_id + self.stages.len()
+    }
+
     fn cut(&mut self, node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
         if let Some(repartition) = node.downcast_ref::<RepartitionExec>() {
             let partitioning = repartition.partitioning().clone();
@@ -186,13 +194,13 @@ impl Cutter {
             subquery_stages.extend(parents);
             index += 1;
         }
-        let needing: Vec<StageId> = (first_new..=self.stages.len())
+        let needing: Vec<StageId> = (first_new..self.next_id())
             .filter(|id| !subquery_stages.contains(id))
             .collect();
         let Some(&computing) = needing.first() else {
             return false;
         };
-        let stage = &mut self.stages[computing - 1];
+        let stage = self.stage_mut(computing);
         let input: Arc<dyn ExecutionPlan> = Arc::new(ScalarSubqueryExec::new(
             stage.plan.input().clone(),
             exec.subqueries().to_vec(),
@@ -207,7 +215,7 @@ impl Cutter {
             stage.exchange().clone(),
         ));
         for &id in &needing[1..] {
-            let parents = &mut self.stages[id - 1].parents;
+            let parents = &mut self.stage_mut(id).parents;
             if !parents.contains(&computing) {
                 parents.push(computing);
                 parents.sort_unstable();
@@ -217,7 +225,7 @@ impl Cutter {
     }
 
     fn add_stage(&mut self, input: Arc<dyn ExecutionPlan>, exchange: Exchange) -> StageId {
-        let id = self.stages.len() + 1;
+        let id = self.next_id();
         let plan = Arc::new(ShuffleWriteExec::new(input, id, exchange));
         let parents = read_stages(plan.input());
         self.stages.push(Stage { id, plan, parents });
@@ -225,11 +233,16 @@ impl Cutter {
     }
 
     fn stage(&self, id: StageId) -> &Stage {
-        &self.stages[id - 1]
+        &self.stages[id - self.first_id]
+    }
+
+    fn stage_mut(&mut self, id: StageId) -> &mut Stage {
+        let first = self.first_id;
+        &mut self.stages[id - first]
     }
 
     fn set_exchange(&mut self, id: StageId, exchange: Exchange) {
-        let stage = &mut self.stages[id - 1];
+        let stage = self.stage_mut(id);
         stage.plan = Arc::new(ShuffleWriteExec::new(
             stage.plan.input().clone(),
             id,

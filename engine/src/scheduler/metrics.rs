@@ -21,6 +21,8 @@ pub struct TaskMetrics {
     pub duration_ms: f64,
     /// Rows the task's leaves produced: file rows scanned plus shuffle rows read.
     pub rows_in: u64,
+    /// Bytes the task read: file bytes scanned plus shuffle bytes read.
+    pub bytes_in: u64,
     pub shuffle_read_rows: u64,
     pub shuffle_read_bytes: u64,
     /// Rows and bytes the task wrote (to the next stage's shuffle or to the result).

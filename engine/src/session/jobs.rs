@@ -63,7 +63,12 @@ impl Session {
     }
 
     /// Plans `plan` for the stage model and cuts it into stages, without running anything.
+    /// Stage ids start at the next id the session would give.
     pub async fn plan_stages(&self, plan: &LogicalPlan) -> Result<StageGraph> {
+        self.plan_stages_from(plan, self.next_stage_id()).await
+    }
+
+    async fn plan_stages_from(&self, plan: &LogicalPlan, first_id: usize) -> Result<StageGraph> {
         let planning = self.stage_planning();
         let mut state = self.ctx.state();
         planning.apply(state.config_mut().options_mut());
@@ -74,12 +79,13 @@ impl Session {
             .with_physical_optimizer_rules(rules)
             .build();
         let physical = state.create_physical_plan(plan).await?;
-        Ok(cut_stages(physical)?)
+        Ok(cut_stages(physical, first_id)?)
     }
 
     /// Runs `plan` as a job; returns the result rows once every stage has finished.
     pub(crate) async fn run_job(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let graph = self.plan_stages(plan).await?;
+        let graph = self.plan_stages_from(plan, self.next_stage_id()).await?;
+        self.take_stage_ids(graph.stages.len());
         let total_memory = keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY))
             .unwrap_or(4 << 30) as usize
             * self

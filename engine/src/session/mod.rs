@@ -19,10 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
 use datafusion::config::ConfigField;
+use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::TryStreamExt;
@@ -52,6 +54,7 @@ pub struct Session {
     settings: Mutex<Settings>,
     tpch_dir: PathBuf,
     last_job: AtomicUsize,
+    last_stage: AtomicUsize,
     listeners: Mutex<Listeners>,
     history: Mutex<Vec<JobReport>>,
 }
@@ -120,6 +123,7 @@ impl Session {
                 .clone()
                 .unwrap_or_else(tpch::default_cache_dir),
             last_job: AtomicUsize::new(0),
+            last_stage: AtomicUsize::new(0),
             listeners: Mutex::new(Listeners::default()),
             history: Mutex::new(Vec::new()),
         };
@@ -188,6 +192,14 @@ impl Session {
             .map_err(missing_file)?;
         let tag = completion_tag(&plan);
         let stages = self.execution_mode() == ExecutionMode::Stages;
+        if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan
+            && stages
+            && !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(_))
+        {
+            // CREATE TABLE … AS SELECT is an action: its query runs as a job.
+            let plan = self.materialize_ctas_input(create).await?;
+            return self.execute_pipelined(plan, tag).await;
+        }
         match tag {
             None if stages => Ok(StatementOutput::Rows(self.run_job(&plan).await?)),
             Some(tag @ ("INSERT" | "COPY")) if stages => {
@@ -199,6 +211,23 @@ impl Session {
             }
             _ => self.execute_pipelined(plan, tag).await,
         }
+    }
+
+    /// Runs the query of a CTAS as a job and returns the CTAS over its collected rows, for
+    /// DataFusion to create the table as it always does.
+    async fn materialize_ctas_input(&self, create: &CreateMemoryTable) -> Result<LogicalPlan> {
+        let schema: SchemaRef = Arc::new(create.input.schema().as_arrow().clone());
+        let batches: Vec<RecordBatch> = self.run_job(&create.input).await?.try_collect().await?;
+        let rows = MemTable::try_new(schema, vec![batches])?;
+        let input =
+            LogicalPlanBuilder::scan("ctas_input", provider_as_source(Arc::new(rows)), None)?
+                .build()?;
+        Ok(LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(
+            CreateMemoryTable {
+                input: Arc::new(input),
+                ..create.clone()
+            },
+        )))
     }
 
     /// Runs a statement as DataFusion runs it: one streaming plan.
@@ -269,6 +298,15 @@ impl Session {
 
     pub(crate) fn next_job_id(&self) -> JobId {
         self.last_job.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The id the next job's first stage gets.
+    pub(crate) fn next_stage_id(&self) -> usize {
+        self.last_stage.load(Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn take_stage_ids(&self, count: usize) {
+        self.last_stage.fetch_add(count, Ordering::Relaxed);
     }
 
     pub(crate) fn record_job(&self, report: JobReport) {

@@ -26,7 +26,7 @@ pub use broadcast_read::BroadcastReadExec;
 pub use shuffle_read::{ReadSpec, ShuffleReadExec};
 pub use shuffle_write::ShuffleWriteExec;
 
-/// Stages are numbered per job from 1, in the order they can run (parents first).
+/// Stages are numbered per session from 1, in the order they can run (parents first).
 pub type StageId = usize;
 
 /// How a stage's output reaches the stages (or the driver) that read it.
