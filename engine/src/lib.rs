@@ -4,9 +4,11 @@
 //! The entry point is [`Session`]; everything a front end (the `stagesql` CLI, a test, a
 //! benchmark) needs goes through it.
 
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod planner;
 pub mod scheduler;
 pub mod session;

@@ -110,7 +110,10 @@ pub enum JobStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobReport {
     pub job: JobId,
+    pub sql: String,
     pub status: JobStatus,
+    /// Why the job failed, if it did.
+    pub error: Option<String>,
     pub slots: usize,
     pub duration: Duration,
     pub stages: Vec<StageReport>,

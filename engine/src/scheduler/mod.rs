@@ -45,6 +45,8 @@ pub struct JobSettings {
 /// Everything one job needs while it runs.
 pub struct Job {
     pub id: JobId,
+    /// The statement that started the job, for the job history.
+    pub sql: String,
     pub graph: StageGraph,
     pub settings: JobSettings,
     pub store: Arc<ShuffleStore>,
@@ -54,8 +56,9 @@ pub struct Job {
 }
 
 impl Job {
-    /// Runs every stage, then returns the driver's stream over the result and the report.
-    pub async fn run(self) -> Result<(SendableRecordBatchStream, JobReport)> {
+    /// Runs every stage, then returns the driver's stream over the result, and the report
+    /// (also when the job failed).
+    pub async fn run(self) -> (Result<SendableRecordBatchStream>, JobReport) {
         let started = Instant::now();
         self.listeners.emit(Event::JobStart {
             job: self.id,
@@ -70,17 +73,26 @@ impl Job {
             job: self.id,
             succeeded,
         });
-        let stages = outcome?;
-        let driver_ctx = self.task_context(&runtime, None);
-        let stream = self.graph.driver.execute(0, driver_ctx)?;
-        let report = JobReport {
+        let mut report = JobReport {
             job: self.id,
+            sql: self.sql.clone(),
             status: JobStatus::Succeeded,
+            error: None,
             slots: self.settings.slots,
             duration: started.elapsed(),
-            stages,
+            stages: Vec::new(),
         };
-        Ok((stream, report))
+        let stream = outcome.and_then(|stages| {
+            report.stages = stages;
+            self.graph
+                .driver
+                .execute(0, self.task_context(&runtime, None))
+        });
+        if let Err(error) = &stream {
+            report.status = JobStatus::Failed;
+            report.error = Some(error.find_root().to_string());
+        }
+        (stream, report)
     }
 
     async fn run_stages(

@@ -84,8 +84,17 @@ impl Session {
 
     /// Runs `plan` as a job; returns the result rows once every stage has finished.
     pub(crate) async fn run_job(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
+        Ok(self.run_job_with_graph(plan).await?.1)
+    }
+
+    /// Runs `plan` as a job; returns its stages and the result rows.
+    pub(crate) async fn run_job_with_graph(
+        &self,
+        plan: &LogicalPlan,
+    ) -> Result<(StageGraph, SendableRecordBatchStream)> {
         let graph = self.plan_stages_from(plan, self.next_stage_id()).await?;
         self.take_stage_ids(graph.stages.len());
+        let stages = graph.clone();
         let total_memory = keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY))
             .unwrap_or(4 << 30) as usize
             * self
@@ -104,15 +113,16 @@ impl Session {
         };
         let job = Job {
             id: self.next_job_id(),
+            sql: self.current_statement(),
             graph,
             settings,
             store: Arc::new(ShuffleStore::new(total_memory / 2, local_dir)),
             base: self.ctx.state().task_ctx(),
             listeners: self.listeners(),
         };
-        let (stream, report) = job.run().await?;
+        let (stream, report) = job.run().await;
         self.record_job(report);
-        Ok(stream)
+        Ok((stages, stream?))
     }
 }
 

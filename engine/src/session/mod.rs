@@ -11,6 +11,7 @@
 //!                                                     └─▶ query / DML: a record batch stream
 //! ```
 
+mod explain;
 mod jobs;
 
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub struct Session {
     tpch_dir: PathBuf,
     last_job: AtomicUsize,
     last_stage: AtomicUsize,
+    statement: Mutex<String>,
+    /// How many jobs the `system` tables hold.
+    pub(crate) system_snapshot: AtomicUsize,
     listeners: Mutex<Listeners>,
     history: Mutex<Vec<JobReport>>,
 }
@@ -124,12 +128,15 @@ impl Session {
                 .unwrap_or_else(tpch::default_cache_dir),
             last_job: AtomicUsize::new(0),
             last_stage: AtomicUsize::new(0),
+            statement: Mutex::new(String::new()),
+            system_snapshot: AtomicUsize::new(0),
             listeners: Mutex::new(Listeners::default()),
             history: Mutex::new(Vec::new()),
         };
         for (key, value) in &options.settings {
             session.set(key, value, Source::CommandLine)?;
         }
+        crate::catalog::register_system_schema(&session)?;
         Ok(session)
     }
 
@@ -148,12 +155,17 @@ impl Session {
     pub fn check_syntax(&self, text: &str) -> Result<()> {
         let dialect = self.ctx.state().config().options().sql_parser.dialect;
         for statement in self.statements(text)? {
-            if Command::parse(&statement.text)?.is_none() {
-                self.ctx
-                    .state()
-                    .sql_to_statement(&statement.positioned_text(), &dialect)
-                    .map_err(syntax_error)?;
-            }
+            let sql = match Command::parse(&statement.text)? {
+                None => statement,
+                Some(Command::Explain { query_offset, .. }) => {
+                    explain::query_statement(&statement, query_offset)
+                }
+                Some(_) => continue,
+            };
+            self.ctx
+                .state()
+                .sql_to_statement(&sql.positioned_text(), &dialect)
+                .map_err(syntax_error)?;
         }
         Ok(())
     }
@@ -178,7 +190,12 @@ impl Session {
     /// Runs one statement. DDL and settings take effect before this returns; a query returns
     /// its rows as a stream that runs as it is read.
     pub async fn execute(&self, statement: &SqlStatement) -> Result<StatementOutput> {
+        *self.statement.lock().expect("statement lock poisoned") = statement.text.clone();
+        crate::catalog::refresh_system_tables(self)?;
         if let Some(command) = Command::parse(&statement.text)? {
+            if let Command::Explain { kind, query_offset } = command {
+                return self.explain(statement, kind, query_offset).await;
+            }
             return self.run_command(command).await;
         }
         let state = self.ctx.state();
@@ -191,7 +208,9 @@ impl Session {
             .await
             .map_err(missing_file)?;
         let tag = completion_tag(&plan);
-        let stages = self.execution_mode() == ExecutionMode::Stages;
+        // DataFusion's own EXPLAIN (VERBOSE) describes its plan; it is not an action.
+        let stages = self.execution_mode() == ExecutionMode::Stages
+            && !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan
             && stages
             && !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(_))
@@ -307,6 +326,13 @@ impl Session {
 
     pub(crate) fn take_stage_ids(&self, count: usize) {
         self.last_stage.fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub(crate) fn current_statement(&self) -> String {
+        self.statement
+            .lock()
+            .expect("statement lock poisoned")
+            .clone()
     }
 
     pub(crate) fn record_job(&self, report: JobReport) {
@@ -428,6 +454,7 @@ impl Session {
                 self.reset(key.as_deref())?;
                 done("RESET")
             }
+            Command::Explain { .. } => unreachable!("EXPLAIN is handled with its statement"),
             Command::Dbgen { scale_factor } => {
                 self.load_tpch(scale_factor).await?;
                 done("CALL")
@@ -506,7 +533,7 @@ fn count_column_total(batches: &[RecordBatch]) -> u64 {
 }
 
 /// A DataFusion parse error becomes a [`Error::Syntax`] with the position sqlparser reported.
-fn syntax_error(error: DataFusionError) -> Error {
+pub(crate) fn syntax_error(error: DataFusionError) -> Error {
     match error.find_root() {
         DataFusionError::SQL(parser_error, _) => {
             let (message, position) = sql::parse_error_position(&parser_error.to_string());
@@ -518,7 +545,7 @@ fn syntax_error(error: DataFusionError) -> Error {
 
 /// `SELECT * FROM 'data/x.csv'` on a path that does not exist reaches DataFusion as an unknown
 /// table; say what the user meant instead.
-fn missing_file(error: DataFusionError) -> Error {
+pub(crate) fn missing_file(error: DataFusionError) -> Error {
     let message = error.find_root().to_string();
     let name = message
         .split_once("table '")

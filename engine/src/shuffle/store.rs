@@ -29,10 +29,7 @@ impl Block {
     /// A block of in-memory batches.
     pub fn in_memory(batches: Vec<RecordBatch>) -> Self {
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let bytes = batches
-            .iter()
-            .map(|b| b.get_array_memory_size() as u64)
-            .sum();
+        let bytes = batches.iter().map(data_bytes).sum();
         Self {
             memory: batches,
             spilled: Vec::new(),
@@ -86,6 +83,21 @@ impl Block {
     fn memory_bytes(&self) -> usize {
         self.memory.iter().map(|b| b.get_array_memory_size()).sum()
     }
+}
+
+/// Bytes of data a batch holds (not the capacity of its buffers): the size that statistics
+/// and adaptive execution reason about.
+fn data_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size()) as u64
+        })
+        .sum()
 }
 
 /// The output of one map task: one block per reduce partition.

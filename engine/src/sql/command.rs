@@ -20,6 +20,34 @@ pub enum Command {
     Reset { key: Option<String> },
     /// `CALL dbgen(sf = 0.01)`: generate (once) and register the TPC-H tables, as in DuckDB.
     Dbgen { scale_factor: f64 },
+    /// `EXPLAIN [EXTENDED | FORMATTED | COST | CODEGEN | ANALYZE | FORMAT JSON | FORMAT DOT]
+    /// query`; `query_offset` is the byte offset of the query in the statement text.
+    Explain {
+        kind: ExplainKind,
+        query_offset: usize,
+    },
+}
+
+/// Which EXPLAIN the user asked for. `EXPLAIN VERBOSE` is not one of ours: it reaches
+/// DataFusion, whose own plans stay available that way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainKind {
+    /// `EXPLAIN`: the stage DAG before running.
+    Stages,
+    /// `EXPLAIN EXTENDED`: logical plans, the physical plan, then the stages.
+    Extended,
+    /// `EXPLAIN FORMATTED`: the numbered operators of each stage with details.
+    Formatted,
+    /// `EXPLAIN COST`: the stages with row and byte estimates per operator.
+    Cost,
+    /// `EXPLAIN CODEGEN`: does not apply here.
+    Codegen,
+    /// `EXPLAIN FORMAT JSON`.
+    Json,
+    /// `EXPLAIN FORMAT DOT`.
+    Dot,
+    /// `EXPLAIN ANALYZE`: run, then show what happened and advisories.
+    Analyze,
 }
 
 impl Command {
@@ -36,6 +64,7 @@ impl Command {
                 key: (!rest.is_empty()).then(|| unquote(rest).to_string()),
             })),
             "call" => parse_call(rest),
+            "explain" => Ok(parse_explain(text)),
             _ => Ok(None),
         }
     }
@@ -78,6 +107,49 @@ fn parse_set(rest: &str) -> Result<Command> {
             key: key.to_string(),
         },
     })
+}
+
+/// Recognises our EXPLAIN forms; `VERBOSE` and DataFusion's other forms return `None`.
+fn parse_explain(text: &str) -> Option<Command> {
+    let mut words = Vec::new();
+    let mut offset = "explain".len();
+    // Up to two option words follow EXPLAIN (`FORMAT JSON`, `ANALYZE`).
+    for _ in 0..2 {
+        let rest = &text[offset..];
+        let trimmed = rest.trim_start();
+        let start = offset + (rest.len() - trimmed.len());
+        let end = trimmed
+            .find(char::is_whitespace)
+            .map_or(text.len(), |i| start + i);
+        let word = text[start..end].to_ascii_uppercase();
+        let is_option = matches!(
+            (words.len(), word.as_str()),
+            (
+                0,
+                "EXTENDED" | "FORMATTED" | "COST" | "CODEGEN" | "ANALYZE" | "FORMAT" | "VERBOSE"
+            ) | (1, "JSON" | "DOT" | "TEXT" | "VERBOSE")
+        ) && !(words.len() == 1 && words[0] != "FORMAT" && word != "VERBOSE");
+        if !is_option {
+            break;
+        }
+        words.push(word);
+        offset = end;
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let kind = match words.as_slice() {
+        [] | ["FORMAT", "TEXT"] => ExplainKind::Stages,
+        ["EXTENDED"] => ExplainKind::Extended,
+        ["FORMATTED"] => ExplainKind::Formatted,
+        ["COST"] => ExplainKind::Cost,
+        ["CODEGEN"] => ExplainKind::Codegen,
+        ["ANALYZE"] => ExplainKind::Analyze,
+        ["FORMAT", "JSON"] => ExplainKind::Json,
+        ["FORMAT", "DOT"] => ExplainKind::Dot,
+        _ => return None,
+    };
+    let rest = &text[offset..];
+    let query_offset = offset + (rest.len() - rest.trim_start().len());
+    Some(Command::Explain { kind, query_offset })
 }
 
 /// `dbgen(sf = 0.1)` (also `sf := 0.1`, `sf => 0.1`, `dbgen(0.1)`); other procedures are not
@@ -172,6 +244,37 @@ mod tests {
         );
         assert_eq!(parse("call other_proc()"), None);
         assert_eq!(parse("select 1"), None);
+        let explain = |kind| {
+            Some(Command::Explain {
+                kind,
+                query_offset: 0,
+            })
+        };
+        fn offset(text: &str) -> (ExplainKind, &str) {
+            match Command::parse(text).unwrap() {
+                Some(Command::Explain { kind, query_offset }) => (kind, &text[query_offset..]),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            offset("EXPLAIN select 1"),
+            (ExplainKind::Stages, "select 1")
+        );
+        assert_eq!(
+            offset("explain analyze\n select 1"),
+            (ExplainKind::Analyze, "select 1")
+        );
+        assert_eq!(
+            offset("EXPLAIN FORMAT JSON select 1"),
+            (ExplainKind::Json, "select 1")
+        );
+        assert_eq!(
+            offset("EXPLAIN FORMATTED select 1"),
+            (ExplainKind::Formatted, "select 1")
+        );
+        assert_eq!(parse("EXPLAIN VERBOSE select 1"), None);
+        assert_eq!(parse("EXPLAIN ANALYZE VERBOSE select 1"), None);
+        assert!(explain(ExplainKind::Codegen).is_some());
         assert_eq!(parse("settle"), None);
     }
 

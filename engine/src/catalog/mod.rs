@@ -1,0 +1,5 @@
+//! Catalog additions of stagesql: the `system` schema with the session's job history.
+
+mod system;
+
+pub use system::{refresh_system_tables, register_system_schema};

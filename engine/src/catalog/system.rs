@@ -1,0 +1,226 @@
+//! `system.jobs`, `system.stages`, `system.tasks`: the session's job history as tables.
+//!
+//! The tables are snapshots of [`Session::jobs`], replaced before a statement runs when
+//! jobs have finished since the last snapshot, so a query over them sees every job that
+//! ended before it started.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{MemTable, MemorySchemaProvider};
+
+use crate::error::Result;
+use crate::scheduler::{JobReport, JobStatus};
+use crate::session::Session;
+
+const SCHEMA: &str = "system";
+
+/// Creates the empty `system` schema in the session's default catalog.
+pub fn register_system_schema(session: &Session) -> Result<()> {
+    let ctx = session.context();
+    let catalog_name = ctx
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_catalog
+        .clone();
+    if let Some(catalog) = ctx.catalog(&catalog_name) {
+        catalog.register_schema(SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+    }
+    refresh(session, &[])
+}
+
+/// Replaces the tables when the history has grown since they were made.
+pub fn refresh_system_tables(session: &Session) -> Result<()> {
+    let jobs = session.jobs();
+    if session.system_snapshot.load(Ordering::Relaxed) == jobs.len() {
+        return Ok(());
+    }
+    refresh(session, &jobs)?;
+    session.system_snapshot.store(jobs.len(), Ordering::Relaxed);
+    Ok(())
+}
+
+fn refresh(session: &Session, jobs: &[JobReport]) -> Result<()> {
+    let ctx = session.context();
+    for (name, batch) in [
+        ("jobs", jobs_table(jobs)),
+        ("stages", stages_table(jobs)),
+        ("tasks", tasks_table(jobs)),
+    ] {
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        let reference = format!("{SCHEMA}.{name}");
+        ctx.deregister_table(reference.as_str())?;
+        ctx.register_table(reference.as_str(), Arc::new(table))?;
+    }
+    Ok(())
+}
+
+fn u64s(values: impl Iterator<Item = u64>) -> ArrayRef {
+    Arc::new(UInt64Array::from_iter_values(values))
+}
+
+fn f64s(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(values))
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(values))
+}
+
+fn batch(fields: Vec<(&str, DataType, bool)>, columns: Vec<ArrayRef>) -> RecordBatch {
+    let schema = Schema::new(
+        fields
+            .into_iter()
+            .map(|(name, data_type, nullable)| Field::new(name, data_type, nullable))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), columns).expect("columns match the schema")
+}
+
+fn jobs_table(jobs: &[JobReport]) -> RecordBatch {
+    use DataType::*;
+    batch(
+        vec![
+            ("job_id", UInt64, false),
+            ("sql", Utf8, false),
+            ("status", Utf8, false),
+            ("duration_ms", Float64, false),
+            ("stages", UInt64, false),
+            ("tasks", UInt64, false),
+            ("slots", UInt64, false),
+            ("error", Utf8, true),
+        ],
+        vec![
+            u64s(jobs.iter().map(|j| j.job as u64)),
+            strings(jobs.iter().map(|j| Some(j.sql.as_str()))),
+            strings(jobs.iter().map(|j| {
+                Some(match j.status {
+                    JobStatus::Succeeded => "succeeded",
+                    JobStatus::Failed => "failed",
+                })
+            })),
+            f64s(jobs.iter().map(|j| j.duration.as_secs_f64() * 1000.0)),
+            u64s(jobs.iter().map(|j| j.stages.len() as u64)),
+            u64s(
+                jobs.iter()
+                    .map(|j| j.stages.iter().map(|s| s.tasks as u64).sum()),
+            ),
+            u64s(jobs.iter().map(|j| j.slots as u64)),
+            strings(jobs.iter().map(|j| j.error.as_deref())),
+        ],
+    )
+}
+
+fn stages_table(jobs: &[JobReport]) -> RecordBatch {
+    use DataType::*;
+    let stages: Vec<_> = jobs
+        .iter()
+        .flat_map(|j| j.stages.iter().map(move |s| (j.job, s)))
+        .collect();
+    let parents: Vec<String> = stages
+        .iter()
+        .map(|(_, s)| {
+            s.parents
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    batch(
+        vec![
+            ("job_id", UInt64, false),
+            ("stage_id", UInt64, false),
+            ("parents", Utf8, false),
+            ("exchange", Utf8, false),
+            ("initial_tasks", UInt64, false),
+            ("final_tasks", UInt64, false),
+            ("attempts", UInt64, false),
+            ("retries", UInt64, false),
+            ("submitted_ms", Float64, false),
+            ("duration_ms", Float64, false),
+            ("rows_out", UInt64, false),
+            ("bytes_out", UInt64, false),
+            ("spill_bytes", UInt64, false),
+        ],
+        vec![
+            u64s(stages.iter().map(|(j, _)| *j as u64)),
+            u64s(stages.iter().map(|(_, s)| s.stage as u64)),
+            strings(parents.iter().map(|p| Some(p.as_str()))),
+            strings(stages.iter().map(|(_, s)| Some(s.exchange.as_str()))),
+            u64s(stages.iter().map(|(_, s)| s.tasks as u64)),
+            u64s(stages.iter().map(|(_, s)| s.tasks as u64)),
+            u64s(stages.iter().map(|(_, s)| s.attempts.len() as u64)),
+            u64s(stages.iter().map(|(_, s)| s.retries() as u64)),
+            f64s(stages.iter().map(|(_, s)| s.submitted_ms)),
+            f64s(stages.iter().map(|(_, s)| s.completed_ms - s.submitted_ms)),
+            u64s(stages.iter().map(|(_, s)| {
+                s.attempts
+                    .iter()
+                    .filter(|a| a.error.is_none())
+                    .map(|a| a.rows_out)
+                    .sum()
+            })),
+            u64s(stages.iter().map(|(_, s)| {
+                s.attempts
+                    .iter()
+                    .filter(|a| a.error.is_none())
+                    .map(|a| a.bytes_out)
+                    .sum()
+            })),
+            u64s(stages.iter().map(|(_, s)| s.spill_bytes())),
+        ],
+    )
+}
+
+fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
+    use DataType::*;
+    let tasks: Vec<_> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.stages
+                .iter()
+                .flat_map(move |s| s.attempts.iter().map(move |a| (j.job, a)))
+        })
+        .collect();
+    batch(
+        vec![
+            ("job_id", UInt64, false),
+            ("stage_id", UInt64, false),
+            ("task", UInt64, false),
+            ("attempt", UInt64, false),
+            ("start_ms", Float64, false),
+            ("duration_ms", Float64, false),
+            ("rows_in", UInt64, false),
+            ("bytes_in", UInt64, false),
+            ("rows_out", UInt64, false),
+            ("bytes_out", UInt64, false),
+            ("shuffle_read_rows", UInt64, false),
+            ("shuffle_read_bytes", UInt64, false),
+            ("spill_bytes", UInt64, false),
+            ("peak_memory_bytes", UInt64, false),
+            ("error", Utf8, true),
+        ],
+        vec![
+            u64s(tasks.iter().map(|(j, _)| *j as u64)),
+            u64s(tasks.iter().map(|(_, a)| a.stage as u64)),
+            u64s(tasks.iter().map(|(_, a)| a.task as u64)),
+            u64s(tasks.iter().map(|(_, a)| a.attempt as u64)),
+            f64s(tasks.iter().map(|(_, a)| a.start_ms)),
+            f64s(tasks.iter().map(|(_, a)| a.duration_ms)),
+            u64s(tasks.iter().map(|(_, a)| a.rows_in)),
+            u64s(tasks.iter().map(|(_, a)| a.bytes_in)),
+            u64s(tasks.iter().map(|(_, a)| a.rows_out)),
+            u64s(tasks.iter().map(|(_, a)| a.bytes_out)),
+            u64s(tasks.iter().map(|(_, a)| a.shuffle_read_rows)),
+            u64s(tasks.iter().map(|(_, a)| a.shuffle_read_bytes)),
+            u64s(tasks.iter().map(|(_, a)| a.spill_bytes)),
+            u64s(tasks.iter().map(|(_, a)| a.peak_memory_bytes)),
+            strings(tasks.iter().map(|(_, a)| a.error.as_deref())),
+        ],
+    )
+}

@@ -1,0 +1,123 @@
+//! Advisories: what in a finished job deserves attention, in the reference texts' terms,
+//! with the numbers behind each and the setting to change.
+
+use super::model::{JobView, StageActuals, human_bytes};
+
+/// One piece of advice about one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advisory {
+    pub stage: usize,
+    /// `under-parallelism`, `over-parallelism`, `skew`, `spill`, `oversized broadcast`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// A stage shorter than this is not worth advice about its parallelism or skew.
+const NOTICEABLE_MS: f64 = 50.0;
+/// Tasks whose median is below this do too little work to pay for their scheduling.
+const TINY_TASK_MS: f64 = 10.0;
+/// A task this many times the median holds the barrier (Spark's skewedPartitionFactor).
+const SKEW_FACTOR: f64 = 5.0;
+
+/// The advisories of a job that ran; `broadcast_threshold` is
+/// `spark.sql.autoBroadcastJoinThreshold` in bytes, if broadcasts are on.
+pub fn advise(job: &JobView, broadcast_threshold: Option<u64>) -> Vec<Advisory> {
+    let mut advice = Vec::new();
+    for stage in &job.stages {
+        let Some(actual) = &stage.actuals else {
+            continue;
+        };
+        let mut say = |kind, message| {
+            advice.push(Advisory {
+                stage: stage.id,
+                kind,
+                message,
+            })
+        };
+        if actual.tasks_launched < job.slots && actual.wall_ms >= NOTICEABLE_MS {
+            let idle = job.slots - actual.tasks_launched;
+            say(
+                "under-parallelism",
+                format!(
+                    "{} task(s) on {} slots: {idle} slot(s) sat idle for {:.0} ms. More, smaller partitions would use them: {}.",
+                    actual.tasks_launched,
+                    job.slots,
+                    actual.wall_ms,
+                    fewer_tasks_setting(&stage.tasks_from, false)
+                ),
+            );
+        }
+        if actual.tasks_launched > 2 * job.slots && actual.task_ms.median < TINY_TASK_MS {
+            say(
+                "over-parallelism",
+                format!(
+                    "{} tasks with a median of {:.1} ms each: per-task overhead dominates. Fewer, larger partitions would do: {}.",
+                    actual.tasks_launched,
+                    actual.task_ms.median,
+                    fewer_tasks_setting(&stage.tasks_from, true)
+                ),
+            );
+        }
+        if let Some(message) = skew(actual) {
+            say("skew", message);
+        }
+        if actual.spill_bytes > 0 {
+            say(
+                "spill",
+                format!(
+                    "spilled {} to disk (largest task peak {} in memory). About {} more spark.executor.memory would have kept it in memory.",
+                    human_bytes(actual.spill_bytes),
+                    human_bytes(actual.peak_memory_bytes),
+                    human_bytes(actual.spill_bytes)
+                ),
+            );
+        }
+        if stage.exchange == "broadcast"
+            && let Some(threshold) = broadcast_threshold
+            && actual.bytes_out > threshold
+        {
+            say(
+                "oversized broadcast",
+                format!(
+                    "broadcast {} to every task, above spark.sql.autoBroadcastJoinThreshold ({}): the size estimate was off. A partitioned join (lower the threshold, or -1) avoids copying it to every task.",
+                    human_bytes(actual.bytes_out),
+                    human_bytes(threshold)
+                ),
+            );
+        }
+    }
+    advice
+}
+
+fn skew(actual: &StageActuals) -> Option<String> {
+    let times = actual.task_ms;
+    if actual.task_durations_ms.len() < 2 || times.median <= 0.0 {
+        return None;
+    }
+    let held = times.max - times.median;
+    if times.max < SKEW_FACTOR * times.median || held < NOTICEABLE_MS {
+        return None;
+    }
+    let slowest = actual
+        .task_durations_ms
+        .iter()
+        .position(|d| *d == times.max)
+        .unwrap_or_default();
+    Some(format!(
+        "task {slowest} ran {:.0} ms, {:.1}× the median task ({:.0} ms), and held the stage barrier: the next stage waited {held:.0} ms for it. Its partition is skewed; spread its key (salting), or let adaptive execution split it (spark.sql.adaptive.skewJoin.enabled).",
+        times.max,
+        times.max / times.median,
+        times.median
+    ))
+}
+
+/// The setting that controls a stage's task count, from where its tasks come from.
+fn fewer_tasks_setting(tasks_from: &str, fewer: bool) -> &'static str {
+    let scan = tasks_from.contains("file split");
+    match (scan, fewer) {
+        (true, false) => "lower spark.sql.files.maxPartitionBytes",
+        (true, true) => "raise spark.sql.files.maxPartitionBytes",
+        (false, false) => "raise spark.sql.shuffle.partitions",
+        (false, true) => "lower spark.sql.shuffle.partitions",
+    }
+}

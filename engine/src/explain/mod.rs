@@ -1,0 +1,18 @@
+//! EXPLAIN: the job as stages before it runs, and what really happened after it ran.
+//!
+//! ```text
+//!   StageGraph ──describe──▶ JobView ──text / JSON / DOT──▶ EXPLAIN
+//!   StageGraph + JobReport ──analyze──▶ JobView with actuals + advisories ──▶ EXPLAIN ANALYZE
+//! ```
+//!
+//! [`JobView`] is the one model every format renders, so text, JSON and DOT never disagree.
+
+mod advisories;
+mod model;
+mod render;
+
+pub use advisories::{Advisory, advise};
+pub use model::{JobView, StageActuals, StageView, TaskTimes, describe, human_bytes};
+pub use render::{render_dot, render_json, render_text};
+
+pub use crate::sql::command::ExplainKind;

@@ -1,0 +1,330 @@
+//! The model EXPLAIN renders: stages with their task counts and where those come from.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+
+use crate::scheduler::{JobReport, StageReport};
+use crate::stages::{BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, StageGraph, StageId};
+
+/// A job for EXPLAIN: its stages, and totals for the header line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// The job id once it ran (`EXPLAIN ANALYZE`); `None` before.
+    pub job: Option<usize>,
+    pub slots: usize,
+    pub stages: Vec<StageView>,
+    /// The driver's part: the merge of the last stage's outputs, in short form.
+    pub driver: Vec<String>,
+}
+
+impl JobView {
+    pub fn shuffles(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| s.exchange.starts_with("shuffle"))
+            .count()
+    }
+
+    pub fn broadcasts(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| s.exchange == "broadcast")
+            .count()
+    }
+
+    pub fn tasks(&self) -> usize {
+        self.stages.iter().map(|s| s.tasks).sum()
+    }
+}
+
+/// One stage for EXPLAIN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageView {
+    pub id: StageId,
+    pub parents: Vec<StageId>,
+    pub tasks: usize,
+    /// Where the task count comes from, e.g. `file splits of lineitem (4 files, 212.3 MiB)`.
+    pub tasks_from: String,
+    /// `shuffle hash(l_orderkey) → 200`, `gather → 1`, `broadcast`, `result`.
+    pub exchange: String,
+    /// Operators, root first, indented two spaces per level.
+    pub pipeline: Vec<String>,
+    pub waves: usize,
+    /// What happened, after EXPLAIN ANALYZE ran the job.
+    pub actuals: Option<StageActuals>,
+}
+
+/// Measured figures of one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageActuals {
+    pub tasks_launched: usize,
+    pub waves: usize,
+    pub wall_ms: f64,
+    pub task_ms: TaskTimes,
+    pub rows_in: u64,
+    pub bytes_in: u64,
+    pub rows_out: u64,
+    pub bytes_out: u64,
+    pub shuffle_read_bytes: u64,
+    pub shuffle_write_bytes: u64,
+    pub spill_bytes: u64,
+    pub peak_memory_bytes: u64,
+    pub retries: usize,
+    /// Per task (successful attempt): duration and bytes read, for skew analysis.
+    pub task_durations_ms: Vec<f64>,
+}
+
+/// min / p25 / median / p75 / max of task durations.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TaskTimes {
+    pub min: f64,
+    pub p25: f64,
+    pub median: f64,
+    pub p75: f64,
+    pub max: f64,
+}
+
+impl TaskTimes {
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        Self {
+            min: sorted[0],
+            p25: at(0.25),
+            median: at(0.5),
+            p75: at(0.75),
+            max: sorted[sorted.len() - 1],
+        }
+    }
+}
+
+/// The model of `graph` before running; with `report`, with the measured figures.
+pub fn describe(graph: &StageGraph, slots: usize, report: Option<&JobReport>) -> JobView {
+    let stages = graph
+        .stages
+        .iter()
+        .map(|stage| {
+            let input = stage.plan.input();
+            let tasks = stage.tasks();
+            StageView {
+                id: stage.id,
+                parents: stage.parents.clone(),
+                tasks,
+                tasks_from: tasks_from(input, tasks),
+                exchange: exchange_text(stage.exchange()),
+                pipeline: short_tree(input),
+                waves: tasks.div_ceil(slots.max(1)),
+                actuals: report
+                    .and_then(|r| r.stages.iter().find(|s| s.stage == stage.id))
+                    .map(|s| actuals(s, slots)),
+            }
+        })
+        .collect();
+    JobView {
+        job: report.map(|r| r.job),
+        slots,
+        stages,
+        driver: short_tree(&graph.driver),
+    }
+}
+
+fn exchange_text(exchange: &Exchange) -> String {
+    exchange.to_string()
+}
+
+fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
+    let succeeded: Vec<_> = stage
+        .attempts
+        .iter()
+        .filter(|a| a.error.is_none())
+        .collect();
+    let durations: Vec<f64> = succeeded.iter().map(|a| a.duration_ms).collect();
+    let sum = |f: &dyn Fn(&crate::scheduler::TaskMetrics) -> u64| {
+        succeeded.iter().map(|a| f(a)).sum::<u64>()
+    };
+    StageActuals {
+        tasks_launched: stage.tasks,
+        waves: stage.tasks.div_ceil(slots.max(1)),
+        wall_ms: stage.completed_ms - stage.submitted_ms,
+        task_ms: TaskTimes::of(&durations),
+        rows_in: sum(&|a| a.rows_in),
+        bytes_in: sum(&|a| a.bytes_in),
+        rows_out: sum(&|a| a.rows_out),
+        bytes_out: sum(&|a| a.bytes_out),
+        shuffle_read_bytes: sum(&|a| a.shuffle_read_bytes),
+        shuffle_write_bytes: if stage.exchange.starts_with("shuffle") {
+            sum(&|a| a.bytes_out)
+        } else {
+            0
+        },
+        spill_bytes: stage.spill_bytes(),
+        peak_memory_bytes: succeeded
+            .iter()
+            .map(|a| a.peak_memory_bytes)
+            .max()
+            .unwrap_or(0),
+        retries: stage.retries(),
+        task_durations_ms: durations,
+    }
+}
+
+/// Why a stage has the tasks it has, from the leaves that decide its partitioning.
+fn tasks_from(input: &Arc<dyn ExecutionPlan>, tasks: usize) -> String {
+    let mut sources = Vec::new();
+    // Shuffles read side by side (both inputs of a join) share their partitions.
+    let mut shuffles: Vec<(usize, StageId)> = Vec::new();
+    let _ = input.apply(|node| {
+        if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+            match reader.spec() {
+                ReadSpec::ReducePartitions(n) => shuffles.push((*n, reader.stage())),
+                ReadSpec::MapOutputs(n) => {
+                    sources.push(format!("gather of {n} outputs of stage {}", reader.stage()))
+                }
+                ReadSpec::Explicit(specs) => sources.push(format!(
+                    "{} partitions of stage {} (adaptive)",
+                    specs.len(),
+                    reader.stage()
+                )),
+            }
+            return Ok(TreeNodeRecursion::Jump);
+        }
+        if node.is::<BroadcastReadExec>() {
+            return Ok(TreeNodeRecursion::Jump);
+        }
+        if node.children().is_empty() {
+            sources.push(leaf_source(node));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if let Some((n, _)) = shuffles.first() {
+        let ids: Vec<String> = shuffles.iter().map(|(_, id)| id.to_string()).collect();
+        let noun = if ids.len() == 1 { "stage" } else { "stages" };
+        sources.insert(
+            0,
+            format!("{n} shuffle partitions of {noun} {}", ids.join(", ")),
+        );
+    }
+    let merged = input.output_partitioning().partition_count() == 1 && tasks == 1;
+    match sources.len() {
+        0 => "single task".into(),
+        1 if merged
+            && !sources[0].starts_with("gather")
+            && !sources[0].contains("1 file split") =>
+        {
+            format!("single task ({})", sources[0])
+        }
+        _ => sources.join(" + "),
+    }
+}
+
+fn leaf_source(node: &Arc<dyn ExecutionPlan>) -> String {
+    let partitions = node.output_partitioning().partition_count();
+    if let Some(files) = node
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
+    {
+        let all: Vec<_> = files.file_groups.iter().flat_map(|g| g.iter()).collect();
+        let bytes: u64 = all.iter().map(|f| f.object_meta.size).sum();
+        let mut names: Vec<String> = all
+            .iter()
+            .map(|f| table_name(f.object_meta.location.as_ref()))
+            .collect();
+        names.dedup();
+        let noun = if partitions == 1 {
+            "file split"
+        } else {
+            "file splits"
+        };
+        return format!(
+            "{partitions} {noun} of {} ({})",
+            names.join(", "),
+            human_bytes(bytes)
+        );
+    }
+    format!("{partitions} partitions of {}", node.name())
+}
+
+/// `…/tpch/sf1/lineitem/part-0.parquet` → `lineitem`; `data/trips.csv` → `trips.csv`.
+fn table_name(location: &str) -> String {
+    let parts: Vec<&str> = location.rsplit('/').collect();
+    match parts.as_slice() {
+        [file, dir, ..] if file.starts_with("part-") => dir.to_string(),
+        [file, ..] => file.to_string(),
+        [] => location.to_string(),
+    }
+}
+
+/// Operators in short form, root first, indented by depth.
+fn short_tree(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+    fn walk(node: &Arc<dyn ExecutionPlan>, depth: usize, lines: &mut Vec<String>) {
+        lines.push(format!("{}{}", "  ".repeat(depth), short_name(node)));
+        if node.is::<ShuffleReadExec>() || node.is::<BroadcastReadExec>() {
+            return;
+        }
+        for child in node.children() {
+            walk(child, depth + 1, lines);
+        }
+    }
+    let mut lines = Vec::new();
+    walk(plan, 0, &mut lines);
+    lines
+}
+
+fn short_name(node: &Arc<dyn ExecutionPlan>) -> String {
+    if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+        return match reader.spec() {
+            ReadSpec::MapOutputs(_) => format!("ShuffleRead(gather of stage {})", reader.stage()),
+            _ => format!("ShuffleRead(stage {})", reader.stage()),
+        };
+    }
+    if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
+        return format!("BroadcastRead(stage {})", reader.stage());
+    }
+    if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+        return format!("Aggregate({:?})", aggregate.mode());
+    }
+    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+        return format!(
+            "HashJoin({}, {:?})",
+            join.join_type(),
+            join.partition_mode()
+        );
+    }
+    if node.is::<DataSourceExec>() {
+        let source = leaf_source(node);
+        let table = source
+            .split(" of ")
+            .nth(1)
+            .unwrap_or(&source)
+            .split(" (")
+            .next()
+            .unwrap_or_default();
+        return format!("Scan({table})");
+    }
+    node.name().trim_end_matches("Exec").to_string()
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}

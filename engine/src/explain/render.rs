@@ -1,0 +1,174 @@
+//! Rendering a [`JobView`] as text, JSON and Graphviz DOT.
+
+use serde_json::{Value, json};
+
+use super::advisories::Advisory;
+use super::model::{JobView, StageView, human_bytes};
+
+/// The text form: a header line, then each stage with its tasks, exchange and operators;
+/// with actuals and advisories after `EXPLAIN ANALYZE`.
+pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
+    let mut lines = vec![header(job)];
+    for stage in &job.stages {
+        stage_lines(stage, &mut lines);
+    }
+    lines.push("Driver: merges the result".to_string());
+    lines.extend(job.driver.iter().map(|l| format!("    {l}")));
+    if job.job.is_some() {
+        if advisories.is_empty() {
+            lines.push("Advisories: none".to_string());
+        } else {
+            lines.push("Advisories".to_string());
+            for advice in advisories {
+                lines.push(format!(
+                    "  ! stage {} {}: {}",
+                    advice.stage, advice.kind, advice.message
+                ));
+            }
+        }
+    }
+    lines
+}
+
+fn header(job: &JobView) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let what = match job.job {
+        Some(id) => format!("Job {id}"),
+        None => "Job".to_string(),
+    };
+    format!(
+        "{what}: {}, {}, {}, {}, {}",
+        plural(job.stages.len(), "stage"),
+        plural(job.shuffles(), "shuffle"),
+        plural(job.broadcasts(), "broadcast"),
+        plural(job.tasks(), "task"),
+        plural(job.slots, "slot")
+    )
+}
+
+fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
+    let tasks = if stage.tasks == 1 {
+        "1 task".to_string()
+    } else {
+        format!("{} tasks", stage.tasks)
+    };
+    let waves = if stage.waves == 1 {
+        "1 wave".to_string()
+    } else {
+        format!("{} waves", stage.waves)
+    };
+    lines.push(format!(
+        "Stage {}: {tasks} ({}), {waves}",
+        stage.id, stage.tasks_from
+    ));
+    let parents = match stage.parents.is_empty() {
+        true => "none".to_string(),
+        false => stage
+            .parents
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    lines.push(format!(
+        "  parents: {parents}; exchange: {}",
+        stage.exchange
+    ));
+    if let Some(actual) = &stage.actuals {
+        let t = actual.task_ms;
+        lines.push(format!(
+            "  ran: {} → {} tasks in {} waves, {:.0} ms; task ms min {:.1} / p25 {:.1} / median {:.1} / p75 {:.1} / max {:.1}",
+            stage.tasks, actual.tasks_launched, actual.waves, actual.wall_ms, t.min, t.p25, t.median, t.p75, t.max
+        ));
+        lines.push(format!(
+            "  rows in {} ({}) → out {} ({}); shuffle read {}, shuffle write {}; spill {}; peak task memory {}; retries {}",
+            actual.rows_in,
+            human_bytes(actual.bytes_in),
+            actual.rows_out,
+            human_bytes(actual.bytes_out),
+            human_bytes(actual.shuffle_read_bytes),
+            human_bytes(actual.shuffle_write_bytes),
+            human_bytes(actual.spill_bytes),
+            human_bytes(actual.peak_memory_bytes),
+            actual.retries
+        ));
+    }
+    lines.extend(stage.pipeline.iter().map(|l| format!("    {l}")));
+}
+
+/// The JSON form. Field names are stable; see docs/explain.md.
+pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
+    let stages: Vec<Value> = job
+        .stages
+        .iter()
+        .map(|stage| {
+            let actuals = stage.actuals.as_ref().map(|a| {
+                json!({
+                    "tasks_launched": a.tasks_launched,
+                    "waves": a.waves,
+                    "wall_ms": a.wall_ms,
+                    "task_ms": {"min": a.task_ms.min, "p25": a.task_ms.p25, "median": a.task_ms.median, "p75": a.task_ms.p75, "max": a.task_ms.max},
+                    "rows_in": a.rows_in,
+                    "bytes_in": a.bytes_in,
+                    "rows_out": a.rows_out,
+                    "bytes_out": a.bytes_out,
+                    "shuffle_read_bytes": a.shuffle_read_bytes,
+                    "shuffle_write_bytes": a.shuffle_write_bytes,
+                    "spill_bytes": a.spill_bytes,
+                    "peak_memory_bytes": a.peak_memory_bytes,
+                    "retries": a.retries,
+                })
+            });
+            json!({
+                "id": stage.id,
+                "parents": stage.parents,
+                "tasks": stage.tasks,
+                "tasks_from": stage.tasks_from,
+                "exchange": stage.exchange,
+                "waves": stage.waves,
+                "operators": stage.pipeline.iter().map(|l| l.trim_start()).collect::<Vec<_>>(),
+                "actuals": actuals,
+            })
+        })
+        .collect();
+    let value = json!({
+        "job": job.job,
+        "slots": job.slots,
+        "summary": {
+            "stages": job.stages.len(),
+            "shuffles": job.shuffles(),
+            "broadcasts": job.broadcasts(),
+            "tasks": job.tasks(),
+        },
+        "stages": stages,
+        "driver": job.driver.iter().map(|l| l.trim_start()).collect::<Vec<_>>(),
+        "advisories": advisories
+            .iter()
+            .map(|a| json!({"stage": a.stage, "kind": a.kind, "message": a.message}))
+            .collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&value).expect("JSON values serialize")
+}
+
+/// The stage DAG in Graphviz DOT: one node per stage, edges from parent to child stage.
+pub fn render_dot(job: &JobView) -> String {
+    let mut out =
+        String::from("digraph job {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n");
+    for stage in &job.stages {
+        let label = format!(
+            "Stage {}\\n{} tasks, {} waves\\n{}",
+            stage.id, stage.tasks, stage.waves, stage.exchange
+        )
+        .replace('"', "\\\"");
+        out.push_str(&format!("  stage_{} [label=\"{label}\"];\n", stage.id));
+        for parent in &stage.parents {
+            out.push_str(&format!("  stage_{parent} -> stage_{};\n", stage.id));
+        }
+    }
+    if let Some(last) = job.stages.last() {
+        out.push_str("  driver [label=\"Driver\\nmerges the result\", shape=ellipse];\n");
+        out.push_str(&format!("  stage_{} -> driver;\n", last.id));
+    }
+    out.push_str("}\n");
+    out
+}

@@ -1,0 +1,177 @@
+//! EXPLAIN statements: the stage view before running, and EXPLAIN ANALYZE after.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use futures::TryStreamExt;
+
+use super::{Session, StatementOutput};
+use crate::error::Result;
+use crate::explain::{self, ExplainKind};
+use crate::sql::SqlStatement;
+use crate::stages::StageGraph;
+
+impl Session {
+    /// Runs `EXPLAIN … query`, where the query starts at `query_offset` in the statement.
+    pub(crate) async fn explain(
+        &self,
+        statement: &SqlStatement,
+        kind: ExplainKind,
+        query_offset: usize,
+    ) -> Result<StatementOutput> {
+        let query = query_statement(statement, query_offset);
+        let plan = self.logical_plan(&query).await?;
+        let lines = match kind {
+            ExplainKind::Codegen => vec![
+                "EXPLAIN CODEGEN does not apply: stagesql runs DataFusion's vectorized operators, there is no whole-stage generated code.".to_string(),
+                "EXPLAIN FORMATTED shows every operator of every stage with its details.".to_string(),
+            ],
+            ExplainKind::Analyze => {
+                let (graph, report) = self.run_graph_to_end(&plan).await?;
+                let view = explain::describe(&graph, report.slots, Some(&report));
+                let advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
+                explain::render_text(&view, &advisories)
+            }
+            _ => {
+                let graph = self.plan_stages(&plan).await?;
+                let view = explain::describe(&graph, self.slots(), None);
+                match kind {
+                    ExplainKind::Json => vec![explain::render_json(&view, &[])],
+                    ExplainKind::Dot => vec![explain::render_dot(&view)],
+                    ExplainKind::Extended => {
+                        let mut lines = self.logical_plans(&plan)?;
+                        lines.push("== Stages ==".to_string());
+                        lines.extend(explain::render_text(&view, &[]));
+                        lines
+                    }
+                    ExplainKind::Formatted => formatted(&graph, explain::render_text(&view, &[]), false),
+                    ExplainKind::Cost => formatted(&graph, explain::render_text(&view, &[]), true),
+                    _ => explain::render_text(&view, &[]),
+                }
+            }
+        };
+        Ok(plan_rows(lines))
+    }
+
+    async fn logical_plan(&self, statement: &SqlStatement) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let parsed = state
+            .sql_to_statement(&statement.positioned_text(), &dialect)
+            .map_err(super::syntax_error)?;
+        Ok(state
+            .statement_to_plan(parsed)
+            .await
+            .map_err(super::missing_file)?)
+    }
+
+    fn logical_plans(&self, plan: &LogicalPlan) -> Result<Vec<String>> {
+        let optimized = self.ctx.state().optimize(plan)?;
+        let mut lines = vec!["== Parsed Logical Plan ==".to_string()];
+        lines.extend(
+            plan.display_indent()
+                .to_string()
+                .lines()
+                .map(str::to_string),
+        );
+        lines.push("== Optimized Logical Plan ==".to_string());
+        lines.extend(
+            optimized
+                .display_indent()
+                .to_string()
+                .lines()
+                .map(str::to_string),
+        );
+        Ok(lines)
+    }
+
+    /// Runs `plan` as a job and reads its result to the end; returns the stages and report.
+    async fn run_graph_to_end(
+        &self,
+        plan: &LogicalPlan,
+    ) -> Result<(StageGraph, crate::scheduler::JobReport)> {
+        let (graph, stream) = self.run_job_with_graph(plan).await?;
+        let _: Vec<RecordBatch> = stream.try_collect().await?;
+        let report = self.jobs().pop().expect("the job just ran was recorded");
+        Ok((graph, report))
+    }
+}
+
+/// The query of an EXPLAIN as a statement of its own, positioned where it stands.
+pub(crate) fn query_statement(statement: &SqlStatement, offset: usize) -> SqlStatement {
+    let prefix = &statement.text[..offset];
+    let newlines = prefix.matches('\n').count();
+    let column = match prefix.rfind('\n') {
+        Some(i) => prefix[i + 1..].chars().count() + 1,
+        None => statement.start.column + prefix.chars().count(),
+    };
+    SqlStatement {
+        text: statement.text[offset..].to_string(),
+        start: crate::sql::Position {
+            line: statement.start.line + newlines,
+            column,
+        },
+    }
+}
+
+/// EXPLAIN FORMATTED (and COST): the stages, then each stage's operators numbered in the
+/// order data flows through them, with DataFusion's details (and estimates).
+fn formatted(graph: &StageGraph, mut lines: Vec<String>, cost: bool) -> Vec<String> {
+    let mut number = 0;
+    for stage in &graph.stages {
+        lines.push(format!("== Stage {} operators ==", stage.id));
+        let plan: Arc<dyn ExecutionPlan> = stage.plan.clone();
+        let mut operators = Vec::new();
+        let _ = plan.apply(|node| {
+            operators.push(node.clone());
+            Ok(TreeNodeRecursion::Continue)
+        });
+        for node in operators.iter().rev() {
+            number += 1;
+            let mut line = format!(
+                "({number}) {}",
+                displayable(node.as_ref()).one_line().to_string().trim_end()
+            );
+            if cost {
+                line.push_str(&format!("  [{}]", estimate(node)));
+            }
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+fn estimate(node: &Arc<dyn ExecutionPlan>) -> String {
+    let args = StatisticsArgs::new();
+    match StatisticsContext::default().compute(node.as_ref(), &args) {
+        Ok(stats) => {
+            let rows = stats
+                .num_rows
+                .get_value()
+                .map_or("?".to_string(), |r| r.to_string());
+            let bytes = stats
+                .total_byte_size
+                .get_value()
+                .map_or("?".to_string(), |b| explain::human_bytes(*b as u64));
+            format!("rows≈{rows}, size≈{bytes}")
+        }
+        Err(_) => "no estimate".to_string(),
+    }
+}
+
+/// One `plan` column, a row per line.
+fn plan_rows(lines: Vec<String>) -> StatementOutput {
+    let schema = Arc::new(Schema::new(vec![Field::new("plan", DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))])
+        .expect("one string column");
+    StatementOutput::Rows(Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter([Ok(batch)]),
+    )))
+}
