@@ -65,7 +65,7 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         value_type: ValueType::Bytes {
             allow_negative_one: false,
         },
-        description: "Memory per executor. Operators of the running tasks (sorts, aggregations, joins) share it and spill to spark.local.dir beyond it; the shuffle store keeps map outputs in memory up to half of it and spills the rest.",
+        description: "Memory per executor: 60% for the operators of running tasks (sorts, aggregations, joins share it and spill to spark.local.dir beyond it), 40% for shuffle output kept in memory (the rest is spilled).",
     },
     KeyDefinition {
         key: MAX_PARTITION_BYTES,

@@ -262,11 +262,19 @@ impl StageRun {
     /// Runs one task until an attempt succeeds; returns every attempt's metrics.
     async fn run_task(&self, task: usize) -> Result<Vec<TaskMetrics>> {
         let mut attempts = Vec::new();
+        let mut out_of_memory = false;
         for attempt in 1..=self.settings.max_task_failures {
+            // A task that ran out of memory is retried with the executor to itself: it takes
+            // every slot, so no other task holds memory while it runs.
+            let slots = if out_of_memory {
+                self.settings.slots.max(1) as u32
+            } else {
+                1
+            };
             let permit = self
                 .slots
                 .clone()
-                .acquire_owned()
+                .acquire_many_owned(slots)
                 .await
                 .map_err(|e| DataFusionError::Internal(e.to_string()))?;
             self.listeners.emit(Event::TaskStart {
@@ -297,7 +305,11 @@ impl StageRun {
                         error.find_root()
                     )));
                 }
-                Err(_) => continue,
+                Err(error) => {
+                    out_of_memory =
+                        matches!(error.find_root(), DataFusionError::ResourcesExhausted(_));
+                    continue;
+                }
             }
         }
         unreachable!("max_task_failures is at least 1")

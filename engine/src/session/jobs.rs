@@ -108,7 +108,9 @@ impl Session {
         let settings = JobSettings {
             slots: self.slots(),
             max_task_failures: self.setting(keys::TASK_MAX_FAILURES).parse().unwrap_or(4),
-            executor_memory: total_memory / 2,
+            // Spark's unified memory gives execution the larger part; here 60% for operators
+            // of running tasks and 40% for shuffle data held in memory.
+            executor_memory: total_memory / 10 * 6,
             injected_failures: parse_injected_failures(&self.setting(keys::TEST_FAIL_TASKS))?,
         };
         let job = Job {
@@ -116,7 +118,7 @@ impl Session {
             sql: self.current_statement(),
             graph,
             settings,
-            store: Arc::new(ShuffleStore::new(total_memory / 2, local_dir)),
+            store: Arc::new(ShuffleStore::new(total_memory / 10 * 4, local_dir)),
             base: self.ctx.state().task_ctx(),
             listeners: self.listeners(),
         };
