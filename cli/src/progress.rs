@@ -1,17 +1,26 @@
 //! Spark-style console progress on stderr: `[Stage 3:=======>      (37 + 2) / 200]`, shown
-//! for jobs that run longer than about half a second, only when stderr is a terminal.
+//! once a job has run for about half a second, only when stderr is a terminal.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stagesql::events::{Event, Listener};
 
-/// One bar per running stage, hidden until the job has run for half a second.
+/// One bar per running stage. Bars are drawn into a hidden target until the job has run for
+/// [`DELAY`]; a short job never shows anything.
 #[derive(Default)]
 pub struct ProgressBars {
-    stages: Mutex<HashMap<usize, StageBar>>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The job being shown, and whether its bars are visible yet.
+    job: Option<(usize, bool)>,
+    bars: BTreeMap<usize, StageBar>,
+    multi: Option<MultiProgress>,
 }
 
 struct StageBar {
@@ -24,21 +33,37 @@ const DELAY: Duration = Duration::from_millis(500);
 
 impl Listener for ProgressBars {
     fn on_event(&self, event: &Event) {
-        let mut stages = self.stages.lock().expect("progress lock poisoned");
+        let mut state = self.state.lock().expect("progress lock poisoned");
         match *event {
+            Event::JobStart { job, .. } => {
+                state.job = Some((job, false));
+                state.multi = Some(MultiProgress::with_draw_target(ProgressDrawTarget::hidden()));
+                let shared = self.state.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(DELAY);
+                    let mut state = shared.lock().expect("progress lock poisoned");
+                    if state.job == Some((job, false)) {
+                        state.job = Some((job, true));
+                        if let Some(multi) = &state.multi {
+                            multi.set_draw_target(ProgressDrawTarget::stderr());
+                        }
+                    }
+                });
+            }
             Event::StageSubmitted { stage, tasks, .. } => {
-                let bar =
-                    ProgressBar::with_draw_target(Some(tasks as u64), ProgressDrawTarget::hidden());
+                let Some(multi) = state.multi.clone() else {
+                    return;
+                };
+                let bar = multi.add(ProgressBar::new(tasks as u64));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "[Stage {prefix}:{bar:40.green/black} ({msg}) / {len}]",
-                    )
-                    .expect("a valid template")
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("[Stage {prefix}:{bar:40} ({msg}) / {len}]")
+                        .expect("a valid template")
+                        .progress_chars("=> "),
                 );
                 bar.set_prefix(stage.to_string());
                 bar.set_message("0 + 0");
-                stages.insert(
+                bar.enable_steady_tick(Duration::from_millis(200));
+                state.bars.insert(
                     stage,
                     StageBar {
                         bar,
@@ -47,30 +72,33 @@ impl Listener for ProgressBars {
                     },
                 );
             }
-            Event::TaskStart { stage, .. } => update(&mut stages, stage, |s| s.running += 1),
+            Event::TaskStart { stage, .. } => update(&mut state.bars, stage, |s| s.running += 1),
             Event::TaskEnd {
                 stage, succeeded, ..
-            } => update(&mut stages, stage, |s| {
+            } => update(&mut state.bars, stage, |s| {
                 s.running = s.running.saturating_sub(1);
                 s.done += u64::from(succeeded);
             }),
             Event::StageCompleted { stage, .. } => {
-                if let Some(stage) = stages.remove(&stage) {
+                if let Some(stage) = state.bars.remove(&stage) {
                     stage.bar.finish_and_clear();
                 }
             }
             Event::JobEnd { .. } => {
-                for (_, stage) in stages.drain() {
+                for (_, stage) in std::mem::take(&mut state.bars) {
                     stage.bar.finish_and_clear();
                 }
+                if let Some(multi) = state.multi.take() {
+                    let _ = multi.clear();
+                }
+                state.job = None;
             }
-            Event::JobStart { .. } => {}
         }
     }
 }
 
-fn update(stages: &mut HashMap<usize, StageBar>, stage: usize, change: impl FnOnce(&mut StageBar)) {
-    let Some(stage) = stages.get_mut(&stage) else {
+fn update(bars: &mut BTreeMap<usize, StageBar>, stage: usize, change: impl FnOnce(&mut StageBar)) {
+    let Some(stage) = bars.get_mut(&stage) else {
         return;
     };
     change(stage);
@@ -78,7 +106,4 @@ fn update(stages: &mut HashMap<usize, StageBar>, stage: usize, change: impl FnOn
     stage
         .bar
         .set_message(format!("{} + {}", stage.done, stage.running));
-    if stage.bar.is_hidden() && stage.bar.elapsed() >= DELAY {
-        stage.bar.set_draw_target(ProgressDrawTarget::stderr());
-    }
 }

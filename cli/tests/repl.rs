@@ -130,3 +130,17 @@ fn tab_completes_tables_and_keywords() {
     repl.send_control('d').unwrap();
     repl.exp_eof().unwrap();
 }
+
+#[test]
+fn a_long_job_shows_spark_style_stage_progress() {
+    let home = tempfile::tempdir().unwrap();
+    let mut repl = start(home.path());
+    repl.send_line("select k, count(*) from (select v % 7 as k from generate_series(1, 40000000) t(v)) group by k;")
+        .unwrap();
+    repl.exp_string("[Stage 1:").unwrap();
+    repl.exp_string("(0 + 1) / 1]").unwrap();
+    repl.exp_string("7 rows").unwrap();
+    at_prompt(&mut repl);
+    repl.send_control('d').unwrap();
+    repl.exp_eof().unwrap();
+}

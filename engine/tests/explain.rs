@@ -256,3 +256,51 @@ async fn job_history_is_queryable() {
         [["1", "1"], ["3", "3"]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broadcast_larger_than_the_threshold_is_reported() {
+    // The filter keeps every row, but the planner assumes it keeps a fifth: the build side
+    // looks small enough to broadcast and is not.
+    let session = session(&[
+        ("spark.sql.autoBroadcastJoinThreshold", "1m"),
+        ("spark.executor.cores", "2"),
+    ])
+    .await;
+    session
+        .sql(
+            "create table wide as select v from generate_series(1, 200000) t(v);
+             create table big as select v from generate_series(1, 1000000) t(v)",
+        )
+        .await
+        .unwrap();
+    let lines = explain(
+        &session,
+        "EXPLAIN ANALYZE select count(*) from (select * from wide where v % 2 >= 0) w join big on w.v = big.v",
+    )
+    .await;
+    let advice = advisories(&lines);
+    assert!(
+        advice.iter().any(|a| a.contains("oversized broadcast")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analyze_shows_operator_rows() {
+    let session = session(&[
+        ("spark.sql.shuffle.partitions", "2"),
+        ("spark.executor.cores", "2"),
+    ])
+    .await;
+    let lines = explain(
+        &session,
+        "EXPLAIN ANALYZE select n_name from nation where n_regionkey = 1",
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("Filter") && l.contains("rows=5")),
+        "{lines:#?}"
+    );
+}

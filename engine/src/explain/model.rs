@@ -122,7 +122,7 @@ pub fn describe(graph: &StageGraph, slots: usize, report: Option<&JobReport>) ->
                 tasks,
                 tasks_from: tasks_from(input, tasks),
                 exchange: exchange_text(stage.exchange()),
-                pipeline: short_tree(input),
+                pipeline: short_tree(input, report.is_some()),
                 waves: tasks.div_ceil(slots.max(1)),
                 actuals: report
                     .and_then(|r| r.stages.iter().find(|s| s.stage == stage.id))
@@ -134,7 +134,7 @@ pub fn describe(graph: &StageGraph, slots: usize, report: Option<&JobReport>) ->
         job: report.map(|r| r.job),
         slots,
         stages,
-        driver: short_tree(&graph.driver),
+        driver: short_tree(&graph.driver, false),
     }
 }
 
@@ -251,7 +251,12 @@ fn leaf_source(node: &Arc<dyn ExecutionPlan>) -> String {
             human_bytes(bytes)
         );
     }
-    format!("{partitions} partitions of {}", node.name())
+    let what = match node.name() {
+        "DataSourceExec" => "an in-memory table",
+        "PlaceholderRowExec" => "a single row",
+        other => other,
+    };
+    format!("{partitions} partitions of {what}")
 }
 
 /// `…/tpch/sf1/lineitem/part-0.parquet` → `lineitem`; `data/trips.csv` → `trips.csv`.
@@ -264,19 +269,35 @@ fn table_name(location: &str) -> String {
     }
 }
 
-/// Operators in short form, root first, indented by depth.
-fn short_tree(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
-    fn walk(node: &Arc<dyn ExecutionPlan>, depth: usize, lines: &mut Vec<String>) {
-        lines.push(format!("{}{}", "  ".repeat(depth), short_name(node)));
+/// Operators in short form, root first, indented by depth; after a run, with the rows each
+/// produced and the time it spent computing (summed over tasks).
+fn short_tree(plan: &Arc<dyn ExecutionPlan>, with_metrics: bool) -> Vec<String> {
+    fn walk(
+        node: &Arc<dyn ExecutionPlan>,
+        depth: usize,
+        with_metrics: bool,
+        lines: &mut Vec<String>,
+    ) {
+        let mut line = format!("{}{}", "  ".repeat(depth), short_name(node));
+        if with_metrics && let Some(metrics) = node.metrics() {
+            let metrics = metrics.aggregate_by_name();
+            if let Some(rows) = metrics.output_rows() {
+                line.push_str(&format!("  rows={rows}"));
+            }
+            if let Some(nanos) = metrics.elapsed_compute() {
+                line.push_str(&format!(" time={:.1}ms", nanos as f64 / 1e6));
+            }
+        }
+        lines.push(line);
         if node.is::<ShuffleReadExec>() || node.is::<BroadcastReadExec>() {
             return;
         }
         for child in node.children() {
-            walk(child, depth + 1, lines);
+            walk(child, depth + 1, with_metrics, lines);
         }
     }
     let mut lines = Vec::new();
-    walk(plan, 0, &mut lines);
+    walk(plan, 0, with_metrics, &mut lines);
     lines
 }
 

@@ -14,4 +14,4 @@ mod spill;
 mod store;
 
 pub use spill::SpillFile;
-pub use store::{Block, MapOutput, MapOutputStatistics, ShuffleId, ShuffleStore};
+pub use store::{Block, MapOutput, MapOutputStatistics, ShuffleId, ShuffleStore, data_bytes};

@@ -87,7 +87,7 @@ impl Block {
 
 /// Bytes of data a batch holds (not the capacity of its buffers): the size that statistics
 /// and adaptive execution reason about.
-fn data_bytes(batch: &RecordBatch) -> u64 {
+pub fn data_bytes(batch: &RecordBatch) -> u64 {
     batch
         .columns()
         .iter()
@@ -181,12 +181,16 @@ impl ShuffleStore {
     }
 
     /// Stores the output of a finished map task, replacing what an earlier attempt of the
-    /// same task stored. Spills the output to disk when memory is over budget.
-    pub fn commit(&self, id: ShuffleId, map: usize, mut output: MapOutput) -> Result<()> {
+    /// same task stored. Spills the output to disk when memory is over budget; returns the
+    /// bytes spilled.
+    pub fn commit(&self, id: ShuffleId, map: usize, mut output: MapOutput) -> Result<u64> {
         let memory: usize = output.blocks.iter().map(Block::memory_bytes).sum();
         let schema = self.schema(id)?;
+        let mut spilled = 0;
         if memory > 0 && self.memory_used.load(Ordering::Relaxed) + memory > self.memory_budget {
+            let before = self.spilled_bytes();
             output = self.spill(&schema, output)?;
+            spilled = self.spilled_bytes() - before;
         }
         let memory: usize = output.blocks.iter().map(Block::memory_bytes).sum();
         self.memory_used.fetch_add(memory, Ordering::Relaxed);
@@ -201,7 +205,7 @@ impl ShuffleStore {
             let freed: usize = previous.blocks.iter().map(Block::memory_bytes).sum();
             self.memory_used.fetch_sub(freed, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(spilled)
     }
 
     /// Writes the in-memory part of `output` to a spill file.

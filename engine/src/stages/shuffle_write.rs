@@ -23,7 +23,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::{Exchange, StageId};
-use crate::shuffle::{Block, MapOutput, ShuffleStore, SpillFile};
+use crate::shuffle::{Block, MapOutput, ShuffleStore, SpillFile, data_bytes};
 
 /// Writes the output of each partition (task) of its input into the job's
 /// [`ShuffleStore`] as shuffle `stage`:
@@ -127,17 +127,19 @@ impl ShuffleWriteExec {
                 None => writer.push(0, batch)?,
             }
         }
-        let (output, spilled_bytes) = writer.finish()?;
-        let status = MapStatus {
-            rows: output.rows(),
-            bytes: output.bytes(),
-            spilled_bytes,
-        };
-        rows_out.add(status.rows as usize);
-        bytes_out.add(status.bytes as usize);
+        let (output, written_spill) = writer.finish()?;
+        let (rows, bytes) = (output.rows(), output.bytes());
+        // Output the store has no memory left for is spilled on commit: it counts as this
+        // task's spill.
+        let spilled_bytes = written_spill + store.commit(self.stage, partition, output)?;
+        rows_out.add(rows as usize);
+        bytes_out.add(bytes as usize);
         spilled.add(spilled_bytes as usize);
-        store.commit(self.stage, partition, output)?;
-        Ok(status)
+        Ok(MapStatus {
+            rows,
+            bytes,
+            spilled_bytes,
+        })
     }
 }
 
@@ -177,7 +179,8 @@ impl BucketWriter {
     }
 
     fn push(&mut self, bucket: usize, batch: RecordBatch) -> Result<()> {
-        let size = batch.get_array_memory_size();
+        // The piece's data, not its buffers' capacity: pieces of one input batch share it.
+        let size = data_bytes(&batch) as usize;
         if self.reservation.try_grow(size).is_err() {
             self.spill()?;
             // Even an empty buffer must take this one batch; it is freed when spilled.
