@@ -345,18 +345,19 @@ impl StageRun {
         let writer = plan
             .downcast_ref::<ShuffleWriteExec>()
             .expect("a fresh copy of a stage plan keeps its ShuffleWriteExec root");
-        let result = if self
+        let mut result = writer.write(task, context).await;
+        let injected = self
             .settings
             .injected_failures
-            .contains(&(self.stage.id, task, attempt))
-        {
-            Err(DataFusionError::Execution(format!(
+            .contains(&(self.stage.id, task, attempt));
+        if result.is_ok() && injected {
+            // Fails after the attempt did all its work, input read and output committed: the
+            // hardest case for a retry, which must read everything again and replace it.
+            result = Err(DataFusionError::Execution(format!(
                 "injected failure of stage {} task {task} attempt {attempt} (stagesql.test.fail_tasks)",
                 self.stage.id
-            )))
-        } else {
-            writer.write(task, context).await
-        };
+            )));
+        }
         let mut metrics = TaskMetrics::collect(&plan, task, result.as_ref().ok());
         metrics.stage = self.stage.id;
         metrics.attempt = attempt;

@@ -65,10 +65,10 @@ impl Session {
         let parsed = state
             .sql_to_statement(&statement.positioned_text(), &dialect)
             .map_err(super::syntax_error)?;
-        Ok(state
+        state
             .statement_to_plan(parsed)
             .await
-            .map_err(super::missing_file)?)
+            .map_err(super::missing_file)
     }
 
     fn logical_plans(&self, plan: &LogicalPlan) -> Result<Vec<String>> {
