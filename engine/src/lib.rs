@@ -4,6 +4,7 @@
 //! The entry point is [`Session`]; everything a front end (the `stagesql` CLI, a test, a
 //! benchmark) needs goes through it.
 
+pub mod adaptive;
 pub mod catalog;
 pub mod config;
 pub mod error;

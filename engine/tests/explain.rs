@@ -47,6 +47,7 @@ async fn predicted_tasks_equal_launched_tasks() {
         ("spark.sql.shuffle.partitions", "6"),
         ("spark.executor.cores", "2"),
         ("spark.sql.autoBroadcastJoinThreshold", "-1"),
+        ("spark.sql.adaptive.enabled", "false"),
     ])
     .await;
     let json = explain(&session, &format!("EXPLAIN FORMAT JSON {JOIN}"))
@@ -143,9 +144,11 @@ async fn analyze_shows_actuals_and_a_balanced_run_has_no_advisories() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn skew_holds_the_barrier_and_is_reported() {
+    // Splitting skewed partitions is adaptive execution's job; off, the skew shows.
     let session = session(&[
         ("spark.sql.shuffle.partitions", "4"),
         ("spark.executor.cores", "4"),
+        ("spark.sql.adaptive.enabled", "false"),
     ])
     .await;
     session
@@ -185,9 +188,11 @@ async fn too_few_and_too_many_partitions_are_reported() {
         "{lines:#?}"
     );
 
+    // Adaptive execution would coalesce these partitions; off, the over-parallelism shows.
     let many = session(&[
         ("spark.sql.shuffle.partitions", "64"),
         ("spark.executor.cores", "2"),
+        ("spark.sql.adaptive.enabled", "false"),
     ])
     .await;
     let lines = explain(
@@ -242,7 +247,8 @@ async fn job_history_is_queryable() {
         .await
         .unwrap();
     let rows = stagesql::tpch::answers::rows(results[0].batches().unwrap()).unwrap();
-    assert_eq!(rows, [["1", "1", "true"], ["2", "3", "true"]]);
+    // Adaptive execution coalesced the three tiny shuffle partitions into one task.
+    assert_eq!(rows, [["1", "1", "true"], ["2", "1", "true"]]);
     let jobs = session
         .sql("select job_id, status, stages, sql from system.jobs order by 1")
         .await
@@ -253,7 +259,7 @@ async fn job_history_is_queryable() {
     let stages = session.sql("select initial_tasks, final_tasks from system.stages where job_id = 1 order by stage_id").await.unwrap();
     assert_eq!(
         stagesql::tpch::answers::rows(stages[0].batches().unwrap()).unwrap(),
-        [["1", "1"], ["3", "3"]]
+        [["1", "1"], ["3", "1"]]
     );
 }
 
@@ -301,6 +307,41 @@ async fn analyze_shows_operator_rows() {
         lines
             .iter()
             .any(|l| l.trim_start().starts_with("Filter") && l.contains("rows=5")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analyze_shows_what_adaptive_execution_decided() {
+    let session = session(&[
+        ("spark.sql.shuffle.partitions", "40"),
+        ("spark.executor.cores", "2"),
+    ])
+    .await;
+    let plain = explain(
+        &session,
+        "EXPLAIN select l_returnflag, count(*) from lineitem group by 1",
+    )
+    .await;
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.starts_with("Stage 2: 40 tasks (AQE may coalesce)")),
+        "{plain:#?}"
+    );
+    let lines = explain(
+        &session,
+        "EXPLAIN ANALYZE select l_returnflag, count(*) from lineitem group by 1",
+    )
+    .await;
+    assert!(
+        lines.iter().any(|l| l.contains("ran: 40 → 1 tasks")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("AQE coalesce partitions: 40 → 1 partitions")),
         "{lines:#?}"
     );
 }

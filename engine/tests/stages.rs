@@ -8,9 +8,14 @@ use stagesql::stages::StageGraph;
 use stagesql::{Session, SessionOptions, StatementResult};
 
 async fn session(settings: &[(&str, &str)]) -> Session {
+    // Adaptive execution off: these tests pin task counts as planned.
     let mut all = vec![
         ("spark.sql.shuffle.partitions".to_string(), "4".to_string()),
         ("spark.executor.cores".to_string(), "2".to_string()),
+        (
+            "spark.sql.adaptive.enabled".to_string(),
+            "false".to_string(),
+        ),
     ];
     all.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let session = Session::with_options(SessionOptions {
@@ -312,4 +317,35 @@ async fn queries_ctas_and_insert_are_jobs_with_session_wide_stage_ids() {
         stagesql::tpch::answers::rows(total[0].batches().unwrap()).unwrap(),
         [["15000"]]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adaptive_execution_coalesces_small_shuffle_partitions_with_the_same_results() {
+    let sql = "select o_orderpriority, count(*) from orders join lineitem on o_orderkey = l_orderkey group by 1 order by 1";
+    let off = session(&[
+        ("spark.sql.shuffle.partitions", "50"),
+        ("spark.sql.autoBroadcastJoinThreshold", "-1"),
+    ])
+    .await;
+    let (expected, planned) = run(&off, sql).await;
+    let on = session(&[
+        ("spark.sql.shuffle.partitions", "50"),
+        ("spark.sql.autoBroadcastJoinThreshold", "-1"),
+        ("spark.sql.adaptive.enabled", "true"),
+    ])
+    .await;
+    let (actual, adapted) = run(&on, sql).await;
+    let rows =
+        |r: &[StatementResult]| stagesql::tpch::answers::rows(r[0].batches().unwrap()).unwrap();
+    assert_eq!(rows(&expected), rows(&actual));
+    // The join stage reads both shuffles: one grouping for both, far fewer tasks than 50.
+    let join = &adapted.stages[2];
+    assert_eq!(join.initial_tasks, 50);
+    assert!(join.tasks < 50 && join.tasks >= 1, "{join:?}");
+    let decision = &join.decisions[0];
+    assert!(
+        decision.applied && decision.change.starts_with("50 → "),
+        "{decision:?}"
+    );
+    assert_eq!(planned.stages[2].tasks, 50);
 }

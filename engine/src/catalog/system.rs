@@ -152,7 +152,7 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
             u64s(stages.iter().map(|(_, s)| s.stage as u64)),
             strings(parents.iter().map(|p| Some(p.as_str()))),
             strings(stages.iter().map(|(_, s)| Some(s.exchange.as_str()))),
-            u64s(stages.iter().map(|(_, s)| s.tasks as u64)),
+            u64s(stages.iter().map(|(_, s)| s.initial_tasks as u64)),
             u64s(stages.iter().map(|(_, s)| s.tasks as u64)),
             u64s(stages.iter().map(|(_, s)| s.attempts.len() as u64)),
             u64s(stages.iter().map(|(_, s)| s.retries() as u64)),

@@ -35,6 +35,15 @@ pub const AUTO_BROADCAST_JOIN_THRESHOLD: &str = "spark.sql.autoBroadcastJoinThre
 pub const TASK_MAX_FAILURES: &str = "spark.task.maxFailures";
 pub const LOCAL_DIR: &str = "spark.local.dir";
 pub const EXECUTION_MODE: &str = "stagesql.execution.mode";
+pub const ADAPTIVE_ENABLED: &str = "spark.sql.adaptive.enabled";
+pub const COALESCE_ENABLED: &str = "spark.sql.adaptive.coalescePartitions.enabled";
+pub const COALESCE_PARALLELISM_FIRST: &str =
+    "spark.sql.adaptive.coalescePartitions.parallelismFirst";
+pub const COALESCE_MIN_PARTITION_SIZE: &str =
+    "spark.sql.adaptive.coalescePartitions.minPartitionSize";
+pub const COALESCE_INITIAL_PARTITION_NUM: &str =
+    "spark.sql.adaptive.coalescePartitions.initialPartitionNum";
+pub const ADVISORY_PARTITION_SIZE: &str = "spark.sql.adaptive.advisoryPartitionSizeInBytes";
 pub const TEST_FAIL_TASKS: &str = "stagesql.test.fail_tasks";
 
 /// `0` for `spark.executor.cores` means "all cores of this machine".
@@ -102,6 +111,46 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "",
         value_type: ValueType::Text,
         description: "Directory for spill files of shuffles and operators; empty means the system temporary directory.",
+    },
+    KeyDefinition {
+        key: ADAPTIVE_ENABLED,
+        default: "true",
+        value_type: ValueType::Choice(&["true", "false"]),
+        description: "Adaptive query execution: rules applied to each stage when its parents have finished, on the exact sizes of the shuffles it reads.",
+    },
+    KeyDefinition {
+        key: COALESCE_ENABLED,
+        default: "true",
+        value_type: ValueType::Choice(&["true", "false"]),
+        description: "Merge contiguous small shuffle partitions read by a stage into fewer tasks.",
+    },
+    KeyDefinition {
+        key: COALESCE_PARALLELISM_FIRST,
+        default: "true",
+        value_type: ValueType::Choice(&["true", "false"]),
+        description: "When coalescing, keep at least as many partitions as slots (ignoring the advisory size if needed).",
+    },
+    KeyDefinition {
+        key: COALESCE_MIN_PARTITION_SIZE,
+        default: "1m",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "The smallest size a coalesced partition aims for.",
+    },
+    KeyDefinition {
+        key: COALESCE_INITIAL_PARTITION_NUM,
+        default: "0",
+        value_type: ValueType::Integer { min: 0 },
+        description: "Shuffle partitions before coalescing when adaptive execution is on; 0 means spark.sql.shuffle.partitions.",
+    },
+    KeyDefinition {
+        key: ADVISORY_PARTITION_SIZE,
+        default: "64m",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "The size adaptive execution aims for when coalescing shuffle partitions.",
     },
     KeyDefinition {
         key: EXECUTION_MODE,

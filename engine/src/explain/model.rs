@@ -56,6 +56,8 @@ pub struct StageView {
     /// Operators, root first, indented two spaces per level.
     pub pipeline: Vec<String>,
     pub waves: usize,
+    /// Whether adaptive execution may change the task count at runtime.
+    pub adaptive: bool,
     /// What happened, after EXPLAIN ANALYZE ran the job.
     pub actuals: Option<StageActuals>,
 }
@@ -78,6 +80,8 @@ pub struct StageActuals {
     pub retries: usize,
     /// Per task (successful attempt): duration and bytes read, for skew analysis.
     pub task_durations_ms: Vec<f64>,
+    /// What adaptive execution did to the stage, or why it did not.
+    pub decisions: Vec<crate::adaptive::AqeDecision>,
 }
 
 /// min / p25 / median / p75 / max of task durations.
@@ -109,7 +113,13 @@ impl TaskTimes {
 }
 
 /// The model of `graph` before running; with `report`, with the measured figures.
-pub fn describe(graph: &StageGraph, slots: usize, report: Option<&JobReport>) -> JobView {
+/// `adaptive`: whether adaptive execution may coalesce the partitions of shuffle reads.
+pub fn describe(
+    graph: &StageGraph,
+    slots: usize,
+    adaptive: bool,
+    report: Option<&JobReport>,
+) -> JobView {
     let stages = graph
         .stages
         .iter()
@@ -124,6 +134,7 @@ pub fn describe(graph: &StageGraph, slots: usize, report: Option<&JobReport>) ->
                 exchange: exchange_text(stage.exchange()),
                 pipeline: short_tree(input, report.is_some()),
                 waves: tasks.div_ceil(slots.max(1)),
+                adaptive: adaptive && reads_shuffle_partitions(input),
                 actuals: report
                     .and_then(|r| r.stages.iter().find(|s| s.stage == stage.id))
                     .map(|s| actuals(s, slots)),
@@ -175,7 +186,23 @@ fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
             .unwrap_or(0),
         retries: stage.retries(),
         task_durations_ms: durations,
+        decisions: stage.decisions.clone(),
     }
+}
+
+fn reads_shuffle_partitions(input: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut found = false;
+    let _ = input.apply(|node| {
+        found |= node
+            .downcast_ref::<ShuffleReadExec>()
+            .is_some_and(|r| matches!(r.spec(), ReadSpec::ReducePartitions(_)));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// Why a stage has the tasks it has, from the leaves that decide its partitioning.

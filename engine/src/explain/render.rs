@@ -57,8 +57,13 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
     } else {
         format!("{} waves", stage.waves)
     };
+    let adaptive = if stage.adaptive {
+        " (AQE may coalesce)"
+    } else {
+        ""
+    };
     lines.push(format!(
-        "Stage {}: {tasks} ({}), {waves}",
+        "Stage {}: {tasks}{adaptive} ({}), {waves}",
         stage.id, stage.tasks_from
     ));
     let parents = match stage.parents.is_empty() {
@@ -92,6 +97,18 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
             human_bytes(actual.peak_memory_bytes),
             actual.retries
         ));
+        for decision in &actual.decisions {
+            match decision.applied {
+                true => lines.push(format!(
+                    "  AQE {}: {} ({})",
+                    decision.rule, decision.change, decision.reason
+                )),
+                false => lines.push(format!(
+                    "  AQE {}: not applied: {}",
+                    decision.rule, decision.reason
+                )),
+            }
+        }
     }
     lines.extend(stage.pipeline.iter().map(|l| format!("    {l}")));
 }
@@ -117,6 +134,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                     "spill_bytes": a.spill_bytes,
                     "peak_memory_bytes": a.peak_memory_bytes,
                     "retries": a.retries,
+                    "aqe": a.decisions.iter().map(|d| json!({"rule": d.rule, "applied": d.applied, "change": d.change, "reason": d.reason})).collect::<Vec<_>>(),
                 })
             });
             json!({
@@ -126,6 +144,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                 "tasks_from": stage.tasks_from,
                 "exchange": stage.exchange,
                 "waves": stage.waves,
+                "adaptive": stage.adaptive,
                 "operators": stage.pipeline.iter().map(|l| l.trim_start()).collect::<Vec<_>>(),
                 "actuals": actuals,
             })

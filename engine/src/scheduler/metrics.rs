@@ -82,7 +82,11 @@ pub struct StageReport {
     pub stage: StageId,
     pub exchange: String,
     pub parents: Vec<StageId>,
+    /// Tasks as planned, and as launched after adaptive execution.
+    pub initial_tasks: usize,
     pub tasks: usize,
+    /// What adaptive execution did to the stage, or why not.
+    pub decisions: Vec<crate::adaptive::AqeDecision>,
     pub submitted_ms: f64,
     pub completed_ms: f64,
     /// Every attempt of every task, in task order.

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 pub use memory::TaskMemoryPool;
 pub use metrics::{JobReport, JobStatus, StageReport, TaskMetrics};
 
+use crate::adaptive::{self, AqeDecision, AqeSettings};
 use crate::events::{Event, JobId, Listeners};
 use crate::shuffle::ShuffleStore;
 use crate::stages::{ShuffleWriteExec, Stage, StageGraph, StageId};
@@ -40,6 +41,8 @@ pub struct JobSettings {
     pub executor_memory: usize,
     /// Task attempts that fail on purpose (`stagesql.test.fail_tasks`): (stage, task, attempt).
     pub injected_failures: HashSet<(StageId, usize, usize)>,
+    /// Adaptive execution between stages.
+    pub aqe: AqeSettings,
 }
 
 /// Everything one job needs while it runs.
@@ -112,6 +115,12 @@ impl Job {
                     continue;
                 }
                 submitted.insert(stage.id);
+                // The barrier is passed: adaptive execution sees the exact sizes of the
+                // shuffles this stage reads.
+                let initial_tasks = stage.tasks();
+                let (stage, decisions) =
+                    adaptive::optimize_stage(stage, &self.store, &self.settings.aqe)?;
+                let stage = &stage;
                 self.store
                     .register(stage.id, stage.plan.input().schema(), stage.tasks());
                 self.listeners.emit(Event::StageSubmitted {
@@ -122,6 +131,8 @@ impl Job {
                 let run = StageRun {
                     job: self.id,
                     stage: stage.clone(),
+                    initial_tasks,
+                    decisions,
                     settings: self.settings.clone(),
                     slots: slots.clone(),
                     listeners: self.listeners.clone(),
@@ -225,6 +236,8 @@ fn job_runtime(base: Arc<RuntimeEnv>, pool: Arc<dyn MemoryPool>) -> RuntimeEnv {
 struct StageRun {
     job: JobId,
     stage: Stage,
+    initial_tasks: usize,
+    decisions: Vec<AqeDecision>,
     settings: JobSettings,
     slots: Arc<Semaphore>,
     listeners: Listeners,
@@ -252,7 +265,9 @@ impl StageRun {
             stage: this.stage.id,
             exchange: this.stage.exchange().to_string(),
             parents: this.stage.parents.clone(),
+            initial_tasks: this.initial_tasks,
             tasks: this.stage.tasks(),
+            decisions: this.decisions.clone(),
             submitted_ms: submitted.as_secs_f64() * 1000.0,
             completed_ms: this.job_started.elapsed().as_secs_f64() * 1000.0,
             attempts,

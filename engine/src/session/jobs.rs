@@ -9,6 +9,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 
 use super::Session;
+use crate::adaptive::AqeSettings;
 use crate::config::keys;
 use crate::error::{Error, Result};
 use datafusion::execution::SessionStateBuilder;
@@ -62,6 +63,20 @@ impl Session {
         }
     }
 
+    /// Adaptive execution settings (`spark.sql.adaptive.*`).
+    pub(crate) fn aqe_settings(&self) -> AqeSettings {
+        let on = |key: &str| self.setting(key) == "true";
+        let bytes = |key: &str| keys::parse_bytes(&self.setting(key)).unwrap_or(0);
+        AqeSettings {
+            enabled: on(keys::ADAPTIVE_ENABLED),
+            coalesce: on(keys::COALESCE_ENABLED),
+            parallelism_first: on(keys::COALESCE_PARALLELISM_FIRST),
+            min_partition_size: bytes(keys::COALESCE_MIN_PARTITION_SIZE),
+            advisory_partition_size: bytes(keys::ADVISORY_PARTITION_SIZE),
+            slots: self.slots(),
+        }
+    }
+
     /// Plans `plan` for the stage model and cuts it into stages, without running anything.
     /// Stage ids start at the next id the session would give.
     pub async fn plan_stages(&self, plan: &LogicalPlan) -> Result<StageGraph> {
@@ -112,6 +127,7 @@ impl Session {
             // of running tasks and 40% for shuffle data held in memory.
             executor_memory: total_memory / 10 * 6,
             injected_failures: parse_injected_failures(&self.setting(keys::TEST_FAIL_TASKS))?,
+            aqe: self.aqe_settings(),
         };
         let job = Job {
             id: self.next_job_id(),

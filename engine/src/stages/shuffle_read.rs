@@ -127,7 +127,13 @@ pub(crate) fn read_blocks(
         datafusion::physical_plan::metrics::Count,
     ),
 ) -> SendableRecordBatchStream {
-    let maps = spec.maps.clone().unwrap_or(0..store.maps(stage));
+    // Adaptive execution may have run the writing stage with fewer tasks than planned: map
+    // outputs past the last one are empty.
+    let written = store.maps(stage);
+    let maps = match spec.maps.clone() {
+        Some(maps) => maps.start.min(written)..maps.end.min(written),
+        None => 0..written,
+    };
     let blocks: Vec<(usize, usize)> = maps
         .flat_map(|m| spec.reduce.clone().map(move |r| (m, r)))
         .collect();
