@@ -185,6 +185,18 @@ async fn the_executor_launches_the_predicted_tasks() {
     for stage in &report.stages {
         assert_eq!(stage.attempts.len(), stage.tasks, "one attempt per task");
     }
+    // Scan tasks read their file splits; the join stage reads both shuffles.
+    let scan = &report.stages[0].attempts[0];
+    assert!(
+        scan.bytes_in > 0 && scan.rows_in > 0 && scan.rows_out > 0,
+        "{scan:?}"
+    );
+    let join: u64 = report.stages[2]
+        .attempts
+        .iter()
+        .map(|a| a.shuffle_read_bytes)
+        .sum();
+    assert!(join > 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::events::JobId;
@@ -21,7 +23,7 @@ pub struct TaskMetrics {
     pub duration_ms: f64,
     /// Rows the task's leaves produced: file rows scanned plus shuffle rows read.
     pub rows_in: u64,
-    /// Bytes the task read: file bytes scanned plus shuffle bytes read.
+    /// Bytes the task read: the bytes of its file splits plus shuffle bytes read.
     pub bytes_in: u64,
     pub shuffle_read_rows: u64,
     pub shuffle_read_bytes: u64,
@@ -47,6 +49,7 @@ impl TaskMetrics {
             ..Default::default()
         };
         let _ = plan.apply(|node| {
+            metrics.bytes_in += split_bytes(node, task);
             let leaf = node.children().is_empty();
             let is_reader = node.is::<ShuffleReadExec>();
             if let Some(set) = node.metrics() {
@@ -74,6 +77,25 @@ impl TaskMetrics {
         }
         metrics
     }
+}
+
+/// The bytes of the file split partition `task` of a file scan reads (Spark's input size).
+fn split_bytes(node: &Arc<dyn ExecutionPlan>, task: usize) -> u64 {
+    let Some(files) = node
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
+    else {
+        return 0;
+    };
+    files.file_groups.get(task).map_or(0, |group| {
+        group
+            .iter()
+            .map(|file| match &file.range {
+                Some(range) => (range.end - range.start).max(0) as u64,
+                None => file.object_meta.size,
+            })
+            .sum()
+    })
 }
 
 /// One stage of a finished job.
