@@ -8,7 +8,7 @@ const PROMPT: &str = "stagesql> ";
 /// switched the terminal to raw mode, as a person never types that fast.
 fn at_prompt(repl: &mut PtySession) {
     repl.exp_string(PROMPT).expect("the prompt appears");
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    std::thread::sleep(std::time::Duration::from_millis(250));
 }
 
 fn start(home: &std::path::Path) -> PtySession {
