@@ -354,10 +354,56 @@ async fn adaptive_execution_coalesces_small_shuffle_partitions_with_the_same_res
     let join = &adapted.stages[2];
     assert_eq!(join.initial_tasks, 50);
     assert!(join.tasks < 50 && join.tasks >= 1, "{join:?}");
-    let decision = &join.decisions[0];
+    let decision = join
+        .decisions
+        .iter()
+        .find(|d| d.rule == "coalesce partitions")
+        .unwrap();
     assert!(
         decision.applied && decision.change.starts_with("50 → "),
         "{decision:?}"
     );
     assert_eq!(planned.stages[2].tasks, 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_build_side_switches_a_partitioned_join_to_broadcast_at_runtime() {
+    let sql = "select o_orderpriority, count(*) from orders join lineitem on o_orderkey = l_orderkey group by 1 order by 1";
+    let planned_partitioned = [
+        ("spark.sql.shuffle.partitions", "8"),
+        ("spark.sql.autoBroadcastJoinThreshold", "-1"),
+    ];
+    let off = session(&planned_partitioned).await;
+    let (expected, _) = run(&off, sql).await;
+    let mut settings = planned_partitioned.to_vec();
+    settings.push(("spark.sql.adaptive.enabled", "true"));
+    settings.push(("spark.sql.adaptive.autoBroadcastJoinThreshold", "10m"));
+    let on = session(&settings).await;
+    let (actual, report) = run(&on, sql).await;
+    let rows =
+        |r: &[StatementResult]| stagesql::tpch::answers::rows(r[0].batches().unwrap()).unwrap();
+    assert_eq!(rows(&expected), rows(&actual));
+    let switched = report
+        .stages
+        .iter()
+        .flat_map(|s| s.decisions.iter())
+        .find(|d| d.rule == "switch join strategy")
+        .expect("the join stage considered the switch");
+    assert!(
+        switched.applied && switched.change == "partitioned → broadcast join",
+        "{switched:?}"
+    );
+
+    // Below the threshold only when it is on: with -1 it is considered and not applied.
+    settings.pop();
+    settings.push(("spark.sql.adaptive.autoBroadcastJoinThreshold", "-1"));
+    let never = session(&settings).await;
+    let (_, report) = run(&never, sql).await;
+    let kept = report
+        .stages
+        .iter()
+        .flat_map(|s| s.decisions.iter())
+        .find(|d| d.rule == "switch join strategy")
+        .unwrap();
+    assert!(!kept.applied && kept.reason.contains("-1"), "{kept:?}");
 }

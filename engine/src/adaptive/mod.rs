@@ -2,14 +2,17 @@
 //! the exact sizes of the shuffles it reads. Every rule records an [`AqeDecision`] — also
 //! when it was considered and not applied, with the reason.
 //!
-//! Implemented: coalescing shuffle partitions ([`coalesce`]).
+//! Implemented: switching a partitioned join to a broadcast join when its build side turned
+//! out small, then coalescing shuffle partitions ([`coalesce`]).
 
 pub mod coalesce;
 
 use std::sync::Arc;
 
+use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use crate::shuffle::ShuffleStore;
@@ -25,6 +28,8 @@ pub struct AqeSettings {
     pub min_partition_size: u64,
     pub advisory_partition_size: u64,
     pub slots: usize,
+    /// `spark.sql.adaptive.autoBroadcastJoinThreshold`; `None` when off (-1).
+    pub broadcast_threshold: Option<u64>,
 }
 
 /// What a rule did to a stage, or why it did nothing.
@@ -49,6 +54,7 @@ pub fn optimize_stage(
     if !settings.enabled {
         return Ok((stage.clone(), decisions));
     }
+    let stage = &switch_to_broadcast(stage, store, settings, &mut decisions)?;
     let readers = shuffle_readers(stage.plan.input());
     if readers.is_empty() {
         return Ok((stage.clone(), decisions));
@@ -151,6 +157,105 @@ pub fn optimize_stage(
         parents: stage.parents.clone(),
     };
     Ok((rewritten, decisions))
+}
+
+/// A partitioned hash join whose build side (a shuffle that has been written) is smaller
+/// than the threshold becomes a broadcast join: the build shuffle is read whole, once per
+/// stage, and the probe shuffle is read as it was written, without a new exchange. Only
+/// join types whose result needs nothing from unmatched build rows switch, as every probe
+/// task builds from the whole side.
+fn switch_to_broadcast(
+    stage: &Stage,
+    store: &ShuffleStore,
+    settings: &AqeSettings,
+    decisions: &mut Vec<AqeDecision>,
+) -> Result<Stage> {
+    let rule = "switch join strategy";
+    let mut changed = false;
+    let plan = stage.plan.input().clone().transform_up(|node| {
+        let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let children = node.children();
+        let Some(build) = children[0].downcast_ref::<ShuffleReadExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        if join.mode != PartitionMode::Partitioned || !matches!(build.spec(), ReadSpec::ReducePartitions(_)) {
+            return Ok(Transformed::no(node));
+        }
+        let bytes: u64 = store.statistics(build.stage()).bytes_by_partition().iter().sum();
+        let size = crate::explain::human_bytes(bytes);
+        let Some(threshold) = settings.broadcast_threshold else {
+            decisions.push(AqeDecision {
+                stage: stage.id,
+                rule,
+                applied: false,
+                change: String::new(),
+                reason: format!("build side {size}; spark.sql.adaptive.autoBroadcastJoinThreshold is -1"),
+            });
+            return Ok(Transformed::no(node));
+        };
+        let limit = crate::explain::human_bytes(threshold);
+        if bytes >= threshold {
+            decisions.push(AqeDecision {
+                stage: stage.id,
+                rule,
+                applied: false,
+                change: String::new(),
+                reason: format!("build side {size} is not under spark.sql.adaptive.autoBroadcastJoinThreshold ({limit})"),
+            });
+            return Ok(Transformed::no(node));
+        }
+        if !matches!(join.join_type(), JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti) {
+            decisions.push(AqeDecision {
+                stage: stage.id,
+                rule,
+                applied: false,
+                change: String::new(),
+                reason: format!("{} join needs its build side's unmatched rows: it stays partitioned", join.join_type()),
+            });
+            return Ok(Transformed::no(node));
+        }
+        let partitions = match build.spec() {
+            ReadSpec::ReducePartitions(n) => *n,
+            _ => unreachable!("checked above"),
+        };
+        let whole: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::new(
+            build.stage(),
+            ReadSpec::Explicit(vec![PartitionSpec { reduce: 0..partitions, maps: None }]),
+            build.schema(),
+            Partitioning::UnknownPartitioning(1),
+            None,
+        ));
+        let probe = children[1].clone();
+        let switched = join
+            .builder()
+            .with_partition_mode(PartitionMode::CollectLeft)
+            .with_new_children(vec![whole, probe])?
+            .recompute_properties()
+            .build_exec()?;
+        decisions.push(AqeDecision {
+            stage: stage.id,
+            rule,
+            applied: true,
+            change: "partitioned → broadcast join".into(),
+            reason: format!("build side (stage {}) {size} < spark.sql.adaptive.autoBroadcastJoinThreshold ({limit})", build.stage()),
+        });
+        changed = true;
+        Ok(Transformed::yes(switched))
+    })?;
+    if !changed {
+        return Ok(stage.clone());
+    }
+    Ok(Stage {
+        id: stage.id,
+        plan: Arc::new(ShuffleWriteExec::new(
+            plan.data,
+            stage.id,
+            stage.exchange().clone(),
+        )),
+        parents: stage.parents.clone(),
+    })
 }
 
 /// Stages whose shuffles `plan` reads partition by partition.

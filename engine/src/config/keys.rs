@@ -44,6 +44,7 @@ pub const COALESCE_MIN_PARTITION_SIZE: &str =
 pub const COALESCE_INITIAL_PARTITION_NUM: &str =
     "spark.sql.adaptive.coalescePartitions.initialPartitionNum";
 pub const ADVISORY_PARTITION_SIZE: &str = "spark.sql.adaptive.advisoryPartitionSizeInBytes";
+pub const ADAPTIVE_BROADCAST_THRESHOLD: &str = "spark.sql.adaptive.autoBroadcastJoinThreshold";
 pub const TEST_FAIL_TASKS: &str = "stagesql.test.fail_tasks";
 
 /// `0` for `spark.executor.cores` means "all cores of this machine".
@@ -151,6 +152,14 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
             allow_negative_one: false,
         },
         description: "The size adaptive execution aims for when coalescing shuffle partitions.",
+    },
+    KeyDefinition {
+        key: ADAPTIVE_BROADCAST_THRESHOLD,
+        default: "",
+        value_type: ValueType::Bytes {
+            allow_negative_one: true,
+        },
+        description: "At runtime, a partitioned join whose build side turned out smaller than this becomes a broadcast join; -1 disables; empty means spark.sql.autoBroadcastJoinThreshold.",
     },
     KeyDefinition {
         key: EXECUTION_MODE,

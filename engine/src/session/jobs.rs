@@ -56,10 +56,15 @@ impl Session {
                 .unwrap_or(200),
             max_partition_bytes: bytes(keys::MAX_PARTITION_BYTES),
             open_cost_in_bytes: bytes(keys::OPEN_COST_IN_BYTES),
-            broadcast_threshold: match self.setting(keys::AUTO_BROADCAST_JOIN_THRESHOLD).as_str() {
-                "-1" => None,
-                other => keys::parse_bytes(other),
-            },
+            broadcast_threshold: self.broadcast_threshold(),
+        }
+    }
+
+    /// `spark.sql.autoBroadcastJoinThreshold` in bytes; `None` when broadcasts are off.
+    fn broadcast_threshold(&self) -> Option<u64> {
+        match self.setting(keys::AUTO_BROADCAST_JOIN_THRESHOLD).as_str() {
+            "-1" => None,
+            other => keys::parse_bytes(other),
         }
     }
 
@@ -74,6 +79,11 @@ impl Session {
             min_partition_size: bytes(keys::COALESCE_MIN_PARTITION_SIZE),
             advisory_partition_size: bytes(keys::ADVISORY_PARTITION_SIZE),
             slots: self.slots(),
+            broadcast_threshold: match self.setting(keys::ADAPTIVE_BROADCAST_THRESHOLD).trim() {
+                "" => self.broadcast_threshold(),
+                "-1" => None,
+                other => keys::parse_bytes(other),
+            },
         }
     }
 
