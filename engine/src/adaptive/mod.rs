@@ -16,7 +16,7 @@ use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use crate::shuffle::ShuffleStore;
-use crate::stages::{PartitionSpec, ReadSpec, ShuffleReadExec, ShuffleWriteExec, Stage, StageId};
+use crate::stages::{PartitionSpec, ReadSpec, ShuffleReadExec, Stage, StageId};
 
 /// Settings of adaptive execution (`spark.sql.adaptive.*`).
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,19 @@ pub struct AqeDecision {
     pub reason: String,
 }
 
+impl AqeDecision {
+    /// A rule that was considered and not applied, and why.
+    fn not_applied(stage: StageId, rule: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            stage,
+            rule,
+            applied: false,
+            change: String::new(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Applies the rules to `stage` before it is submitted; returns the stage to run.
 pub fn optimize_stage(
     stage: &Stage,
@@ -60,13 +73,11 @@ pub fn optimize_stage(
         return Ok((stage.clone(), decisions));
     }
     if !settings.coalesce {
-        decisions.push(AqeDecision {
-            stage: stage.id,
-            rule: "coalesce partitions",
-            applied: false,
-            change: String::new(),
-            reason: "spark.sql.adaptive.coalescePartitions.enabled is false".into(),
-        });
+        decisions.push(AqeDecision::not_applied(
+            stage.id,
+            "coalesce partitions",
+            "spark.sql.adaptive.coalescePartitions.enabled is false",
+        ));
         return Ok((stage.clone(), decisions));
     }
     let sizes: Vec<Vec<u64>> = readers
@@ -75,13 +86,11 @@ pub fn optimize_stage(
         .collect();
     let partitions = sizes[0].len();
     if sizes.iter().any(|s| s.len() != partitions) {
-        decisions.push(AqeDecision {
-            stage: stage.id,
-            rule: "coalesce partitions",
-            applied: false,
-            change: String::new(),
-            reason: "the shuffles it reads have different partition counts".into(),
-        });
+        decisions.push(AqeDecision::not_applied(
+            stage.id,
+            "coalesce partitions",
+            "the shuffles it reads have different partition counts",
+        ));
         return Ok((stage.clone(), decisions));
     }
     let total: u64 = sizes.iter().flatten().sum();
@@ -147,16 +156,7 @@ pub fn optimize_stage(
         change: format!("{partitions} → {} partitions", specs.len()),
         reason,
     });
-    let rewritten = Stage {
-        id: stage.id,
-        plan: Arc::new(ShuffleWriteExec::new(
-            plan.data,
-            stage.id,
-            stage.exchange().clone(),
-        )),
-        parents: stage.parents.clone(),
-    };
-    Ok((rewritten, decisions))
+    Ok((stage.with_input(plan.data), decisions))
 }
 
 /// A partitioned hash join whose build side (a shuffle that has been written) is smaller
@@ -186,34 +186,16 @@ fn switch_to_broadcast(
         let bytes: u64 = store.statistics(build.stage()).bytes_by_partition().iter().sum();
         let size = crate::explain::human_bytes(bytes);
         let Some(threshold) = settings.broadcast_threshold else {
-            decisions.push(AqeDecision {
-                stage: stage.id,
-                rule,
-                applied: false,
-                change: String::new(),
-                reason: format!("build side {size}; spark.sql.adaptive.autoBroadcastJoinThreshold is -1"),
-            });
+            decisions.push(AqeDecision::not_applied(stage.id, rule, format!("build side {size}; spark.sql.adaptive.autoBroadcastJoinThreshold is -1")));
             return Ok(Transformed::no(node));
         };
         let limit = crate::explain::human_bytes(threshold);
         if bytes >= threshold {
-            decisions.push(AqeDecision {
-                stage: stage.id,
-                rule,
-                applied: false,
-                change: String::new(),
-                reason: format!("build side {size} is not under spark.sql.adaptive.autoBroadcastJoinThreshold ({limit})"),
-            });
+            decisions.push(AqeDecision::not_applied(stage.id, rule, format!("build side {size} is not under spark.sql.adaptive.autoBroadcastJoinThreshold ({limit})")));
             return Ok(Transformed::no(node));
         }
         if !matches!(join.join_type(), JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti) {
-            decisions.push(AqeDecision {
-                stage: stage.id,
-                rule,
-                applied: false,
-                change: String::new(),
-                reason: format!("{} join needs its build side's unmatched rows: it stays partitioned", join.join_type()),
-            });
+            decisions.push(AqeDecision::not_applied(stage.id, rule, format!("{} join needs its build side's unmatched rows: it stays partitioned", join.join_type())));
             return Ok(Transformed::no(node));
         }
         let partitions = match build.spec() {
@@ -247,15 +229,7 @@ fn switch_to_broadcast(
     if !changed {
         return Ok(stage.clone());
     }
-    Ok(Stage {
-        id: stage.id,
-        plan: Arc::new(ShuffleWriteExec::new(
-            plan.data,
-            stage.id,
-            stage.exchange().clone(),
-        )),
-        parents: stage.parents.clone(),
-    })
+    Ok(stage.with_input(plan.data))
 }
 
 /// Stages whose shuffles `plan` reads partition by partition.

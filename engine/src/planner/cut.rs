@@ -206,14 +206,14 @@ impl Cutter {
             exec.subqueries().to_vec(),
             exec.results().clone(),
         ));
-        stage.parents.extend(read_stages(&input));
-        stage.parents.sort_unstable();
-        stage.parents.dedup();
-        stage.plan = Arc::new(ShuffleWriteExec::new(
-            input,
-            computing,
-            stage.exchange().clone(),
-        ));
+        let mut parents = stage.parents.clone();
+        parents.extend(read_stages(&input));
+        parents.sort_unstable();
+        parents.dedup();
+        *stage = Stage {
+            parents,
+            ..stage.with_input(input)
+        };
         for &id in &needing[1..] {
             let parents = &mut self.stage_mut(id).parents;
             if !parents.contains(&computing) {

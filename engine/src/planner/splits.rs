@@ -95,10 +95,7 @@ pub fn split_scans(
             .file_groups
             .iter()
             .flat_map(|group| group.iter())
-            .map(|file| match &file.range {
-                Some(range) => (range.end - range.start).max(0) as u64,
-                None => file.object_meta.size,
-            })
+            .map(|file| file.effective_size())
             .collect();
         let splits = split_count(settings, &sizes);
         if splits <= files.file_groups.len() {

@@ -88,13 +88,7 @@ fn split_bytes(node: &Arc<dyn ExecutionPlan>, task: usize) -> u64 {
         return 0;
     };
     files.file_groups.get(task).map_or(0, |group| {
-        group
-            .iter()
-            .map(|file| match &file.range {
-                Some(range) => (range.end - range.start).max(0) as u64,
-                None => file.object_meta.size,
-            })
-            .sum()
+        group.iter().map(|file| file.effective_size()).sum()
     })
 }
 

@@ -64,7 +64,8 @@ impl Session {
         aqe.enabled && aqe.coalesce
     }
 
-    async fn logical_plan(&self, statement: &SqlStatement) -> Result<LogicalPlan> {
+    /// Parses and plans one statement; errors carry their position in the original text.
+    pub(crate) async fn logical_plan(&self, statement: &SqlStatement) -> Result<LogicalPlan> {
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let parsed = state

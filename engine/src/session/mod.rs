@@ -198,15 +198,7 @@ impl Session {
             }
             return self.run_command(command).await;
         }
-        let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let parsed = state
-            .sql_to_statement(&statement.positioned_text(), &dialect)
-            .map_err(syntax_error)?;
-        let plan = state
-            .statement_to_plan(parsed)
-            .await
-            .map_err(missing_file)?;
+        let plan = self.logical_plan(statement).await?;
         let tag = completion_tag(&plan);
         // DataFusion's own EXPLAIN (VERBOSE) describes its plan; it is not an action.
         let stages = self.execution_mode() == ExecutionMode::Stages

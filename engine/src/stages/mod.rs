@@ -89,6 +89,19 @@ impl Stage {
     pub fn exchange(&self) -> &Exchange {
         self.plan.exchange()
     }
+
+    /// The same stage running `input` instead (after a rewrite of its plan).
+    pub fn with_input(&self, input: Arc<dyn ExecutionPlan>) -> Stage {
+        Stage {
+            id: self.id,
+            plan: Arc::new(ShuffleWriteExec::new(
+                input,
+                self.id,
+                self.exchange().clone(),
+            )),
+            parents: self.parents.clone(),
+        }
+    }
 }
 
 /// A job's stages in execution order, and the plan the driver runs over the last stage's
