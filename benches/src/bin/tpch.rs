@@ -1,12 +1,16 @@
 //! TPC-H: all 22 queries in stages mode against pipelined mode, in one run.
 //!
 //! ```text
-//! cargo run --release -p stagesql-benches --bin tpch -- [--sf 1] [--runs 3] [--partitions N] [--slots N]
+//! cargo run --release -p stagesql-benches --bin tpch -- [--sf 1] [--runs 3] [--partitions N]
+//!     [--slots N] [--against pipelined|aqe-off] [--queries 1,7,16] [--conf key=value]...
+//!     [--explain]
 //! ```
 //!
 //! By default `spark.sql.shuffle.partitions` equals the slot count (the fair comparison:
-//! pipelined DataFusion uses one partition per core). Prints a Markdown table of the median
-//! time per query in each mode and their ratio, then the geometric mean of the ratios.
+//! pipelined DataFusion uses one partition per core). `--against aqe-off` compares stages
+//! mode with adaptive execution on against the same with it off. `--conf` applies to both
+//! sides. Prints a Markdown table of the median time per query on each side and their ratio,
+//! then the geometric mean of the ratios.
 
 use std::time::Instant;
 
@@ -17,6 +21,18 @@ struct Options {
     runs: usize,
     partitions: Option<usize>,
     slots: usize,
+    against: Baseline,
+    queries: Vec<usize>,
+    /// Print EXPLAIN ANALYZE of the queries in stages mode instead of timing them.
+    explain: bool,
+    conf: Vec<(String, String)>,
+}
+
+/// What stages mode (adaptive execution on) is compared with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Baseline {
+    Pipelined,
+    AqeOff,
 }
 
 fn options() -> Options {
@@ -37,24 +53,55 @@ fn options() -> Options {
         slots: value("--slots")
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        against: match value("--against").as_deref() {
+            None | Some("pipelined") => Baseline::Pipelined,
+            Some("aqe-off") => Baseline::AqeOff,
+            Some(other) => panic!("--against {other}: expected pipelined or aqe-off"),
+        },
+        explain: args.iter().any(|a| a == "--explain"),
+        queries: value("--queries")
+            .map(|list| {
+                list.split(',')
+                    .map(|q| {
+                        q.trim()
+                            .trim_start_matches(['Q', 'q'])
+                            .parse()
+                            .expect("--queries: numbers 1 to 22")
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| (1..=22).collect()),
+        conf: args
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| *a == "--conf")
+            .filter_map(|(i, _)| args.get(i + 1))
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').expect("--conf key=value");
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
     }
 }
 
-async fn session(mode: &str, options: &Options) -> stagesql::Result<Session> {
+async fn session(mode: &str, adaptive: bool, options: &Options) -> stagesql::Result<Session> {
     let partitions = options.partitions.unwrap_or(options.slots);
+    let mut settings: Vec<(String, String)> = options.conf.clone();
+    settings.extend([
+        ("stagesql.execution.mode".into(), mode.into()),
+        ("spark.sql.adaptive.enabled".into(), adaptive.to_string()),
+        ("spark.executor.cores".into(), options.slots.to_string()),
+        (
+            "spark.sql.shuffle.partitions".into(),
+            partitions.to_string(),
+        ),
+        (
+            "datafusion.execution.target_partitions".into(),
+            options.slots.to_string(),
+        ),
+    ]);
     let session = Session::with_options(SessionOptions {
-        settings: vec![
-            ("stagesql.execution.mode".into(), mode.into()),
-            ("spark.executor.cores".into(), options.slots.to_string()),
-            (
-                "spark.sql.shuffle.partitions".into(),
-                partitions.to_string(),
-            ),
-            (
-                "datafusion.execution.target_partitions".into(),
-                options.slots.to_string(),
-            ),
-        ],
+        settings,
         ..SessionOptions::default()
     })?;
     session.load_tpch(options.scale_factor).await?;
@@ -69,8 +116,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() -> stagesql::Result<()> {
     let options = options();
-    let stages = session("stages", &options).await?;
-    let pipelined = session("pipelined", &options).await?;
+    let stages = session("stages", true, &options).await?;
+    let (baseline, label) = match options.against {
+        Baseline::Pipelined => (session("pipelined", true, &options).await?, "pipelined"),
+        Baseline::AqeOff => (session("stages", false, &options).await?, "AQE off"),
+    };
     println!(
         "TPC-H SF {} — {} runs, median ms; {} slots, spark.sql.shuffle.partitions = {}\n",
         options.scale_factor,
@@ -78,32 +128,45 @@ async fn main() -> stagesql::Result<()> {
         options.slots,
         options.partitions.unwrap_or(options.slots)
     );
-    println!("| query | pipelined ms | stages ms | stages / pipelined |");
+    if options.explain {
+        for &number in &options.queries {
+            let sql = tpch::query(number).expect("22 queries");
+            let results = stages.sql(&format!("EXPLAIN ANALYZE {sql}")).await?;
+            if let Some(batches) = results.last().and_then(stagesql::StatementResult::batches) {
+                println!("Q{number}:");
+                for row in tpch::answers::rows(batches).map_err(stagesql::Error::Internal)? {
+                    println!("{}", row[0]);
+                }
+            }
+        }
+        return Ok(());
+    }
+    println!("| query | {label} ms | stages ms | stages / {label} |");
     println!("|---|---:|---:|---:|");
     let mut log_sum = 0.0;
     let mut worst: (usize, f64) = (0, 0.0);
-    for number in 1..=22 {
+    for &number in &options.queries {
         let sql = tpch::query(number).expect("22 queries");
         let mut times = [Vec::new(), Vec::new()];
         // Alternate the modes run by run so drift affects both alike.
         for _ in 0..options.runs {
-            for (index, session) in [&pipelined, &stages].into_iter().enumerate() {
+            for (index, session) in [&baseline, &stages].into_iter().enumerate() {
                 let started = Instant::now();
                 session.sql(sql).await?;
                 times[index].push(started.elapsed().as_secs_f64() * 1000.0);
             }
         }
-        let [pipelined_ms, stages_ms] = times.map(median);
-        let ratio = stages_ms / pipelined_ms;
+        let [baseline_ms, stages_ms] = times.map(median);
+        let ratio = stages_ms / baseline_ms;
         log_sum += ratio.ln();
         if ratio > worst.1 {
             worst = (number, ratio);
         }
-        println!("| Q{number} | {pipelined_ms:.1} | {stages_ms:.1} | {ratio:.2} |");
+        println!("| Q{number} | {baseline_ms:.1} | {stages_ms:.1} | {ratio:.2} |");
     }
     println!(
-        "\ngeometric mean of stages / pipelined: {:.3}; largest: Q{} at {:.2}",
-        (log_sum / 22.0).exp(),
+        "\ngeometric mean of stages / {label}: {:.3}; largest: Q{} at {:.2}",
+        (log_sum / options.queries.len() as f64).exp(),
         worst.0,
         worst.1
     );

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 /// Spark's `SMALL_PARTITION_FACTOR`: a group below this share of the target merges into its
 /// smaller neighbour.
-const SMALL_PARTITION_FACTOR: f64 = 0.2;
+pub(crate) const SMALL_PARTITION_FACTOR: f64 = 0.2;
 
 /// The size a coalesced partition aims for:
 /// `max(min(ceil(total / min_partitions), advisory), min_partition_size)`.

@@ -2,24 +2,42 @@
 //! the exact sizes of the shuffles it reads. Every rule records an [`AqeDecision`] — also
 //! when it was considered and not applied, with the reason.
 //!
-//! Implemented: switching a partitioned join to a broadcast join when its build side turned
-//! out small, then coalescing shuffle partitions ([`coalesce`]).
+//! The rules, in the order they run on a stage:
+//! - switch join strategy: a partitioned join whose build side turned out small becomes a
+//!   broadcast join;
+//! - skew join ([`skew`]): a skewed partition of a partitioned join is read in several tasks,
+//!   each a range of the skewed side's map outputs;
+//! - coalesce partitions ([`coalesce`]): contiguous small partitions are read in one task;
+//! - propagate empty relation: joins and aggregates a stage's empty input makes empty are
+//!   replaced by an empty relation.
 
 pub mod coalesce;
+mod empty;
+pub mod skew;
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
-use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_expr::Distribution;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
-use crate::shuffle::ShuffleStore;
+use skew::SideSkew;
+
+use crate::explain::human_bytes;
+use crate::shuffle::{MapOutputStatistics, ShuffleStore};
 use crate::stages::{PartitionSpec, ReadSpec, ShuffleReadExec, Stage, StageId};
 
 /// Settings of adaptive execution (`spark.sql.adaptive.*`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AqeSettings {
     pub enabled: bool,
     pub coalesce: bool,
@@ -30,7 +48,15 @@ pub struct AqeSettings {
     pub slots: usize,
     /// `spark.sql.adaptive.autoBroadcastJoinThreshold`; `None` when off (-1).
     pub broadcast_threshold: Option<u64>,
+    pub skew_join: bool,
+    /// `skewJoin.skewedPartitionFactor`.
+    pub skew_factor: f64,
+    /// `skewJoin.skewedPartitionThresholdInBytes`.
+    pub skew_threshold: u64,
 }
+
+const COALESCE: &str = "coalesce partitions";
+const SKEW_JOIN: &str = "skew join";
 
 /// What a rule did to a stage, or why it did nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +83,9 @@ impl AqeDecision {
     }
 }
 
-/// Applies the rules to `stage` before it is submitted; returns the stage to run.
+/// Applies the rules to `stage` before it is submitted; returns the stage to run. In order:
+/// the join strategy switch, skew join, coalescing (both decide the partition specs of the
+/// shuffle reads together), then empty relation propagation on the rewritten plan.
 pub fn optimize_stage(
     stage: &Stage,
     store: &ShuffleStore,
@@ -67,31 +95,127 @@ pub fn optimize_stage(
     if !settings.enabled {
         return Ok((stage.clone(), decisions));
     }
-    let stage = &switch_to_broadcast(stage, store, settings, &mut decisions)?;
+    let stage = switch_to_broadcast(stage, store, settings, &mut decisions)?;
+    let stage = partition_reads(&stage, store, settings, &mut decisions)?;
+    let stage = empty::propagate(&stage, store, &mut decisions)?;
+    Ok((stage, decisions))
+}
+
+/// Decides which blocks each task of the stage reads from the shuffles it reads partition
+/// by partition: skewed join partitions split by map ranges, the others coalesced.
+fn partition_reads(
+    stage: &Stage,
+    store: &ShuffleStore,
+    settings: &AqeSettings,
+    decisions: &mut Vec<AqeDecision>,
+) -> Result<Stage> {
     let readers = shuffle_readers(stage.plan.input());
     if readers.is_empty() {
-        return Ok((stage.clone(), decisions));
+        return Ok(stage.clone());
     }
+    let statistics: Vec<MapOutputStatistics> =
+        readers.iter().map(|id| store.statistics(*id)).collect();
+    let sizes: Vec<Vec<u64>> = statistics
+        .iter()
+        .map(MapOutputStatistics::bytes_by_partition)
+        .collect();
+    let partitions = sizes[0].len();
+    let aligned = sizes.iter().all(|s| s.len() == partitions);
+    let splits = match aligned {
+        true => skew_join(stage, &readers, &statistics, settings, decisions),
+        false => Splits::new(),
+    };
+    let target = coalesce_target(stage, &sizes, aligned, settings, decisions);
+    if splits.is_empty() && target.is_none() {
+        return Ok(stage.clone());
+    }
+    let tasks = assemble(&sizes, &splits, target);
+    if let Some(target) = target {
+        let coalesced: usize = tasks
+            .iter()
+            .filter(|t| t.reduce.len() > 1 || !splits.contains_key(&t.reduce.start))
+            .count();
+        let normal = partitions - splits.len();
+        let total: u64 = sizes.iter().flatten().sum();
+        let reason = format!(
+            "{} over {partitions} partitions, target {} per partition",
+            human_bytes(total),
+            human_bytes(target)
+        );
+        if coalesced >= normal {
+            decisions.push(AqeDecision::not_applied(
+                stage.id,
+                COALESCE,
+                format!("{reason}: no partitions to merge"),
+            ));
+        } else {
+            decisions.push(AqeDecision {
+                stage: stage.id,
+                rule: COALESCE,
+                applied: true,
+                change: format!("{normal} → {coalesced} partitions"),
+                reason,
+            });
+        }
+    }
+    if splits.is_empty() && tasks.len() == partitions {
+        return Ok(stage.clone());
+    }
+    let plan = stage.plan.input().clone().transform_up(|node| {
+        let Some(reader) = node.downcast_ref::<ShuffleReadExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(side) = readers.iter().position(|id| *id == reader.stage()) else {
+            return Ok(Transformed::no(node));
+        };
+        if !matches!(reader.spec(), ReadSpec::ReducePartitions(_)) {
+            return Ok(Transformed::no(node));
+        }
+        let specs: Vec<PartitionSpec> = tasks.iter().map(|t| t.spec(side)).collect();
+        // Whole hash buckets grouped the same way for every shuffle the stage reads keep the
+        // read hash-partitioned by the same keys, into fewer partitions; a split partition
+        // puts one key's rows into several tasks.
+        let partitioning = match &reader.properties().partitioning {
+            Partitioning::Hash(exprs, _) if splits.is_empty() => {
+                Partitioning::Hash(exprs.clone(), specs.len())
+            }
+            _ => Partitioning::UnknownPartitioning(specs.len()),
+        };
+        Ok(Transformed::yes(Arc::new(ShuffleReadExec::new(
+            reader.stage(),
+            ReadSpec::Explicit(specs),
+            reader.schema(),
+            partitioning,
+            None,
+        )) as Arc<dyn ExecutionPlan>))
+    })?;
+    Ok(stage.with_input(plan.data))
+}
+
+/// The coalescing target, or `None` (with the reason recorded) when coalescing is off or
+/// impossible.
+fn coalesce_target(
+    stage: &Stage,
+    sizes: &[Vec<u64>],
+    aligned: bool,
+    settings: &AqeSettings,
+    decisions: &mut Vec<AqeDecision>,
+) -> Option<u64> {
     if !settings.coalesce {
         decisions.push(AqeDecision::not_applied(
             stage.id,
-            "coalesce partitions",
+            COALESCE,
             "spark.sql.adaptive.coalescePartitions.enabled is false",
         ));
-        return Ok((stage.clone(), decisions));
+        return None;
     }
-    let sizes: Vec<Vec<u64>> = readers
-        .iter()
-        .map(|id| store.statistics(*id).bytes_by_partition())
-        .collect();
-    let partitions = sizes[0].len();
-    if sizes.iter().any(|s| s.len() != partitions) {
+    if !aligned {
         decisions.push(AqeDecision::not_applied(
             stage.id,
-            "coalesce partitions",
+            COALESCE,
             "the shuffles it reads have different partition counts",
         ));
-        return Ok((stage.clone(), decisions));
+        return None;
     }
     let total: u64 = sizes.iter().flatten().sum();
     let min_partitions = if settings.parallelism_first {
@@ -99,64 +223,89 @@ pub fn optimize_stage(
     } else {
         1
     };
-    let target = coalesce::target_size(
+    Some(coalesce::target_size(
         total,
         min_partitions,
         settings.advisory_partition_size,
         settings.min_partition_size,
-    );
-    let groups = coalesce::coalesce(&sizes, target);
-    let reason = format!(
-        "{} over {partitions} partitions, target {} per partition",
-        crate::explain::human_bytes(total),
-        crate::explain::human_bytes(target)
-    );
-    if groups.len() >= partitions {
-        decisions.push(AqeDecision {
-            stage: stage.id,
-            rule: "coalesce partitions",
-            applied: false,
-            change: format!("{partitions} partitions"),
-            reason: format!("{reason}: no partitions to merge"),
-        });
-        return Ok((stage.clone(), decisions));
-    }
-    let specs: Vec<PartitionSpec> = groups
-        .iter()
-        .map(|(range, _)| PartitionSpec {
-            reduce: range.clone(),
-            maps: None,
-        })
-        .collect();
-    let plan = stage.plan.input().clone().transform_up(|node| {
-        let Some(reader) = node.downcast_ref::<ShuffleReadExec>() else {
-            return Ok(Transformed::no(node));
-        };
-        if !matches!(reader.spec(), ReadSpec::ReducePartitions(_)) {
-            return Ok(Transformed::no(node));
+    ))
+}
+
+/// One task of a stage after skew splitting and coalescing: the reduce partitions it reads
+/// and, for a split partition, the map range of each shuffle (`None`: every map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Task {
+    reduce: Range<usize>,
+    maps: Vec<Option<Range<usize>>>,
+}
+
+impl Task {
+    fn spec(&self, side: usize) -> PartitionSpec {
+        PartitionSpec {
+            reduce: self.reduce.clone(),
+            maps: self.maps[side].clone(),
         }
-        // Whole hash buckets are grouped the same way for every shuffle the stage reads, so
-        // the read is still hash-partitioned by the same keys, into fewer partitions.
-        let partitioning = match &reader.properties().partitioning {
-            Partitioning::Hash(exprs, _) => Partitioning::Hash(exprs.clone(), specs.len()),
-            _ => Partitioning::UnknownPartitioning(specs.len()),
-        };
-        Ok(Transformed::yes(Arc::new(ShuffleReadExec::new(
-            reader.stage(),
-            ReadSpec::Explicit(specs.clone()),
-            reader.schema(),
-            partitioning,
-            None,
-        )) as Arc<dyn ExecutionPlan>))
-    })?;
-    decisions.push(AqeDecision {
-        stage: stage.id,
-        rule: "coalesce partitions",
-        applied: true,
-        change: format!("{partitions} → {} partitions", specs.len()),
-        reason,
-    });
-    Ok((stage.with_input(plan.data), decisions))
+    }
+}
+
+/// Split reduce partitions: for each, the map ranges each shuffle is read in (one `None`
+/// range for a side read whole). The tasks are the product of the sides' ranges.
+type Splits = BTreeMap<usize, Vec<Vec<Option<Range<usize>>>>>;
+
+/// The tasks of the stage, in reduce order: runs of partitions between split ones are
+/// coalesced toward `target` (or kept one per task without a target); each split partition
+/// becomes the product of its sides' map ranges.
+fn assemble(sizes: &[Vec<u64>], splits: &Splits, target: Option<u64>) -> Vec<Task> {
+    let partitions = sizes[0].len();
+    let shuffles = sizes.len();
+    let whole = |reduce: Range<usize>| Task {
+        reduce,
+        maps: vec![None; shuffles],
+    };
+    let mut tasks = Vec::new();
+    let mut run_start = 0;
+    let flush = |tasks: &mut Vec<Task>, run: Range<usize>| {
+        if run.is_empty() {
+            return;
+        }
+        match target {
+            Some(target) => {
+                let run_sizes: Vec<Vec<u64>> =
+                    sizes.iter().map(|s| s[run.clone()].to_vec()).collect();
+                for (group, bytes) in coalesce::coalesce(&run_sizes, target) {
+                    // Between split partitions, a run of nothing needs no task.
+                    if bytes == 0 && !splits.is_empty() {
+                        continue;
+                    }
+                    tasks.push(whole(run.start + group.start..run.start + group.end));
+                }
+            }
+            None => tasks.extend(run.map(|r| whole(r..r + 1))),
+        }
+    };
+    for (&reduce, ranges) in splits {
+        flush(&mut tasks, run_start..reduce);
+        let mut product: Vec<Vec<Option<Range<usize>>>> = vec![Vec::new()];
+        for side_ranges in ranges {
+            product = product
+                .into_iter()
+                .flat_map(|prefix| {
+                    side_ranges.iter().map(move |range| {
+                        let mut maps = prefix.clone();
+                        maps.push(range.clone());
+                        maps
+                    })
+                })
+                .collect();
+        }
+        tasks.extend(product.into_iter().map(|maps| Task {
+            reduce: reduce..reduce + 1,
+            maps,
+        }));
+        run_start = reduce + 1;
+    }
+    flush(&mut tasks, run_start..partitions);
+    tasks
 }
 
 /// A partitioned hash join whose build side (a shuffle that has been written) is smaller
@@ -246,4 +395,225 @@ fn shuffle_readers(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
     stages.sort_unstable();
     stages.dedup();
     stages
+}
+
+/// A partitioned join of the stage whose two inputs are shuffle reads.
+struct JoinSite {
+    join_type: JoinType,
+    /// The stages whose shuffles the left and right inputs read.
+    sides: [StageId; 2],
+    /// An operator above the join that needs the join's output partitioned by key.
+    blocker: Option<String>,
+}
+
+/// Partitioned joins in `node` reading two shuffles, top-down, with what above each one
+/// relies on its partitioning.
+fn join_sites(node: &Arc<dyn ExecutionPlan>, blocker: Option<String>, sites: &mut Vec<JoinSite>) {
+    let join_type = if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+        (join.mode == PartitionMode::Partitioned).then_some(*join.join_type())
+    } else {
+        node.downcast_ref::<SortMergeJoinExec>()
+            .map(SortMergeJoinExec::join_type)
+    };
+    if let Some(join_type) = join_type {
+        let children = node.children();
+        if let (Some(left), Some(right)) = (read_below(children[0]), read_below(children[1])) {
+            sites.push(JoinSite {
+                join_type,
+                sides: [left, right],
+                blocker: blocker.clone(),
+            });
+        }
+    }
+    let requirements = node.input_distribution_requirements();
+    for (i, child) in node.children().into_iter().enumerate() {
+        let needs_partitioning = requirements
+            .child_distribution(i)
+            .is_some_and(|d| !matches!(d, Distribution::UnspecifiedDistribution));
+        let blocker = blocker
+            .clone()
+            .or_else(|| needs_partitioning.then(|| describe_operator(node)));
+        join_sites(child, blocker, sites);
+    }
+}
+
+/// The shuffle `node` reads partition by partition, looking through operators that work row
+/// by row or per partition (a sort-merge join's sorts, projections, filters).
+fn read_below(node: &Arc<dyn ExecutionPlan>) -> Option<StageId> {
+    if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+        return matches!(reader.spec(), ReadSpec::ReducePartitions(_)).then_some(reader.stage());
+    }
+    let passes = node.is::<SortExec>()
+        || node.is::<ProjectionExec>()
+        || node.is::<FilterExec>()
+        || node.name() == "CoalesceBatchesExec";
+    match node.children().as_slice() {
+        [child] if passes => read_below(child),
+        _ => None,
+    }
+}
+
+/// `AggregateExec (FinalPartitioned)`, `BoundedWindowAggExec`, …: for decision reasons.
+fn describe_operator(node: &Arc<dyn ExecutionPlan>) -> String {
+    match node.downcast_ref::<AggregateExec>() {
+        Some(aggregate) => format!("the aggregate above the join ({:?})", aggregate.mode()),
+        None => format!("{} above the join", node.name()),
+    }
+}
+
+/// Which sides of a join may be split: a side's rows can be divided among tasks when each of
+/// its rows is emitted by the one task that reads it (so not the side whose unmatched rows
+/// another side's split would repeat).
+fn splittable(join_type: JoinType) -> [bool; 2] {
+    match join_type {
+        JoinType::Inner => [true, true],
+        JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+            [true, false]
+        }
+        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+            [false, true]
+        }
+        JoinType::Full => [false, false],
+    }
+}
+
+/// The skew join rule: finds the skewed partitions of the stage's partitioned join and the
+/// map ranges to read them in. Records one decision per split partition, or why nothing was
+/// split.
+fn skew_join(
+    stage: &Stage,
+    readers: &[StageId],
+    statistics: &[MapOutputStatistics],
+    settings: &AqeSettings,
+    decisions: &mut Vec<AqeDecision>,
+) -> Splits {
+    let mut splits = Splits::new();
+    let mut sites = Vec::new();
+    join_sites(stage.plan.input(), None, &mut sites);
+    let Some(site) = sites.into_iter().next() else {
+        return splits;
+    };
+    let not_applied = |reason: String| AqeDecision::not_applied(stage.id, SKEW_JOIN, reason);
+    if !settings.skew_join {
+        decisions.push(not_applied("spark.sql.adaptive.skewJoin.enabled is false".into()));
+        return splits;
+    }
+    if site.sides[0] == site.sides[1] || readers.len() != 2 {
+        decisions.push(not_applied(format!(
+            "the stage reads {} shuffles besides the join's own; split partitions must line up in every one",
+            readers.len().saturating_sub(2).max(1)
+        )));
+        return splits;
+    }
+    let position = |id: StageId| readers.iter().position(|r| *r == id).expect("a reader");
+    let sides = site.sides.map(position);
+    let sizes = sides.map(|s| statistics[s].bytes_by_partition());
+    let analyses = sizes
+        .clone()
+        .map(|sizes| SideSkew::new(&sizes, settings.skew_factor, settings.skew_threshold, settings.advisory_partition_size));
+    let name = ["left", "right"];
+    let describe = |side: usize, partition: usize| {
+        let size = sizes[side][partition];
+        let median = analyses[side].median;
+        format!(
+            "partition {partition} of the {} side (stage {}) is {}, {:.1}× the median {}",
+            name[side],
+            site.sides[side],
+            human_bytes(size),
+            size as f64 / median as f64,
+            human_bytes(median)
+        )
+    };
+    let rule = format!(
+        "skewed means above max(skewedPartitionThresholdInBytes {}, factor {} × median)",
+        human_bytes(settings.skew_threshold),
+        settings.skew_factor
+    );
+    if analyses.iter().all(|a| a.skewed.is_empty()) {
+        // The largest partition relative to its side's median says how far from skew it is.
+        let (side, partition) = (0..2)
+            .flat_map(|side| (0..sizes[side].len()).map(move |p| (side, p)))
+            .max_by(|a, b| {
+                let ratio = |(s, p): (usize, usize)| sizes[s][p] as f64 / analyses[s].median as f64;
+                ratio(*a).total_cmp(&ratio(*b))
+            })
+            .unwrap_or((0, 0));
+        if sizes[side].is_empty() {
+            return splits;
+        }
+        decisions.push(not_applied(format!("no skewed partition: largest {}; {rule}", describe(side, partition))));
+        return splits;
+    }
+    let can_split = splittable(site.join_type);
+    let skewed: [Vec<usize>; 2] = [0, 1].map(|s| match can_split[s] {
+        true => analyses[s].skewed.clone(),
+        false => Vec::new(),
+    });
+    if skewed.iter().all(Vec::is_empty) {
+        let side = usize::from(analyses[0].skewed.is_empty());
+        let found = describe(side, analyses[side].skewed[0]);
+        decisions.push(not_applied(match site.join_type {
+            JoinType::Full => format!("{found}, but a full outer join: no side can be split"),
+            join_type => format!(
+                "{found}, but a {join_type} join can only split its {} side",
+                name[1 - side]
+            ),
+        }));
+        return splits;
+    }
+    if let Some(blocker) = &site.blocker {
+        let side = usize::from(skewed[0].is_empty());
+        decisions.push(not_applied(format!(
+            "{}, but {blocker} needs the join's output partitioned by key: not split, as that would need another shuffle",
+            describe(side, skewed[side][0])
+        )));
+        return splits;
+    }
+    let partitions: std::collections::BTreeSet<usize> = skewed.iter().flatten().copied().collect();
+    for partition in partitions {
+        let mut ranges: Vec<Vec<Option<Range<usize>>>> = vec![vec![None]; readers.len()];
+        let mut split_sides = Vec::new();
+        for side in 0..2 {
+            if !skewed[side].contains(&partition) {
+                continue;
+            }
+            let map_sizes: Vec<u64> = statistics[sides[side]]
+                .bytes
+                .iter()
+                .map(|map| map[partition])
+                .collect();
+            if let Some(split) = skew::split_partition(&map_sizes, analyses[side].target) {
+                split_sides.push(format!(
+                    "{} side in {} ranges of map outputs toward {}",
+                    name[side],
+                    split.len(),
+                    human_bytes(analyses[side].target)
+                ));
+                ranges[sides[side]] = split.into_iter().map(Some).collect();
+            }
+        }
+        let side = usize::from(!skewed[0].contains(&partition));
+        let found = describe(side, partition);
+        if split_sides.is_empty() {
+            decisions.push(not_applied(format!(
+                "{found}, but its rows come from one map output, which cannot be split"
+            )));
+            continue;
+        }
+        let tasks: usize = ranges.iter().map(Vec::len).product();
+        decisions.push(AqeDecision {
+            stage: stage.id,
+            rule: SKEW_JOIN,
+            applied: true,
+            change: format!("partition {partition} split into {tasks}"),
+            reason: format!(
+                "{found} (threshold {}); {} join, read the {}",
+                human_bytes(analyses[side].threshold),
+                site.join_type,
+                split_sides.join(" and the ")
+            ),
+        });
+        splits.insert(partition, ranges);
+    }
+    splits
 }

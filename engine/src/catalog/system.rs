@@ -1,4 +1,5 @@
-//! `system.jobs`, `system.stages`, `system.tasks`: the session's job history as tables.
+//! `system.jobs`, `system.stages`, `system.tasks`, `system.aqe_decisions`: the session's job
+//! history as tables.
 //!
 //! The tables are snapshots of [`Session::jobs`], replaced before a statement runs when
 //! jobs have finished since the last snapshot, so a query over them sees every job that
@@ -7,7 +8,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{MemTable, MemorySchemaProvider};
 
@@ -50,6 +53,7 @@ fn refresh(session: &Session, jobs: &[JobReport]) -> Result<()> {
         ("jobs", jobs_table(jobs)),
         ("stages", stages_table(jobs)),
         ("tasks", tasks_table(jobs)),
+        ("aqe_decisions", aqe_decisions_table(jobs)),
     ] {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         let reference = format!("{SCHEMA}.{name}");
@@ -173,6 +177,38 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
                     .sum()
             })),
             u64s(stages.iter().map(|(_, s)| s.spill_bytes())),
+        ],
+    )
+}
+
+fn aqe_decisions_table(jobs: &[JobReport]) -> RecordBatch {
+    use DataType::*;
+    let decisions: Vec<_> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.stages
+                .iter()
+                .flat_map(move |s| s.decisions.iter().map(move |d| (j.job, d)))
+        })
+        .collect();
+    batch(
+        vec![
+            ("job_id", UInt64, false),
+            ("stage_id", UInt64, false),
+            ("rule", Utf8, false),
+            ("applied", Boolean, false),
+            ("change", Utf8, false),
+            ("reason", Utf8, false),
+        ],
+        vec![
+            u64s(decisions.iter().map(|(j, _)| *j as u64)),
+            u64s(decisions.iter().map(|(_, d)| d.stage as u64)),
+            strings(decisions.iter().map(|(_, d)| Some(d.rule))),
+            Arc::new(BooleanArray::from_iter(
+                decisions.iter().map(|(_, d)| Some(d.applied)),
+            )),
+            strings(decisions.iter().map(|(_, d)| Some(d.change.as_str()))),
+            strings(decisions.iter().map(|(_, d)| Some(d.reason.as_str()))),
         ],
     )
 }

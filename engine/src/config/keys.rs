@@ -4,10 +4,12 @@
 use crate::error::{Error, Result};
 
 /// What values a key accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ValueType {
     /// A whole number at least `min`.
     Integer { min: i64 },
+    /// A number (fractions allowed) at least `min`.
+    Number { min: f64 },
     /// A size in bytes: `134217728`, `128m`, `1g`, `64MiB`; `-1` where the key allows "off".
     Bytes { allow_negative_one: bool },
     /// One of the listed words.
@@ -45,6 +47,9 @@ pub const COALESCE_INITIAL_PARTITION_NUM: &str =
     "spark.sql.adaptive.coalescePartitions.initialPartitionNum";
 pub const ADVISORY_PARTITION_SIZE: &str = "spark.sql.adaptive.advisoryPartitionSizeInBytes";
 pub const ADAPTIVE_BROADCAST_THRESHOLD: &str = "spark.sql.adaptive.autoBroadcastJoinThreshold";
+pub const SKEW_JOIN_ENABLED: &str = "spark.sql.adaptive.skewJoin.enabled";
+pub const SKEW_JOIN_FACTOR: &str = "spark.sql.adaptive.skewJoin.skewedPartitionFactor";
+pub const SKEW_JOIN_THRESHOLD: &str = "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes";
 pub const TEST_FAIL_TASKS: &str = "stagesql.test.fail_tasks";
 
 /// `0` for `spark.executor.cores` means "all cores of this machine".
@@ -162,6 +167,26 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         description: "At runtime, a partitioned join whose build side turned out smaller than this becomes a broadcast join; -1 disables; empty means spark.sql.autoBroadcastJoinThreshold.",
     },
     KeyDefinition {
+        key: SKEW_JOIN_ENABLED,
+        default: "true",
+        value_type: ValueType::Choice(&["true", "false"]),
+        description: "Split skewed partitions of a partitioned join into several tasks, each reading a range of the skewed side's map outputs and the other side's partition whole.",
+    },
+    KeyDefinition {
+        key: SKEW_JOIN_FACTOR,
+        default: "5.0",
+        value_type: ValueType::Number { min: 0.0 },
+        description: "A join partition is skewed when larger than this many times the median partition of its side (and than skewedPartitionThresholdInBytes).",
+    },
+    KeyDefinition {
+        key: SKEW_JOIN_THRESHOLD,
+        default: "256m",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "A join partition is skewed when larger than this (and than skewedPartitionFactor times the median).",
+    },
+    KeyDefinition {
         key: EXECUTION_MODE,
         default: "stages",
         value_type: ValueType::Choice(&["stages", "pipelined"]),
@@ -192,6 +217,10 @@ pub fn validate(definition: &KeyDefinition, value: &str) -> Result<String> {
         ValueType::Integer { min } => match value.trim().parse::<i64>() {
             Ok(n) if n >= min => Ok(n.to_string()),
             _ => Err(invalid(&format!("a whole number of at least {min}"))),
+        },
+        ValueType::Number { min } => match value.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= min => Ok(value.trim().to_string()),
+            _ => Err(invalid(&format!("a number of at least {min}"))),
         },
         ValueType::Bytes { allow_negative_one } => {
             if allow_negative_one && value.trim() == "-1" {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
-use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -98,8 +99,13 @@ pub fn split_scans(
             .map(|file| file.effective_size())
             .collect();
         let splits = split_count(settings, &sizes);
+        if splits < files.file_groups.len() && files.output_ordering.is_empty() {
+            // More groups than Spark would make tasks (DataFusion groups files by its own
+            // partition count): whole files packed into `splits` tasks instead.
+            return Ok(Transformed::yes(pack_files(files, splits)));
+        }
         if splits <= files.file_groups.len() {
-            // Already as parallel as Spark would be; whole files read as DataFusion reads them.
+            // As parallel as Spark would be; whole files read as DataFusion reads them.
             return Ok(Transformed::no(node));
         }
         let mut options = ConfigOptions::default();
@@ -110,6 +116,33 @@ pub fn split_scans(
         }
     })
     .map(|t| t.data)
+}
+
+/// The scan with its files in `groups` groups: largest file first into the group with the
+/// fewest bytes.
+fn pack_files(files: &FileScanConfig, groups: usize) -> Arc<dyn ExecutionPlan> {
+    let mut all: Vec<PartitionedFile> = files
+        .file_groups
+        .iter()
+        .flat_map(|group| group.iter().cloned())
+        .collect();
+    all.sort_by_key(|file| std::cmp::Reverse(file.effective_size()));
+    let mut packed: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups.max(1)];
+    for file in all {
+        let lightest = packed
+            .iter_mut()
+            .min_by_key(|(bytes, _)| *bytes)
+            .expect("at least one group");
+        lightest.0 += file.effective_size();
+        lightest.1.push(file);
+    }
+    let mut config = files.clone();
+    config.file_groups = packed
+        .into_iter()
+        .filter(|(_, files)| !files.is_empty())
+        .map(|(_, files)| FileGroup::new(files))
+        .collect();
+    DataSourceExec::from_data_source(config)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub use metrics::{JobReport, JobStatus, StageReport, TaskMetrics};
 use crate::adaptive::{self, AqeDecision, AqeSettings};
 use crate::events::{Event, JobId, Listeners};
 use crate::shuffle::ShuffleStore;
-use crate::stages::{ShuffleWriteExec, Stage, StageGraph, StageId};
+use crate::stages::{ShuffleWriteExec, Stage, StageGraph, StageId, read_written_maps};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 
 /// How a job runs.
@@ -87,8 +87,7 @@ impl Job {
         };
         let stream = outcome.and_then(|stages| {
             report.stages = stages;
-            self.graph
-                .driver
+            read_written_maps(self.graph.driver.clone(), &self.store)?
                 .execute(0, self.task_context(&runtime, None))
         });
         if let Err(error) = &stream {
@@ -118,8 +117,12 @@ impl Job {
                 // The barrier is passed: adaptive execution sees the exact sizes of the
                 // shuffles this stage reads.
                 let initial_tasks = stage.tasks();
+                let stage = stage.with_input(read_written_maps(
+                    stage.plan.input().clone(),
+                    &self.store,
+                )?);
                 let (stage, decisions) =
-                    adaptive::optimize_stage(stage, &self.store, &self.settings.aqe)?;
+                    adaptive::optimize_stage(&stage, &self.store, &self.settings.aqe)?;
                 let stage = &stage;
                 self.store
                     .register(stage.id, stage.plan.input().schema(), stage.tasks());

@@ -84,6 +84,9 @@ impl Session {
                 "-1" => None,
                 other => keys::parse_bytes(other),
             },
+            skew_join: on(keys::SKEW_JOIN_ENABLED),
+            skew_factor: self.setting(keys::SKEW_JOIN_FACTOR).parse().unwrap_or(5.0),
+            skew_threshold: bytes(keys::SKEW_JOIN_THRESHOLD),
         }
     }
 

@@ -80,8 +80,10 @@ impl Block {
         self.bytes
     }
 
+    /// Memory the block's in-memory batches hold, counted as their data: a batch that is a
+    /// slice would otherwise count its whole parent.
     fn memory_bytes(&self) -> usize {
-        self.memory.iter().map(|b| b.get_array_memory_size()).sum()
+        self.memory.iter().map(|b| data_bytes(b) as usize).sum()
     }
 }
 
@@ -127,11 +129,18 @@ pub struct MapOutputStatistics {
 }
 
 impl MapOutputStatistics {
-    /// Total bytes per reduce partition.
+    /// Total bytes per reduce partition. A block of rows without columns counts one byte,
+    /// so that no rule takes it for nothing.
     pub fn bytes_by_partition(&self) -> Vec<u64> {
         let partitions = self.bytes.first().map_or(0, Vec::len);
         (0..partitions)
-            .map(|r| self.bytes.iter().map(|map| map[r]).sum())
+            .map(|r| {
+                self.bytes
+                    .iter()
+                    .zip(&self.rows)
+                    .map(|(bytes, rows)| bytes[r].max(u64::from(rows[r] > 0)))
+                    .sum()
+            })
             .collect()
     }
 }

@@ -105,6 +105,7 @@ impl ExecutionPlan for BroadcastReadExec {
             self.stage,
             everything,
             self.schema(),
+            context.session_config().batch_size(),
             metrics,
         ))
     }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 
 pub use broadcast_read::BroadcastReadExec;
-pub use shuffle_read::{PartitionSpec, ReadSpec, ShuffleReadExec};
+pub use shuffle_read::{PartitionSpec, ReadSpec, ShuffleReadExec, read_written_maps};
 pub use shuffle_write::ShuffleWriteExec;
 
 /// Stages are numbered per session from 1, in the order they can run (parents first).

@@ -5,18 +5,20 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties, SendableRecordBatchStream,
 };
-use futures::StreamExt;
+use datafusion::arrow::compute::BatchCoalescer;
+use futures::{Stream, StreamExt};
 
 use super::StageId;
 use crate::shuffle::ShuffleStore;
@@ -122,6 +124,7 @@ pub(crate) fn read_blocks(
     stage: StageId,
     spec: PartitionSpec,
     schema: SchemaRef,
+    batch_size: usize,
     metrics: (
         datafusion::physical_plan::metrics::Count,
         datafusion::physical_plan::metrics::Count,
@@ -138,7 +141,7 @@ pub(crate) fn read_blocks(
         .flat_map(|m| spec.reduce.clone().map(move |r| (m, r)))
         .collect();
     let (rows, bytes) = metrics;
-    let stream = futures::stream::iter(blocks)
+    let batches = futures::stream::iter(blocks)
         .map(move |(m, r)| {
             let block = store.block(stage, m, r)?;
             rows.add(block.rows() as usize);
@@ -149,7 +152,70 @@ pub(crate) fn read_blocks(
             Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
             Err(e) => futures::stream::iter(vec![Err(e)]),
         });
+    // Blocks of many small map outputs arrive as small batches: operators above get full
+    // ones.
+    let batch_size = batch_size.max(1);
+    let mut coalescer = BatchCoalescer::new(schema.clone(), batch_size)
+        .with_biggest_coalesce_batch_size(Some(batch_size / 2));
+    let mut batches = Box::pin(batches);
+    let stream = futures::stream::poll_fn(move |cx| {
+        loop {
+            if let Some(full) = coalescer.next_completed_batch() {
+                return std::task::Poll::Ready(Some(Ok(full)));
+            }
+            match futures::ready!(batches.as_mut().poll_next(cx)) {
+                Some(Ok(batch)) => {
+                    if let Err(e) = coalescer.push_batch(batch) {
+                        return std::task::Poll::Ready(Some(Err(e.into())));
+                    }
+                }
+                Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
+                None => {
+                    if let Err(e) = coalescer.finish_buffered_batch() {
+                        return std::task::Poll::Ready(Some(Err(e.into())));
+                    }
+                    return std::task::Poll::Ready(coalescer.next_completed_batch().map(Ok));
+                }
+            }
+        }
+    });
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// Makes every gather reader in `plan` read as many map outputs as its stage really wrote:
+/// adaptive execution may have run that stage with fewer tasks (coalesced) or more (a split
+/// skewed partition) than planned. A bare reader at the root that now has several partitions
+/// is merged into one.
+pub fn read_written_maps(
+    plan: Arc<dyn ExecutionPlan>,
+    store: &ShuffleStore,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let single = plan.output_partitioning().partition_count() == 1;
+    let plan = plan
+        .transform_up(|node| {
+            let Some(reader) = node.downcast_ref::<ShuffleReadExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let ReadSpec::MapOutputs(planned) = reader.spec() else {
+                return Ok(Transformed::no(node));
+            };
+            let written = store.maps(reader.stage());
+            if written == *planned || written == 0 {
+                return Ok(Transformed::no(node));
+            }
+            Ok(Transformed::yes(Arc::new(ShuffleReadExec::new(
+                reader.stage(),
+                ReadSpec::MapOutputs(written),
+                reader.schema(),
+                Partitioning::UnknownPartitioning(written),
+                Some(reader.properties.eq_properties.clone()),
+            )) as Arc<dyn ExecutionPlan>))
+        })?
+        .data;
+    if single && plan.output_partitioning().partition_count() > 1 {
+        return Ok(Arc::new(CoalescePartitionsExec::new(plan)));
+    }
+    Ok(plan)
 }
 
 pub(crate) fn store_of(context: &TaskContext) -> Result<Arc<ShuffleStore>> {
@@ -220,6 +286,7 @@ impl ExecutionPlan for ShuffleReadExec {
             self.stage,
             self.spec.partition(partition),
             self.schema(),
+            context.session_config().batch_size(),
             metrics,
         ))
     }

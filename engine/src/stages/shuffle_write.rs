@@ -30,7 +30,7 @@ use crate::shuffle::{Block, MapOutput, ShuffleStore, SpillFile, data_bytes};
 ///
 /// ```text
 ///   input partition m ──▶ BatchPartitioner (DataFusion's hash) ──▶ bucket 0 … bucket R-1
-///                              coalesced to full batches,            │
+///                              slices concatenated to full batches,  │
 ///                              spilled under memory pressure         ▼
 ///                                                   store[(stage, m, r)]  + rows/bytes
 /// ```
@@ -143,11 +143,21 @@ impl ShuffleWriteExec {
     }
 }
 
-/// Buffers a task's buckets, coalescing the small pieces the partitioner produces into full
-/// batches, and spills them to a file when the memory pool refuses more.
+/// Pieces a bucket gathers before they are concatenated into one batch, even when short of
+/// a full batch: the pieces are slices of the partitioner's batches and keep them alive.
+const MAX_PENDING_PIECES: usize = 64;
+
+/// Buffers a task's buckets and spills them to a file when the memory pool refuses more.
+///
+/// The partitioner hands over slices of one reordered batch per input batch. Each bucket
+/// gathers its slices and copies them into one batch once it has a full batch of rows (or
+/// [`MAX_PENDING_PIECES`] slices): one copy per row, into buffers sized to the rows held —
+/// with 200 buckets, builders pre-sized to a full batch would reserve far more than the data.
 struct BucketWriter {
     schema: SchemaRef,
-    coalescers: Vec<BatchCoalescer>,
+    batch_size: usize,
+    pending: Vec<Vec<RecordBatch>>,
+    pending_rows: Vec<usize>,
     done: Vec<Vec<RecordBatch>>,
     blocks: Vec<Block>,
     reservation: MemoryReservation,
@@ -165,12 +175,12 @@ impl BucketWriter {
         store: Arc<ShuffleStore>,
     ) -> Self {
         Self {
-            coalescers: (0..buckets)
-                .map(|_| BatchCoalescer::new(schema.clone(), batch_size))
-                .collect(),
+            schema,
+            batch_size: batch_size.max(1),
+            pending: vec![Vec::new(); buckets],
+            pending_rows: vec![0; buckets],
             done: vec![Vec::new(); buckets],
             blocks: vec![Block::default(); buckets],
-            schema,
             reservation,
             store,
             spilled_bytes: 0,
@@ -179,6 +189,9 @@ impl BucketWriter {
     }
 
     fn push(&mut self, bucket: usize, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         // The piece's data, not its buffers' capacity: pieces of one input batch share it.
         let size = data_bytes(&batch) as usize;
         if self.reservation.try_grow(size).is_err() {
@@ -186,24 +199,43 @@ impl BucketWriter {
             // Even an empty buffer must take this one batch; it is freed when spilled.
             self.reservation.grow(size);
         }
-        let coalescer = &mut self.coalescers[bucket];
-        coalescer.push_batch(batch)?;
-        while let Some(full) = coalescer.next_completed_batch() {
-            self.done[bucket].push(full);
+        self.pending_rows[bucket] += batch.num_rows();
+        self.pending[bucket].push(batch);
+        if self.pending_rows[bucket] >= self.batch_size
+            || self.pending[bucket].len() >= MAX_PENDING_PIECES
+        {
+            self.concat(bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a bucket's pending pieces by one compact batch: a copy sized to the rows,
+    /// which also copies the strings of view arrays, so that no piece keeps its parent's
+    /// buffers (in memory or in a spill file).
+    fn concat(&mut self, bucket: usize) -> Result<()> {
+        let pieces = std::mem::take(&mut self.pending[bucket]);
+        let rows = std::mem::take(&mut self.pending_rows[bucket]);
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut coalescer = BatchCoalescer::new(self.schema.clone(), rows)
+            .with_biggest_coalesce_batch_size(None);
+        for piece in pieces {
+            coalescer.push_batch(piece)?;
+        }
+        coalescer.finish_buffered_batch()?;
+        while let Some(batch) = coalescer.next_completed_batch() {
+            self.done[bucket].push(batch);
         }
         Ok(())
     }
 
     fn drain_buffers(&mut self) -> Result<Vec<Vec<RecordBatch>>> {
-        let mut buckets = std::mem::take(&mut self.done);
-        for (coalescer, bucket) in self.coalescers.iter_mut().zip(buckets.iter_mut()) {
-            coalescer.finish_buffered_batch()?;
-            while let Some(batch) = coalescer.next_completed_batch() {
-                bucket.push(batch);
-            }
+        for bucket in 0..self.pending.len() {
+            self.concat(bucket)?;
         }
-        self.done = vec![Vec::new(); buckets.len()];
-        Ok(buckets)
+        let buckets = self.done.len();
+        Ok(std::mem::replace(&mut self.done, vec![Vec::new(); buckets]))
     }
 
     fn spill(&mut self) -> Result<()> {
