@@ -1,5 +1,5 @@
-//! Runs every `sql-tests/**/*.slt` file through the engine, in stages mode and in pipelined
-//! mode, and fails on any failure.
+//! Runs every `sql-tests/**/*.slt` file through the engine, in stages mode (adaptive
+//! execution on and off) and in pipelined mode, and fails on any failure.
 //!
 //! `cargo test -p stagesql-sql-tests` ends with the line `N passed, N failed`. Arguments
 //! narrow the run: `cargo test -p stagesql-sql-tests -- explain` runs only files whose path
@@ -42,13 +42,22 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime starts");
     let mut stdout = std::io::stdout();
-    // Every suite runs in both execution modes; results must be identical.
+    // Every suite runs in both execution modes, and in stages mode with adaptive execution
+    // on (the default) and off; results must be identical.
     let mut total = slt::Summary::default();
-    for mode in ["stages", "pipelined"] {
+    let configurations = [
+        ("stages", "stages", "true"),
+        ("stages, AQE off", "stages", "false"),
+        ("pipelined", "pipelined", "true"),
+    ];
+    for (mode, execution, adaptive) in configurations {
         let options = RunOptions {
             complete: false,
             session: SessionOptions {
-                settings: vec![("stagesql.execution.mode".into(), mode.into())],
+                settings: vec![
+                    ("stagesql.execution.mode".into(), execution.into()),
+                    ("spark.sql.adaptive.enabled".into(), adaptive.into()),
+                ],
                 ..SessionOptions::default()
             },
         };

@@ -153,7 +153,10 @@ fn partition_reads(
                 stage: stage.id,
                 rule: COALESCE,
                 applied: true,
-                change: format!("{normal} → {coalesced} partitions"),
+                change: format!(
+                    "{normal} → {coalesced} partition{}",
+                    if coalesced == 1 { "" } else { "s" }
+                ),
                 reason,
             });
         }
