@@ -66,8 +66,24 @@ async fn tpch_sf1_with_512m_of_executor_memory_spills_and_stays_correct() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tpch_sf1_matches_the_reference_answers_in_every_mode() {
-    let configurations: [&[(&str, &str)]; 5] = [
+    let configurations: [&[(&str, &str)]; 7] = [
         &[("stagesql.execution.mode", "stages")],
+        &[
+            ("spark.sql.adaptive.enabled", "false"),
+            ("spark.sql.shuffle.partitions", "32"),
+        ],
+        // Every adaptive rule made to fire wherever it can: partitions of a few KiB count
+        // as skewed and are split, build sides up to 64 MiB switch to broadcast.
+        &[
+            (
+                "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes",
+                "4k",
+            ),
+            ("spark.sql.adaptive.skewJoin.skewedPartitionFactor", "1.2"),
+            ("spark.sql.adaptive.advisoryPartitionSizeInBytes", "256k"),
+            ("spark.sql.adaptive.autoBroadcastJoinThreshold", "64m"),
+            ("spark.sql.shuffle.partitions", "16"),
+        ],
         &[
             ("spark.sql.shuffle.partitions", "7"),
             ("spark.executor.cores", "1"),

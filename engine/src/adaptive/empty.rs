@@ -112,7 +112,8 @@ fn read_stage(node: &Arc<dyn ExecutionPlan>) -> Option<StageId> {
     if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
         return Some(reader.stage());
     }
-    node.downcast_ref::<BroadcastReadExec>().map(BroadcastReadExec::stage)
+    node.downcast_ref::<BroadcastReadExec>()
+        .map(BroadcastReadExec::stage)
 }
 
 fn produced_nothing(store: &ShuffleStore, stage: StageId) -> bool {
@@ -163,7 +164,9 @@ impl Emptiness<'_> {
         let children = node.children();
         if children.iter().any(|c| self.is_empty(c)) {
             if let Some(join_type) = join_type(node) {
-                return Some(format!("a {join_type} join keeps the rows of its other side"));
+                return Some(format!(
+                    "a {join_type} join keeps the rows of its other side"
+                ));
             }
             if node.is::<AggregateExec>() {
                 return Some("an aggregate without GROUP BY still returns a row".into());

@@ -498,7 +498,9 @@ fn skew_join(
     };
     let not_applied = |reason: String| AqeDecision::not_applied(stage.id, SKEW_JOIN, reason);
     if !settings.skew_join {
-        decisions.push(not_applied("spark.sql.adaptive.skewJoin.enabled is false".into()));
+        decisions.push(not_applied(
+            "spark.sql.adaptive.skewJoin.enabled is false".into(),
+        ));
         return splits;
     }
     if site.sides[0] == site.sides[1] || readers.len() != 2 {
@@ -511,9 +513,14 @@ fn skew_join(
     let position = |id: StageId| readers.iter().position(|r| *r == id).expect("a reader");
     let sides = site.sides.map(position);
     let sizes = sides.map(|s| statistics[s].bytes_by_partition());
-    let analyses = sizes
-        .clone()
-        .map(|sizes| SideSkew::new(&sizes, settings.skew_factor, settings.skew_threshold, settings.advisory_partition_size));
+    let analyses = sizes.clone().map(|sizes| {
+        SideSkew::new(
+            &sizes,
+            settings.skew_factor,
+            settings.skew_threshold,
+            settings.advisory_partition_size,
+        )
+    });
     let name = ["left", "right"];
     let describe = |side: usize, partition: usize| {
         let size = sizes[side][partition];
@@ -544,7 +551,10 @@ fn skew_join(
         if sizes[side].is_empty() {
             return splits;
         }
-        decisions.push(not_applied(format!("no skewed partition: largest {}; {rule}", describe(side, partition))));
+        decisions.push(not_applied(format!(
+            "no skewed partition: largest {}; {rule}",
+            describe(side, partition)
+        )));
         return splits;
     }
     let can_split = splittable(site.join_type);

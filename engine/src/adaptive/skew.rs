@@ -108,7 +108,14 @@ pub fn split_partition(map_sizes: &[u64], target: u64) -> Option<Vec<Range<usize
         return None;
     }
     let ends = starts.iter().skip(1).copied().chain([map_sizes.len()]);
-    Some(starts.iter().copied().zip(ends).map(|(s, e)| s..e).collect())
+    Some(
+        starts
+            .iter()
+            .copied()
+            .zip(ends)
+            .map(|(s, e)| s..e)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -119,13 +126,22 @@ mod tests {
     #[test]
     fn sparks_split_examples() {
         // Small ranges at the beginning and end merge into their neighbours.
-        assert_eq!(split_sizes(&[15, 90, 15, 15, 15, 90, 15], 100), vec![0, 2, 5]);
+        assert_eq!(
+            split_sizes(&[15, 90, 15, 15, 15, 90, 15], 100),
+            vec![0, 2, 5]
+        );
         // Small ranges in the middle.
-        assert_eq!(split_sizes(&[30, 15, 90, 10, 90, 15, 30], 100), vec![0, 2, 4, 5]);
+        assert_eq!(
+            split_sizes(&[30, 15, 90, 10, 90, 15, 30], 100),
+            vec![0, 2, 4, 5]
+        );
         // A range under a fifth of the target merges even into a huge neighbour.
         assert_eq!(split_sizes(&[15, 1000, 15, 1000], 100), vec![0, 3]);
         // Neighbours whose sum stays under 1.2 × the target merge.
-        assert_eq!(split_sizes(&[35, 75, 90, 20, 35, 25, 35], 100), vec![0, 2, 3]);
+        assert_eq!(
+            split_sizes(&[35, 75, 90, 20, 35, 25, 35], 100),
+            vec![0, 2, 3]
+        );
     }
 
     #[test]
@@ -149,7 +165,11 @@ mod tests {
         // The split target is the mean of the other partitions (22), above the advisory 20.
         assert_eq!(side.target, 22);
         // Same sizes with a higher byte threshold: nothing is skewed.
-        assert!(SideSkew::new(&[10, 10, 400, 10, 60], 5.0, 500, 20).skewed.is_empty());
+        assert!(
+            SideSkew::new(&[10, 10, 400, 10, 60], 5.0, 500, 20)
+                .skewed
+                .is_empty()
+        );
     }
 
     #[test]

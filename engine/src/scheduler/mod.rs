@@ -117,10 +117,8 @@ impl Job {
                 // The barrier is passed: adaptive execution sees the exact sizes of the
                 // shuffles this stage reads.
                 let initial_tasks = stage.tasks();
-                let stage = stage.with_input(read_written_maps(
-                    stage.plan.input().clone(),
-                    &self.store,
-                )?);
+                let stage =
+                    stage.with_input(read_written_maps(stage.plan.input().clone(), &self.store)?);
                 let (stage, decisions) =
                     adaptive::optimize_stage(&stage, &self.store, &self.settings.aqe)?;
                 let stage = &stage;

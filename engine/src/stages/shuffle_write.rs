@@ -218,8 +218,8 @@ impl BucketWriter {
         if rows == 0 {
             return Ok(());
         }
-        let mut coalescer = BatchCoalescer::new(self.schema.clone(), rows)
-            .with_biggest_coalesce_batch_size(None);
+        let mut coalescer =
+            BatchCoalescer::new(self.schema.clone(), rows).with_biggest_coalesce_batch_size(None);
         for piece in pieces {
             coalescer.push_batch(piece)?;
         }
