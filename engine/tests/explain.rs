@@ -342,7 +342,7 @@ async fn analyze_shows_what_adaptive_execution_decided() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("AQE coalesce partitions: 40 → 1 partitions")),
+            .any(|l| l.contains("AQE coalesce partitions: 40 → 1 partition (")),
         "{lines:#?}"
     );
 }

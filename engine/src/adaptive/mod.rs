@@ -400,6 +400,20 @@ fn shuffle_readers(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
     stages
 }
 
+/// Whether the skew join rule could split partitions of a join in this stage plan: a
+/// partitioned join over two shuffles, with a side its type lets split, and nothing above it
+/// relying on its partitioning. (Whether a partition is skewed is known only at runtime.)
+pub(crate) fn may_split_skew(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut sites = Vec::new();
+    join_sites(plan, None, &mut sites);
+    sites.first().is_some_and(|site| {
+        site.blocker.is_none()
+            && site.sides[0] != site.sides[1]
+            && splittable(site.join_type).contains(&true)
+            && shuffle_readers(plan).len() == 2
+    })
+}
+
 /// A partitioned join of the stage whose two inputs are shuffle reads.
 struct JoinSite {
     join_type: JoinType,

@@ -56,8 +56,10 @@ pub struct StageView {
     /// Operators, root first, indented two spaces per level.
     pub pipeline: Vec<String>,
     pub waves: usize,
-    /// Whether adaptive execution may change the task count at runtime.
+    /// Whether adaptive execution may coalesce the stage's shuffle partitions.
     pub adaptive: bool,
+    /// Whether adaptive execution may split skewed partitions of the stage's join.
+    pub skew_split: bool,
     /// What happened, after EXPLAIN ANALYZE ran the job.
     pub actuals: Option<StageActuals>,
 }
@@ -113,13 +115,15 @@ impl TaskTimes {
 }
 
 /// The model of `graph` before running; with `report`, with the measured figures.
-/// `adaptive`: whether adaptive execution may coalesce the partitions of shuffle reads.
+/// `adaptive`: the adaptive execution settings, which say whether task counts may change.
 pub fn describe(
     graph: &StageGraph,
     slots: usize,
-    adaptive: bool,
+    adaptive: &crate::adaptive::AqeSettings,
     report: Option<&JobReport>,
 ) -> JobView {
+    let coalescing = adaptive.enabled && adaptive.coalesce;
+    let skew_split = adaptive.enabled && adaptive.skew_join;
     let stages = graph
         .stages
         .iter()
@@ -134,7 +138,8 @@ pub fn describe(
                 exchange: exchange_text(stage.exchange()),
                 pipeline: short_tree(input, report.is_some()),
                 waves: tasks.div_ceil(slots.max(1)),
-                adaptive: adaptive && reads_shuffle_partitions(input),
+                adaptive: coalescing && reads_shuffle_partitions(input),
+                skew_split: skew_split && crate::adaptive::may_split_skew(input),
                 actuals: report
                     .and_then(|r| r.stages.iter().find(|s| s.stage == stage.id))
                     .map(|s| actuals(s, slots)),

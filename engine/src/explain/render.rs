@@ -57,10 +57,11 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
     } else {
         format!("{} waves", stage.waves)
     };
-    let adaptive = if stage.adaptive {
-        " (AQE may coalesce)"
-    } else {
-        ""
+    let adaptive = match (stage.adaptive, stage.skew_split) {
+        (true, true) => " (AQE may coalesce or split skewed partitions)",
+        (true, false) => " (AQE may coalesce)",
+        (false, true) => " (AQE may split skewed partitions)",
+        (false, false) => "",
     };
     lines.push(format!(
         "Stage {}: {tasks}{adaptive} ({}), {waves}",
@@ -145,6 +146,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                 "exchange": stage.exchange,
                 "waves": stage.waves,
                 "adaptive": stage.adaptive,
+                "adaptive_skew_split": stage.skew_split,
                 "operators": stage.pipeline.iter().map(|l| l.trim_start()).collect::<Vec<_>>(),
                 "actuals": actuals,
             })

@@ -34,13 +34,13 @@ impl Session {
             ],
             ExplainKind::Analyze => {
                 let (graph, report) = self.run_graph_to_end(&plan).await?;
-                let view = explain::describe(&graph, report.slots, self.coalescing(), Some(&report));
+                let view = explain::describe(&graph, report.slots, &self.aqe_settings(), Some(&report));
                 let advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
                 explain::render_text(&view, &advisories)
             }
             _ => {
                 let graph = self.plan_stages(&plan).await?;
-                let view = explain::describe(&graph, self.slots(), self.coalescing(), None);
+                let view = explain::describe(&graph, self.slots(), &self.aqe_settings(), None);
                 match kind {
                     ExplainKind::Json => vec![explain::render_json(&view, &[])],
                     ExplainKind::Dot => vec![explain::render_dot(&view)],
@@ -57,11 +57,6 @@ impl Session {
             }
         };
         Ok(plan_rows(lines))
-    }
-
-    fn coalescing(&self) -> bool {
-        let aqe = self.aqe_settings();
-        aqe.enabled && aqe.coalesce
     }
 
     /// Parses and plans one statement; errors carry their position in the original text.

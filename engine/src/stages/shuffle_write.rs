@@ -4,17 +4,22 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::BatchCoalescer;
+use datafusion::arrow::compute::interleave;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::hash_utils::create_hashes;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -98,14 +103,17 @@ impl ShuffleWriteExec {
         let time = MetricBuilder::new(&self.metrics).subset_time("repartition_time", partition);
 
         let buckets = self.exchange.buckets();
-        let mut partitioner = match &self.exchange {
-            Exchange::Shuffle(partitioning) => Some(BatchPartitioner::try_new(
+        let mut router = match &self.exchange {
+            Exchange::Shuffle(Partitioning::Hash(exprs, n)) => {
+                Router::Hash(HashBuckets::new(exprs.clone(), *n, time))
+            }
+            Exchange::Shuffle(partitioning) => Router::Partitioner(BatchPartitioner::try_new(
                 partitioning.clone(),
                 time,
                 partition,
                 self.input.output_partitioning().partition_count(),
             )?),
-            _ => None,
+            _ => Router::Single,
         };
         let reservation = MemoryConsumer::new(format!("ShuffleWriteExec[{partition}]"))
             .with_can_spill(true)
@@ -120,11 +128,12 @@ impl ShuffleWriteExec {
         let mut stream = self.input.execute(partition, context)?;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            match partitioner.as_mut() {
-                Some(partitioner) => {
+            match &mut router {
+                Router::Hash(hash) => writer.push_rows(batch, hash)?,
+                Router::Partitioner(partitioner) => {
                     partitioner.partition(batch, |bucket, piece| writer.push(bucket, piece))?
                 }
-                None => writer.push(0, batch)?,
+                Router::Single => writer.push(0, batch)?,
             }
         }
         let (output, written_spill) = writer.finish()?;
@@ -143,6 +152,79 @@ impl ShuffleWriteExec {
     }
 }
 
+/// Input batches buffered before their rows are copied into buckets: each bucket then gets
+/// about `ROUTED_BATCHES × batch_size / buckets` rows per copy.
+const ROUTED_BATCHES: usize = 64;
+/// …or this many bytes of input, whichever comes first.
+const ROUTED_BYTES: usize = 32 << 20;
+
+/// How a map task's rows reach their buckets.
+enum Router {
+    /// Hash partitioning, routed row by row and copied by [`BucketWriter::copy_routed`].
+    Hash(HashBuckets),
+    /// Other partitionings, by DataFusion's partitioner.
+    Partitioner(BatchPartitioner),
+    /// Everything into one bucket (gather, broadcast, result).
+    Single,
+}
+
+/// The bucket of each row under hash partitioning: DataFusion's hash of the key columns
+/// with the seed its `RepartitionExec` uses, modulo the bucket count — the same assignment
+/// as DataFusion's own hash repartitioning.
+struct HashBuckets {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    buckets: u64,
+    hashes: Vec<u64>,
+    time: Time,
+}
+
+impl HashBuckets {
+    fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, buckets: usize, time: Time) -> Self {
+        Self {
+            exprs,
+            buckets: buckets.max(1) as u64,
+            hashes: Vec::new(),
+            time,
+        }
+    }
+
+    /// Appends `(batch_index, row)` of every row of `batch` to its bucket's routes.
+    fn route(
+        &mut self,
+        batch: &RecordBatch,
+        batch_index: usize,
+        routes: &mut [Vec<(usize, usize)>],
+    ) -> Result<()> {
+        let _timer = self.time.timer();
+        let keys = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect::<Result<Vec<_>>>()?;
+        self.hashes.clear();
+        self.hashes.resize(batch.num_rows(), 0);
+        create_hashes(
+            &keys,
+            REPARTITION_RANDOM_STATE.random_state(),
+            &mut self.hashes,
+        )?;
+        for (row, hash) in self.hashes.iter().enumerate() {
+            routes[(hash % self.buckets) as usize].push((batch_index, row));
+        }
+        Ok(())
+    }
+}
+
+/// A view array whose strings are copied into buffers of its own (an interleaved one points
+/// into every source batch's buffers); other arrays as they are.
+fn compact_views(array: ArrayRef) -> ArrayRef {
+    match array.data_type() {
+        DataType::Utf8View => Arc::new(array.as_string_view().gc()),
+        DataType::BinaryView => Arc::new(array.as_binary_view().gc()),
+        _ => array,
+    }
+}
+
 /// Pieces a bucket gathers before they are concatenated into one batch, even when short of
 /// a full batch: the pieces are slices of the partitioner's batches and keep them alive.
 const MAX_PENDING_PIECES: usize = 64;
@@ -156,6 +238,12 @@ const MAX_PENDING_PIECES: usize = 64;
 struct BucketWriter {
     schema: SchemaRef,
     batch_size: usize,
+    /// Input batches whose rows are routed but not yet copied into their buckets, and the
+    /// (batch, row) of each bucket's rows among them.
+    routed: Vec<RecordBatch>,
+    routes: Vec<Vec<(usize, usize)>>,
+    routed_rows: usize,
+    routed_bytes: usize,
     pending: Vec<Vec<RecordBatch>>,
     pending_rows: Vec<usize>,
     done: Vec<Vec<RecordBatch>>,
@@ -177,6 +265,10 @@ impl BucketWriter {
         Self {
             schema,
             batch_size: batch_size.max(1),
+            routed: Vec::new(),
+            routes: vec![Vec::new(); buckets],
+            routed_rows: 0,
+            routed_bytes: 0,
             pending: vec![Vec::new(); buckets],
             pending_rows: vec![0; buckets],
             done: vec![Vec::new(); buckets],
@@ -209,6 +301,58 @@ impl BucketWriter {
         Ok(())
     }
 
+    /// Buffers `batch` with each row routed to its bucket by `hash`; when enough rows are
+    /// buffered, copies every bucket's rows out in one go ([`Self::copy_routed`]).
+    fn push_rows(&mut self, batch: RecordBatch, hash: &mut HashBuckets) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let size = data_bytes(&batch) as usize;
+        if self.reservation.try_grow(size).is_err() {
+            self.spill()?;
+            self.reservation.grow(size);
+        }
+        hash.route(&batch, self.routed.len(), &mut self.routes)?;
+        self.routed_rows += batch.num_rows();
+        self.routed_bytes += size;
+        self.routed.push(batch);
+        if self.routed_rows >= self.batch_size * ROUTED_BATCHES || self.routed_bytes >= ROUTED_BYTES
+        {
+            self.copy_routed()?;
+        }
+        Ok(())
+    }
+
+    /// Copies the buffered rows of each bucket into one batch of that bucket: one
+    /// `interleave` per column and bucket however many input batches the rows came from,
+    /// where slicing every input batch into every bucket would cost per piece.
+    fn copy_routed(&mut self) -> Result<()> {
+        if self.routed.is_empty() {
+            return Ok(());
+        }
+        let columns = self.schema.fields().len();
+        let sources: Vec<Vec<&dyn Array>> = (0..columns)
+            .map(|c| self.routed.iter().map(|b| b.column(c).as_ref()).collect())
+            .collect();
+        for (bucket, routes) in self.routes.iter_mut().enumerate() {
+            if routes.is_empty() {
+                continue;
+            }
+            let arrays = sources
+                .iter()
+                .map(|values| interleave(values, routes).map(compact_views))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let options = RecordBatchOptions::new().with_row_count(Some(routes.len()));
+            let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+            self.done[bucket].push(batch);
+            routes.clear();
+        }
+        self.routed.clear();
+        self.routed_rows = 0;
+        self.routed_bytes = 0;
+        Ok(())
+    }
+
     /// Replaces a bucket's pending pieces by one compact batch: a copy sized to the rows,
     /// which also copies the strings of view arrays, so that no piece keeps its parent's
     /// buffers (in memory or in a spill file).
@@ -231,6 +375,7 @@ impl BucketWriter {
     }
 
     fn drain_buffers(&mut self) -> Result<Vec<Vec<RecordBatch>>> {
+        self.copy_routed()?;
         for bucket in 0..self.pending.len() {
             self.concat(bucket)?;
         }
