@@ -138,6 +138,18 @@ async fn main() -> stagesql::Result<()> {
                     println!("{}", row[0]);
                 }
             }
+            let tasks = stages
+                .sql(
+                    "SELECT stage_id, task, round(start_ms, 1), round(duration_ms, 1), shuffle_read_rows, shuffle_read_bytes, rows_out, peak_memory_bytes FROM system.tasks \
+                     WHERE job_id = (SELECT max(job_id) FROM system.jobs) ORDER BY start_ms",
+                )
+                .await?;
+            if let Some(batches) = tasks.last().and_then(stagesql::StatementResult::batches) {
+                println!("stage task start_ms duration_ms");
+                for row in tpch::answers::rows(batches).map_err(stagesql::Error::Internal)? {
+                    println!("{}", row.join(" "));
+                }
+            }
         }
         return Ok(());
     }

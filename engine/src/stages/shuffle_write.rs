@@ -135,6 +135,12 @@ impl ShuffleWriteExec {
                 }
                 Router::Single => writer.push(0, batch)?,
             }
+            // Let the worker thread run other tasks between batches. A task woken by another
+            // task (one waiting for a broadcast build side the other made, say) lands in the
+            // waker's thread's LIFO slot, which other threads cannot steal from: without a
+            // yield both tasks would share one thread while the other slots' threads idle.
+            // A yielding task goes to the stealable queue instead.
+            tokio::task::yield_now().await;
         }
         let (output, written_spill) = writer.finish()?;
         let (rows, bytes) = (output.rows(), output.bytes());
