@@ -644,3 +644,73 @@ fn skew_join(
     }
     splits
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reduce_ranges(tasks: &[Task]) -> Vec<Range<usize>> {
+        tasks.iter().map(|t| t.reduce.clone()).collect()
+    }
+
+    #[test]
+    fn split_partitions_stay_apart_and_the_runs_between_them_coalesce() {
+        // Two shuffles of 6 partitions; partition 3 of the first is split into two map
+        // ranges, the second side read whole by each.
+        let sizes = vec![vec![10, 10, 10, 500, 10, 10], vec![10, 10, 10, 10, 10, 10]];
+        let mut splits = Splits::new();
+        splits.insert(3, vec![vec![Some(0..2), Some(2..4)], vec![None]]);
+        let tasks = assemble(&sizes, &splits, Some(100));
+        assert_eq!(reduce_ranges(&tasks), vec![0..3, 3..4, 3..4, 4..6]);
+        assert_eq!(tasks[1].maps, vec![Some(0..2), None]);
+        assert_eq!(tasks[2].maps, vec![Some(2..4), None]);
+        assert_eq!(
+            tasks[1].spec(1),
+            PartitionSpec {
+                reduce: 3..4,
+                maps: None
+            }
+        );
+    }
+
+    #[test]
+    fn both_sides_split_give_the_product_of_their_ranges() {
+        let sizes = vec![vec![500, 1], vec![500, 1]];
+        let mut splits = Splits::new();
+        splits.insert(
+            0,
+            vec![
+                vec![Some(0..1), Some(1..2)],
+                vec![Some(0..2), Some(2..3), Some(3..4)],
+            ],
+        );
+        let tasks = assemble(&sizes, &splits, None);
+        assert_eq!(tasks.len(), 2 * 3 + 1);
+        assert_eq!(tasks[6].reduce, 1..2);
+    }
+
+    #[test]
+    fn without_coalescing_every_other_partition_is_its_own_task() {
+        let sizes = vec![vec![1, 2, 3]];
+        let tasks = assemble(&sizes, &Splits::new(), None);
+        assert_eq!(reduce_ranges(&tasks), vec![0..1, 1..2, 2..3]);
+    }
+
+    #[test]
+    fn empty_runs_between_split_partitions_need_no_task() {
+        let sizes = vec![vec![0, 0, 900, 0, 0], vec![0, 0, 1, 0, 0]];
+        let mut splits = Splits::new();
+        splits.insert(2, vec![vec![Some(0..1), Some(1..2)], vec![None]]);
+        let tasks = assemble(&sizes, &splits, Some(100));
+        assert_eq!(reduce_ranges(&tasks), vec![2..3, 2..3]);
+    }
+
+    #[test]
+    fn join_types_decide_the_splittable_sides() {
+        assert_eq!(splittable(JoinType::Inner), [true, true]);
+        assert_eq!(splittable(JoinType::Left), [true, false]);
+        assert_eq!(splittable(JoinType::LeftAnti), [true, false]);
+        assert_eq!(splittable(JoinType::RightSemi), [false, true]);
+        assert_eq!(splittable(JoinType::Full), [false, false]);
+    }
+}

@@ -62,7 +62,8 @@ impl TaskMetrics {
                             metrics.rows_in += value;
                         }
                         "shuffle_read_bytes" | "broadcast_read_bytes" => {
-                            metrics.shuffle_read_bytes += value
+                            metrics.shuffle_read_bytes += value;
+                            metrics.bytes_in += value;
                         }
                         "spilled_bytes" => metrics.spill_bytes += value,
                         _ => {}

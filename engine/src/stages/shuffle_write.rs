@@ -104,7 +104,7 @@ impl ShuffleWriteExec {
 
         let buckets = self.exchange.buckets();
         let mut router = match &self.exchange {
-            Exchange::Shuffle(Partitioning::Hash(exprs, n)) => {
+            Exchange::Shuffle(Partitioning::Hash(exprs, n)) if *n > FEW_BUCKETS => {
                 Router::Hash(HashBuckets::new(exprs.clone(), *n, time))
             }
             Exchange::Shuffle(partitioning) => Router::Partitioner(BatchPartitioner::try_new(
@@ -231,16 +231,23 @@ fn compact_views(array: ArrayRef) -> ArrayRef {
     }
 }
 
+/// Up to this many buckets, each has a batch builder of its own, filled piece by piece from
+/// DataFusion's partitioner: the fastest way while the builders' memory (a full batch each)
+/// is small. Above it, hash-partitioned rows are routed and copied in bulk instead.
+const FEW_BUCKETS: usize = 32;
+
 /// Pieces a bucket gathers before they are concatenated into one batch, even when short of
 /// a full batch: the pieces are slices of the partitioner's batches and keep them alive.
 const MAX_PENDING_PIECES: usize = 64;
 
 /// Buffers a task's buckets and spills them to a file when the memory pool refuses more.
 ///
-/// The partitioner hands over slices of one reordered batch per input batch. Each bucket
-/// gathers its slices and copies them into one batch once it has a full batch of rows (or
-/// [`MAX_PENDING_PIECES`] slices): one copy per row, into buffers sized to the rows held —
-/// with 200 buckets, builders pre-sized to a full batch would reserve far more than the data.
+/// With few buckets ([`FEW_BUCKETS`]), each bucket has a batch builder that the
+/// partitioner's pieces are copied into. With many, hash-partitioned rows are routed and
+/// copied in bulk ([`Self::push_rows`]); pieces of other partitionings are gathered per
+/// bucket and copied into one batch once a bucket has a full batch of rows (or
+/// [`MAX_PENDING_PIECES`] pieces). Either way one copy per row, and with 200 buckets no
+/// builders pre-sized to a full batch, which would reserve far more than the data.
 struct BucketWriter {
     schema: SchemaRef,
     batch_size: usize,
@@ -250,6 +257,8 @@ struct BucketWriter {
     routes: Vec<Vec<(usize, usize)>>,
     routed_rows: usize,
     routed_bytes: usize,
+    /// Per-bucket builders when there are few buckets; empty otherwise.
+    coalescers: Vec<BatchCoalescer>,
     pending: Vec<Vec<RecordBatch>>,
     pending_rows: Vec<usize>,
     done: Vec<Vec<RecordBatch>>,
@@ -268,6 +277,12 @@ impl BucketWriter {
         reservation: MemoryReservation,
         store: Arc<ShuffleStore>,
     ) -> Self {
+        let coalescers = match buckets <= FEW_BUCKETS {
+            true => (0..buckets)
+                .map(|_| BatchCoalescer::new(schema.clone(), batch_size.max(1)))
+                .collect(),
+            false => Vec::new(),
+        };
         Self {
             schema,
             batch_size: batch_size.max(1),
@@ -275,6 +290,7 @@ impl BucketWriter {
             routes: vec![Vec::new(); buckets],
             routed_rows: 0,
             routed_bytes: 0,
+            coalescers,
             pending: vec![Vec::new(); buckets],
             pending_rows: vec![0; buckets],
             done: vec![Vec::new(); buckets],
@@ -296,6 +312,13 @@ impl BucketWriter {
             self.spill()?;
             // Even an empty buffer must take this one batch; it is freed when spilled.
             self.reservation.grow(size);
+        }
+        if let Some(coalescer) = self.coalescers.get_mut(bucket) {
+            coalescer.push_batch(batch)?;
+            while let Some(full) = coalescer.next_completed_batch() {
+                self.done[bucket].push(full);
+            }
+            return Ok(());
         }
         self.pending_rows[bucket] += batch.num_rows();
         self.pending[bucket].push(batch);
@@ -344,13 +367,18 @@ impl BucketWriter {
             if routes.is_empty() {
                 continue;
             }
-            let arrays = sources
-                .iter()
-                .map(|values| interleave(values, routes).map(compact_views))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let options = RecordBatchOptions::new().with_row_count(Some(routes.len()));
-            let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
-            self.done[bucket].push(batch);
+            // Batches of at most `batch_size` rows: with few buckets a bucket's share of the
+            // buffered rows is many batches' worth.
+            for rows in routes.chunks(self.batch_size) {
+                let arrays = sources
+                    .iter()
+                    .map(|values| interleave(values, rows).map(compact_views))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+                let batch =
+                    RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+                self.done[bucket].push(batch);
+            }
             routes.clear();
         }
         self.routed.clear();
@@ -382,6 +410,12 @@ impl BucketWriter {
 
     fn drain_buffers(&mut self) -> Result<Vec<Vec<RecordBatch>>> {
         self.copy_routed()?;
+        for (coalescer, done) in self.coalescers.iter_mut().zip(self.done.iter_mut()) {
+            coalescer.finish_buffered_batch()?;
+            while let Some(batch) = coalescer.next_completed_batch() {
+                done.push(batch);
+            }
+        }
         for bucket in 0..self.pending.len() {
             self.concat(bucket)?;
         }
