@@ -17,6 +17,7 @@
 use std::time::Instant;
 
 use stagesql::{Session, SessionOptions};
+use stagesql_benches::median;
 
 const QUERY: &str = "SELECT count(*), sum(f.v + d.w) FROM facts f JOIN dims d ON f.k = d.k";
 
@@ -76,24 +77,6 @@ async fn session(adaptive: bool, slots: usize, rows: usize) -> stagesql::Result<
     Ok(session)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-async fn explain_lines(session: &Session) -> stagesql::Result<Vec<String>> {
-    let results = session.sql(&format!("EXPLAIN ANALYZE {QUERY}")).await?;
-    let batches = results
-        .last()
-        .and_then(stagesql::StatementResult::batches)
-        .unwrap_or_default();
-    Ok(stagesql::tpch::answers::rows(batches)
-        .map_err(stagesql::Error::Internal)?
-        .into_iter()
-        .map(|row| row[0].clone())
-        .collect())
-}
-
 #[tokio::main]
 async fn main() -> stagesql::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -107,13 +90,9 @@ async fn main() -> stagesql::Result<()> {
     for _ in 0..runs {
         for (index, session) in [&off, &on].into_iter().enumerate() {
             let started = Instant::now();
-            let results = session.sql(QUERY).await?;
+            let answer = stagesql_benches::rows(session, QUERY).await?;
             times[index].push(started.elapsed().as_secs_f64() * 1000.0);
-            let batches = results
-                .last()
-                .and_then(stagesql::StatementResult::batches)
-                .unwrap_or_default();
-            answers[index] = format!("{:?}", stagesql::tpch::answers::rows(batches));
+            answers[index] = format!("{answer:?}");
         }
     }
     assert_eq!(answers[0], answers[1], "AQE on and off disagree");
@@ -125,7 +104,12 @@ async fn main() -> stagesql::Result<()> {
     println!("|---:|---:|---:|");
     println!("| {off_ms:.1} | {on_ms:.1} | {:.2} |", off_ms / on_ms);
     for (label, session) in [("AQE off", &off), ("AQE on", &on)] {
-        let lines = explain_lines(session).await?;
+        let lines: Vec<String> =
+            stagesql_benches::rows(session, &format!("EXPLAIN ANALYZE {QUERY}"))
+                .await?
+                .into_iter()
+                .map(|row| row[0].clone())
+                .collect();
         println!("\nEXPLAIN ANALYZE, {label}: skew advisories and decisions");
         for line in lines
             .iter()

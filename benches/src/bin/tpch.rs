@@ -15,6 +15,7 @@
 use std::time::Instant;
 
 use stagesql::{Session, SessionOptions, tpch};
+use stagesql_benches::{median, rows};
 
 struct Options {
     scale_factor: f64,
@@ -108,11 +109,6 @@ async fn session(mode: &str, adaptive: bool, options: &Options) -> stagesql::Res
     Ok(session)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> stagesql::Result<()> {
     let options = options();
@@ -131,24 +127,22 @@ async fn main() -> stagesql::Result<()> {
     if options.explain {
         for &number in &options.queries {
             let sql = tpch::query(number).expect("22 queries");
-            let results = stages.sql(&format!("EXPLAIN ANALYZE {sql}")).await?;
-            if let Some(batches) = results.last().and_then(stagesql::StatementResult::batches) {
-                println!("Q{number}:");
-                for row in tpch::answers::rows(batches).map_err(stagesql::Error::Internal)? {
-                    println!("{}", row[0]);
-                }
+            println!("Q{number}:");
+            for row in rows(&stages, &format!("EXPLAIN ANALYZE {sql}")).await? {
+                println!("{}", row[0]);
             }
-            let tasks = stages
-                .sql(
-                    "SELECT stage_id, task, round(start_ms, 1), round(duration_ms, 1), shuffle_read_rows, shuffle_read_bytes, rows_out, peak_memory_bytes FROM system.tasks \
-                     WHERE job_id = (SELECT max(job_id) FROM system.jobs) ORDER BY start_ms",
-                )
-                .await?;
-            if let Some(batches) = tasks.last().and_then(stagesql::StatementResult::batches) {
-                println!("stage task start_ms duration_ms");
-                for row in tpch::answers::rows(batches).map_err(stagesql::Error::Internal)? {
-                    println!("{}", row.join(" "));
-                }
+            let tasks = rows(
+                &stages,
+                "SELECT stage_id, task, round(start_ms, 1), round(duration_ms, 1), shuffle_read_rows, \
+                 shuffle_read_bytes, rows_out, peak_memory_bytes FROM system.tasks \
+                 WHERE job_id = (SELECT max(job_id) FROM system.jobs) ORDER BY start_ms",
+            )
+            .await?;
+            println!(
+                "stage task start_ms duration_ms shuffle_read_rows shuffle_read_bytes rows_out peak_memory_bytes"
+            );
+            for row in tasks {
+                println!("{}", row.join(" "));
             }
         }
         return Ok(());

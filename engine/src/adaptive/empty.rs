@@ -52,7 +52,6 @@ pub(super) fn propagate(
         .collect::<Vec<_>>()
         .join(", ");
     let check = Emptiness {
-        store,
         empty: &empty_inputs,
     };
     let mut pruned = Vec::new();
@@ -121,8 +120,8 @@ fn produced_nothing(store: &ShuffleStore, stage: StageId) -> bool {
     !statistics.rows.is_empty() && statistics.rows.iter().flatten().all(|&rows| rows == 0)
 }
 
+/// Which operators are certainly empty, given the input stages that wrote no rows.
 struct Emptiness<'a> {
-    store: &'a ShuffleStore,
     empty: &'a [StageId],
 }
 
@@ -133,7 +132,7 @@ impl Emptiness<'_> {
             return true;
         }
         if let Some(stage) = read_stage(node) {
-            return self.empty.contains(&stage) && produced_nothing(self.store, stage);
+            return self.empty.contains(&stage);
         }
         let children = node.children();
         if let Some(join_type) = join_type(node) {

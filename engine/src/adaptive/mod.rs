@@ -122,7 +122,7 @@ fn partition_reads(
     let partitions = sizes[0].len();
     let aligned = sizes.iter().all(|s| s.len() == partitions);
     let splits = match aligned {
-        true => skew_join(stage, &readers, &statistics, settings, decisions),
+        true => skew_join(stage, &readers, &statistics, &sizes, settings, decisions),
         false => Splits::new(),
     };
     let target = coalesce_target(stage, &sizes, aligned, settings, decisions);
@@ -501,6 +501,7 @@ fn skew_join(
     stage: &Stage,
     readers: &[StageId],
     statistics: &[MapOutputStatistics],
+    partition_sizes: &[Vec<u64>],
     settings: &AqeSettings,
     decisions: &mut Vec<AqeDecision>,
 ) -> Splits {
@@ -517,16 +518,22 @@ fn skew_join(
         ));
         return splits;
     }
-    if site.sides[0] == site.sides[1] || readers.len() != 2 {
+    if site.sides[0] == site.sides[1] {
+        decisions.push(not_applied(
+            "both sides of the join read the same shuffle: a split would apply to both".into(),
+        ));
+        return splits;
+    }
+    if readers.len() != 2 {
         decisions.push(not_applied(format!(
             "the stage reads {} shuffles besides the join's own; split partitions must line up in every one",
-            readers.len().saturating_sub(2).max(1)
+            readers.len() - 2
         )));
         return splits;
     }
     let position = |id: StageId| readers.iter().position(|r| *r == id).expect("a reader");
     let sides = site.sides.map(position);
-    let sizes = sides.map(|s| statistics[s].bytes_by_partition());
+    let sizes = sides.map(|s| partition_sizes[s].clone());
     let analyses = sizes.clone().map(|sizes| {
         SideSkew::new(
             &sizes,
