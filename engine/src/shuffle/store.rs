@@ -1,122 +1,19 @@
-//! The store itself: blocks per (shuffle, map task, reduce partition), with statistics.
+//! The store itself: the map outputs of each shuffle, with statistics.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 
-use super::SpillFile;
+use super::{MapOutput, MapOutputSlice};
 
 /// Shuffles are numbered per job; a stage's output shuffle has its stage's number.
 pub type ShuffleId = usize;
-
-/// The rows one map task wrote for one reduce partition: batches in memory and ranges of
-/// batches in spill files.
-#[derive(Debug, Clone, Default)]
-pub struct Block {
-    memory: Vec<RecordBatch>,
-    spilled: Vec<(Arc<SpillFile>, Range<usize>)>,
-    rows: u64,
-    bytes: u64,
-}
-
-impl Block {
-    /// A block of in-memory batches.
-    pub fn in_memory(batches: Vec<RecordBatch>) -> Self {
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let bytes = batches.iter().map(data_bytes).sum();
-        Self {
-            memory: batches,
-            spilled: Vec::new(),
-            rows,
-            bytes,
-        }
-    }
-
-    /// Adds batches that were written to `file` at `range`, of `rows` rows and `bytes` bytes.
-    pub fn add_spilled(
-        &mut self,
-        file: Arc<SpillFile>,
-        range: Range<usize>,
-        rows: u64,
-        bytes: u64,
-    ) {
-        if !range.is_empty() {
-            self.spilled.push((file, range));
-        }
-        self.rows += rows;
-        self.bytes += bytes;
-    }
-
-    /// Adds in-memory batches.
-    pub fn add_memory(&mut self, batches: Vec<RecordBatch>) {
-        let more = Block::in_memory(batches);
-        self.rows += more.rows;
-        self.bytes += more.bytes;
-        self.memory.extend(more.memory);
-    }
-
-    /// Every batch of the block: spilled ones (written earlier) first, then those in memory.
-    pub fn batches(&self) -> Result<Vec<RecordBatch>> {
-        let mut batches = Vec::new();
-        for (file, range) in &self.spilled {
-            batches.extend(file.read(range.clone())?);
-        }
-        batches.extend(self.memory.iter().cloned());
-        Ok(batches)
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Size of the block's data in Arrow memory format.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// Memory the block's in-memory batches hold, counted as their data: a batch that is a
-    /// slice would otherwise count its whole parent.
-    fn memory_bytes(&self) -> usize {
-        self.memory.iter().map(|b| data_bytes(b) as usize).sum()
-    }
-}
-
-/// Bytes of data a batch holds (not the capacity of its buffers): the size that statistics
-/// and adaptive execution reason about.
-pub fn data_bytes(batch: &RecordBatch) -> u64 {
-    batch
-        .columns()
-        .iter()
-        .map(|column| {
-            column
-                .to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| column.get_array_memory_size()) as u64
-        })
-        .sum()
-}
-
-/// The output of one map task: one block per reduce partition.
-#[derive(Debug, Clone, Default)]
-pub struct MapOutput {
-    pub blocks: Vec<Block>,
-}
-
-impl MapOutput {
-    pub fn rows(&self) -> u64 {
-        self.blocks.iter().map(Block::rows).sum()
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.blocks.iter().map(Block::bytes).sum()
-    }
-}
 
 /// Exact sizes of a finished shuffle, per reduce partition and per map task: what adaptive
 /// execution decides on (Spark's `MapOutputStatistics`).
@@ -193,16 +90,15 @@ impl ShuffleStore {
     /// same task stored. Spills the output to disk when memory is over budget; returns the
     /// bytes spilled.
     pub fn commit(&self, id: ShuffleId, map: usize, mut output: MapOutput) -> Result<u64> {
-        let memory: usize = output.blocks.iter().map(Block::memory_bytes).sum();
         let schema = self.schema(id)?;
         let mut spilled = 0;
+        let memory = output.memory_bytes();
         if memory > 0 && self.memory_used.load(Ordering::Relaxed) + memory > self.memory_budget {
-            let before = self.spilled_bytes();
-            output = self.spill(&schema, output)?;
-            spilled = self.spilled_bytes() - before;
+            spilled = output.spill(self.spill_path()?, &schema)?;
+            self.spilled_bytes.fetch_add(spilled, Ordering::Relaxed);
         }
-        let memory: usize = output.blocks.iter().map(Block::memory_bytes).sum();
-        self.memory_used.fetch_add(memory, Ordering::Relaxed);
+        self.memory_used
+            .fetch_add(output.memory_bytes(), Ordering::Relaxed);
         let mut shuffles = self.lock();
         let shuffle = shuffles
             .get_mut(&id)
@@ -211,36 +107,10 @@ impl ShuffleStore {
             DataFusionError::Internal(format!("shuffle {id} has no map task {map}"))
         })?;
         if let Some(previous) = slot.replace(output) {
-            let freed: usize = previous.blocks.iter().map(Block::memory_bytes).sum();
-            self.memory_used.fetch_sub(freed, Ordering::Relaxed);
+            self.memory_used
+                .fetch_sub(previous.memory_bytes(), Ordering::Relaxed);
         }
         Ok(spilled)
-    }
-
-    /// Writes the in-memory part of `output` to a spill file.
-    fn spill(&self, schema: &SchemaRef, output: MapOutput) -> Result<MapOutput> {
-        let buckets: Vec<Vec<RecordBatch>> =
-            output.blocks.iter().map(|b| b.memory.clone()).collect();
-        let (file, ranges) = SpillFile::write(self.spill_path()?, schema, &buckets)?;
-        self.spilled_bytes
-            .fetch_add(file.bytes(), Ordering::Relaxed);
-        let blocks = output
-            .blocks
-            .into_iter()
-            .zip(ranges)
-            .map(|(block, range)| {
-                let memory = Block::in_memory(block.memory);
-                let mut spilled = Block {
-                    spilled: block.spilled,
-                    rows: block.rows - memory.rows,
-                    bytes: block.bytes - memory.bytes,
-                    ..Block::default()
-                };
-                spilled.add_spilled(file.clone(), range, memory.rows, memory.bytes);
-                spilled
-            })
-            .collect();
-        Ok(MapOutput { blocks })
     }
 
     /// A fresh path for a spill file in this job's directory.
@@ -272,8 +142,9 @@ impl ShuffleStore {
         Ok(dir.path().join(format!("shuffle-{n}.arrow")))
     }
 
-    /// The block map task `map` wrote for reduce partition `reduce`.
-    pub fn block(&self, id: ShuffleId, map: usize, reduce: usize) -> Result<Block> {
+    /// What map task `map` wrote for the reduce partitions `reduce`. Spilled data is read
+    /// when the slice's batches are asked for, without holding the store.
+    pub fn slice(&self, id: ShuffleId, map: usize, reduce: Range<usize>) -> Result<MapOutputSlice> {
         let shuffles = self.lock();
         let shuffle = shuffles
             .get(&id)
@@ -285,7 +156,7 @@ impl ShuffleStore {
             .ok_or_else(|| {
                 DataFusionError::Internal(format!("shuffle {id}: map task {map} has no output"))
             })?;
-        Ok(output.blocks.get(reduce).cloned().unwrap_or_default())
+        Ok(output.slice(reduce))
     }
 
     /// Number of map tasks of a shuffle.
@@ -299,18 +170,13 @@ impl ShuffleStore {
         let Some(shuffle) = shuffles.get(&id) else {
             return MapOutputStatistics::default();
         };
-        let outputs = shuffle
-            .maps
-            .iter()
-            .map(|m| m.as_ref().map(|o| o.blocks.as_slice()).unwrap_or(&[]));
+        let outputs = shuffle.maps.iter().flatten();
         MapOutputStatistics {
             bytes: outputs
                 .clone()
-                .map(|blocks| blocks.iter().map(Block::bytes).collect())
+                .map(|o| o.partition_bytes().to_vec())
                 .collect(),
-            rows: outputs
-                .map(|blocks| blocks.iter().map(Block::rows).collect())
-                .collect(),
+            rows: outputs.map(|o| o.partition_rows().to_vec()).collect(),
         }
     }
 
@@ -339,12 +205,21 @@ impl ShuffleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     fn batch(values: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
         RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    /// A map output of two partitions: `first` in partition 0, `second` in partition 1.
+    fn output(first: &[i64], second: &[i64]) -> MapOutput {
+        let mut output = MapOutput::new(2);
+        output.push_partition(0, batch(first));
+        output.push_partition(1, batch(second));
+        output
     }
 
     #[test]
@@ -353,16 +228,12 @@ mod tests {
         let store = ShuffleStore::new(0, root.path().to_path_buf());
         store.register(1, batch(&[]).schema(), 2);
         for map in 0..2 {
-            let output = MapOutput {
-                blocks: vec![
-                    Block::in_memory(vec![batch(&[map, 10])]),
-                    Block::in_memory(vec![batch(&[map + 20])]),
-                ],
-            };
-            store.commit(1, map as usize, output).unwrap();
+            store
+                .commit(1, map as usize, output(&[map, 10], &[map + 20]))
+                .unwrap();
         }
         assert!(store.spilled_bytes() > 0);
-        let read = store.block(1, 1, 0).unwrap().batches().unwrap();
+        let read = store.slice(1, 1, 0..1).unwrap().batches().unwrap();
         assert_eq!(read, vec![batch(&[1, 10])]);
         let stats = store.statistics(1);
         assert_eq!(stats.rows, vec![vec![2, 1], vec![2, 1]]);
@@ -376,25 +247,9 @@ mod tests {
     fn a_retried_map_task_replaces_its_earlier_output() {
         let store = ShuffleStore::new(usize::MAX, std::env::temp_dir());
         store.register(3, batch(&[]).schema(), 1);
-        store
-            .commit(
-                3,
-                0,
-                MapOutput {
-                    blocks: vec![Block::in_memory(vec![batch(&[1])])],
-                },
-            )
-            .unwrap();
-        store
-            .commit(
-                3,
-                0,
-                MapOutput {
-                    blocks: vec![Block::in_memory(vec![batch(&[2, 3])])],
-                },
-            )
-            .unwrap();
-        assert_eq!(store.block(3, 0, 0).unwrap().rows(), 2);
-        assert_eq!(store.statistics(3).bytes_by_partition().len(), 1);
+        store.commit(3, 0, output(&[1], &[])).unwrap();
+        store.commit(3, 0, output(&[2, 3], &[])).unwrap();
+        assert_eq!(store.slice(3, 0, 0..2).unwrap().rows, 2);
+        assert_eq!(store.statistics(3).bytes_by_partition(), vec![16, 0]);
     }
 }

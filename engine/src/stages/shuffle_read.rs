@@ -118,7 +118,8 @@ impl ShuffleReadExec {
     }
 }
 
-/// Streams the blocks of one output partition, one block at a time.
+/// Streams what one output partition reads: from each map task in turn, its slice of the
+/// partition's range of reduce partitions.
 pub(crate) fn read_blocks(
     store: Arc<ShuffleStore>,
     stage: StageId,
@@ -137,23 +138,21 @@ pub(crate) fn read_blocks(
         Some(maps) => maps.start.min(written)..maps.end.min(written),
         None => 0..written,
     };
-    let blocks: Vec<(usize, usize)> = maps
-        .flat_map(|m| spec.reduce.clone().map(move |r| (m, r)))
-        .collect();
     let (rows, bytes) = metrics;
-    let batches = futures::stream::iter(blocks)
-        .map(move |(m, r)| {
-            let block = store.block(stage, m, r)?;
-            rows.add(block.rows() as usize);
-            bytes.add(block.bytes() as usize);
-            block.batches()
+    let reduce = spec.reduce;
+    let batches = futures::stream::iter(maps)
+        .map(move |m| {
+            let slice = store.slice(stage, m, reduce.clone())?;
+            rows.add(slice.rows as usize);
+            bytes.add(slice.bytes as usize);
+            slice.batches()
         })
         .flat_map(|batches: Result<Vec<_>>| match batches {
             Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
             Err(e) => futures::stream::iter(vec![Err(e)]),
         });
-    // Blocks of many small map outputs arrive as small batches: operators above get full
-    // ones.
+    // Slices of a single reduce partition out of many runs are small: operators above get
+    // full batches.
     let batch_size = batch_size.max(1);
     let mut coalescer = BatchCoalescer::new(schema.clone(), batch_size)
         .with_biggest_coalesce_batch_size(Some(batch_size / 2));

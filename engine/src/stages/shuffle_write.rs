@@ -4,17 +4,20 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::BatchCoalescer;
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{BatchCoalescer, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::hash_utils::create_hashes;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
-use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::metrics::{
+    ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
+};
+use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -23,17 +26,21 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::{Exchange, StageId};
-use crate::shuffle::{Block, MapOutput, ShuffleStore, SpillFile, data_bytes};
+use crate::shuffle::{MapOutput, ShuffleStore};
 
 /// Writes the output of each partition (task) of its input into the job's
 /// [`ShuffleStore`] as shuffle `stage`:
 ///
 /// ```text
-///   input partition m ──▶ BatchPartitioner (DataFusion's hash) ──▶ bucket 0 … bucket R-1
-///                              copied into per-bucket builders,      │
-///                              spilled under memory pressure         ▼
-///                                                   store[(stage, m, r)]  + rows/bytes
+///   input partition m ──▶ full batches ──▶ hash (DataFusion's) ──▶ reordered by bucket: a run
+///                                                     [ b0 b0 | b1 | … | bR-1 ], offsets
+///                         runs spilled under memory pressure          │
+///                                                                     ▼
+///                                       store[(stage, m)]  + rows/bytes per bucket
 /// ```
+///
+/// Like Spark's sort-based shuffle, a map task copies each row once, whatever the number of
+/// buckets, and a reader of a range of buckets gets one slice per run.
 ///
 /// The store comes from the task's session config (an extension set by the scheduler).
 /// Output is committed only when the whole partition is written, so a failed attempt leaves
@@ -96,36 +103,42 @@ impl ShuffleWriteExec {
         let bytes_out = MetricBuilder::new(&self.metrics).counter("shuffle_write_bytes", partition);
         let spilled = MetricBuilder::new(&self.metrics).spilled_bytes(partition);
         let time = MetricBuilder::new(&self.metrics).subset_time("repartition_time", partition);
+        let batch_size = context.session_config().batch_size().max(1);
 
-        let buckets = self.exchange.buckets();
-        let mut partitioner = match &self.exchange {
-            Exchange::Shuffle(partitioning) => Some(BatchPartitioner::try_new(
-                partitioning.clone(),
-                time,
-                partition,
-                self.input.output_partitioning().partition_count(),
-            )?),
-            _ => None,
+        let router = match &self.exchange {
+            Exchange::Shuffle(Partitioning::Hash(exprs, buckets)) => {
+                Router::Hash(HashRouter::new(exprs.clone(), *buckets))
+            }
+            Exchange::Shuffle(Partitioning::RoundRobinBatch(buckets)) => Router::RoundRobin {
+                // Tasks start at different buckets, as DataFusion's partitioner does.
+                next: partition % (*buckets).max(1),
+                buckets: (*buckets).max(1),
+            },
+            Exchange::Shuffle(other) => {
+                return Err(DataFusionError::Internal(format!(
+                    "stage {}: cannot shuffle by {other}",
+                    self.stage
+                )));
+            }
+            Exchange::Gather | Exchange::Broadcast | Exchange::Result => Router::Single,
         };
         let reservation = MemoryConsumer::new(format!("ShuffleWriteExec[{partition}]"))
             .with_can_spill(true)
             .register(context.memory_pool());
-        let mut writer = BucketWriter::new(
-            self.input.schema(),
-            buckets,
-            context.session_config().batch_size(),
+        let mut writer = MapOutputWriter {
+            output: MapOutput::new(self.exchange.buckets()),
+            schema: self.input.schema(),
+            input: BatchCoalescer::new(self.input.schema(), batch_size)
+                .with_biggest_coalesce_batch_size(Some(batch_size / 2)),
+            router,
+            time,
             reservation,
-            store.clone(),
-        );
+            store: store.clone(),
+            spilled_bytes: 0,
+        };
         let mut stream = self.input.execute(partition, context)?;
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            match partitioner.as_mut() {
-                Some(partitioner) => {
-                    partitioner.partition(batch, |bucket, piece| writer.push(bucket, piece))?
-                }
-                None => writer.push(0, batch)?,
-            }
+            writer.push(batch?)?;
             // Let the worker thread run other tasks between batches. A task woken by another
             // task (one waiting for a broadcast build side the other made, say) lands in the
             // waker's thread's LIFO slot, which other threads cannot steal from: without a
@@ -149,107 +162,140 @@ impl ShuffleWriteExec {
     }
 }
 
-/// Rows of all buckets' builders together: a bucket's builder holds
-/// `BUILDER_ROWS / buckets` rows (at most a batch, at least [`MIN_BUILDER_ROWS`]).
-const BUILDER_ROWS: usize = 32 * 8192;
-const MIN_BUILDER_ROWS: usize = 512;
-
-/// Buffers a task's buckets and spills them to a file when the memory pool refuses more.
-///
-/// Each bucket has a batch builder the partitioner's pieces are copied into (one copy per
-/// row). Builders reserve their capacity up front, so their size shrinks as buckets grow:
-/// with 200 buckets, full-batch builders would reserve 200 batches per task — far more than
-/// the data, and the zeroing of that memory cost more than the copying. The readers merge
-/// the smaller batches back into full ones.
-struct BucketWriter {
-    schema: SchemaRef,
-    coalescers: Vec<BatchCoalescer>,
-    done: Vec<Vec<RecordBatch>>,
-    blocks: Vec<Block>,
-    reservation: MemoryReservation,
-    store: Arc<ShuffleStore>,
-    spilled_bytes: u64,
-    spill_files: Vec<Arc<SpillFile>>,
+/// Which bucket each row of a batch goes to.
+enum Router {
+    Hash(HashRouter),
+    /// Whole batches to one bucket after another.
+    RoundRobin {
+        next: usize,
+        buckets: usize,
+    },
+    /// Everything to bucket 0 (gather, broadcast, result).
+    Single,
 }
 
-impl BucketWriter {
-    fn new(
-        schema: SchemaRef,
-        buckets: usize,
-        batch_size: usize,
-        reservation: MemoryReservation,
-        store: Arc<ShuffleStore>,
-    ) -> Self {
-        let rows = (BUILDER_ROWS / buckets.max(1)).clamp(MIN_BUILDER_ROWS, batch_size.max(1));
+/// Hash partitioning: DataFusion's hash of the key columns with the seed its
+/// `RepartitionExec` uses, modulo the bucket count (the assignment DataFusion's own hash
+/// repartitioning makes), then a counting sort of the rows by bucket.
+struct HashRouter {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    buckets: usize,
+    hashes: Vec<u64>,
+    bucket_of: Vec<u32>,
+}
+
+impl HashRouter {
+    fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, buckets: usize) -> Self {
         Self {
-            coalescers: (0..buckets)
-                .map(|_| BatchCoalescer::new(schema.clone(), rows))
-                .collect(),
-            done: vec![Vec::new(); buckets],
-            blocks: vec![Block::default(); buckets],
-            schema,
-            reservation,
-            store,
-            spilled_bytes: 0,
-            spill_files: Vec::new(),
+            exprs,
+            buckets: buckets.max(1),
+            hashes: Vec::new(),
+            bucket_of: Vec::new(),
         }
     }
 
-    fn push(&mut self, bucket: usize, batch: RecordBatch) -> Result<()> {
+    /// `batch` reordered by bucket (rows of one bucket keep their order), with the offsets
+    /// where each bucket starts.
+    fn sort(&mut self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<usize>)> {
+        let rows = batch.num_rows();
+        let keys = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        self.hashes.clear();
+        self.hashes.resize(rows, 0);
+        create_hashes(
+            &keys,
+            REPARTITION_RANDOM_STATE.random_state(),
+            &mut self.hashes,
+        )?;
+        let buckets = self.buckets as u64;
+        self.bucket_of.clear();
+        self.bucket_of
+            .extend(self.hashes.iter().map(|hash| (hash % buckets) as u32));
+
+        let mut offsets = vec![0usize; self.buckets + 1];
+        for &bucket in &self.bucket_of {
+            offsets[bucket as usize + 1] += 1;
+        }
+        for b in 0..self.buckets {
+            offsets[b + 1] += offsets[b];
+        }
+        let mut next = offsets[..self.buckets].to_vec();
+        let mut order = vec![0u32; rows];
+        for (row, &bucket) in self.bucket_of.iter().enumerate() {
+            let slot = &mut next[bucket as usize];
+            order[*slot] = row as u32;
+            *slot += 1;
+        }
+        let sorted = take_record_batch(batch, &UInt32Array::from(order))?;
+        Ok((sorted, offsets))
+    }
+}
+
+/// Builds a task's [`MapOutput`]: small input batches are first merged into full ones, each
+/// full batch is reordered by bucket once (a run), and the runs are spilled to a file when
+/// the memory pool refuses more.
+struct MapOutputWriter {
+    output: MapOutput,
+    schema: SchemaRef,
+    input: BatchCoalescer,
+    router: Router,
+    time: Time,
+    reservation: MemoryReservation,
+    store: Arc<ShuffleStore>,
+    spilled_bytes: u64,
+}
+
+impl MapOutputWriter {
+    fn push(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        // The piece's data, not its buffers' capacity: pieces of one input batch share it.
-        let size = data_bytes(&batch) as usize;
-        if self.reservation.try_grow(size).is_err() {
-            self.spill()?;
-            // Even an empty buffer must take this one batch; it is freed when spilled.
-            self.reservation.grow(size);
-        }
-        let coalescer = &mut self.coalescers[bucket];
-        coalescer.push_batch(batch)?;
-        while let Some(full) = coalescer.next_completed_batch() {
-            self.done[bucket].push(full);
+        self.input.push_batch(batch)?;
+        while let Some(full) = self.input.next_completed_batch() {
+            self.write(full)?;
         }
         Ok(())
     }
 
-    fn drain_buffers(&mut self) -> Result<Vec<Vec<RecordBatch>>> {
-        for (coalescer, done) in self.coalescers.iter_mut().zip(self.done.iter_mut()) {
-            coalescer.finish_buffered_batch()?;
-            while let Some(batch) = coalescer.next_completed_batch() {
-                done.push(batch);
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let timer = self.time.timer();
+        let size = match &mut self.router {
+            Router::Hash(router) => {
+                let (sorted, offsets) = router.sort(&batch)?;
+                self.output.push_sorted(sorted, offsets)
             }
+            Router::RoundRobin { next, buckets } => {
+                let bucket = *next;
+                *next = (*next + 1) % *buckets;
+                self.output.push_partition(bucket, batch)
+            }
+            Router::Single => self.output.push_partition(0, batch),
+        };
+        timer.done();
+        if self.reservation.try_grow(size).is_err() {
+            self.spill()?;
         }
-        let buckets = self.done.len();
-        Ok(std::mem::replace(&mut self.done, vec![Vec::new(); buckets]))
+        Ok(())
     }
 
+    /// Writes the runs in memory to a spill file and frees their reservation.
     fn spill(&mut self) -> Result<()> {
-        let buckets = self.drain_buffers()?;
-        if buckets.iter().all(Vec::is_empty) {
-            return Ok(());
-        }
-        let (file, ranges) = SpillFile::write(self.store.spill_path()?, &self.schema, &buckets)?;
-        for ((block, range), batches) in self.blocks.iter_mut().zip(ranges).zip(&buckets) {
-            let memory = Block::in_memory(batches.clone());
-            block.add_spilled(file.clone(), range, memory.rows(), memory.bytes());
-        }
-        self.spilled_bytes += file.bytes();
-        self.spill_files.push(file);
+        self.spilled_bytes += self.output.spill(self.store.spill_path()?, &self.schema)?;
         self.reservation.free();
         Ok(())
     }
 
     fn finish(mut self) -> Result<(MapOutput, u64)> {
-        let buckets = self.drain_buffers()?;
-        let mut blocks = std::mem::take(&mut self.blocks);
-        for (block, batches) in blocks.iter_mut().zip(buckets) {
-            block.add_memory(batches);
+        self.input.finish_buffered_batch()?;
+        while let Some(batch) = self.input.next_completed_batch() {
+            self.write(batch)?;
         }
         // The store accounts for committed output itself.
         self.reservation.free();
-        Ok((MapOutput { blocks }, self.spilled_bytes))
+        Ok((self.output, self.spilled_bytes))
     }
 }
 
