@@ -201,7 +201,7 @@ async fn the_executor_launches_the_predicted_tasks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_attempts_are_retried_and_visible() {
-    let session = session(&[("stagesql.test.fail_tasks", "1.0.1,2.1.1,2.1.2")]).await;
+    let session = session(&[("stagesql.test.fail_tasks", "1.0.1,2.0.1,2.0.2")]).await;
     let (results, report) = run(
         &session,
         "select l_returnflag, count(*) from lineitem group by 1 order by 1",
@@ -226,6 +226,26 @@ async fn failed_attempts_are_retried_and_visible() {
             .contains("injected failure")
     );
     assert_eq!(report.stages[1].retries(), 2);
+    // Every attempt measured its own reads, the first (on the stage's plan) and the retries
+    // (on copies) alike.
+    let reads: Vec<u64> = report.stages[1]
+        .attempts
+        .iter()
+        .filter(|a| a.task == 0)
+        .map(|a| a.shuffle_read_rows)
+        .collect();
+    assert_eq!(reads.len(), 3);
+    assert!(
+        reads[0] > 0 && reads.iter().all(|r| *r == reads[0]),
+        "{reads:?}"
+    );
+    let scans: Vec<u64> = first
+        .attempts
+        .iter()
+        .filter(|a| a.task == 0)
+        .map(|a| a.rows_in)
+        .collect();
+    assert!(scans[0] > 0 && scans == vec![scans[0]; 2], "{scans:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

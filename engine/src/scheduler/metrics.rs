@@ -9,7 +9,6 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::events::JobId;
-use crate::stages::shuffle_write::MapStatus;
 use crate::stages::{ShuffleReadExec, StageId};
 
 /// One attempt of one task.
@@ -38,45 +37,62 @@ pub struct TaskMetrics {
 }
 
 impl TaskMetrics {
-    /// Reads the metrics of partition `task` from every operator of a stage plan.
-    pub(crate) fn collect(
-        plan: &Arc<dyn ExecutionPlan>,
-        task: usize,
-        status: Option<&MapStatus>,
-    ) -> Self {
-        let mut metrics = TaskMetrics {
-            task,
-            ..Default::default()
-        };
+    /// Adds what the operators of the task's plan measured for it.
+    pub(crate) fn add(&mut self, measured: &Measured) {
+        self.rows_in += measured.rows_in;
+        self.bytes_in += measured.bytes_in;
+        self.shuffle_read_rows += measured.shuffle_read_rows;
+        self.shuffle_read_bytes += measured.shuffle_read_bytes;
+        self.spill_bytes += measured.spill_bytes;
+    }
+}
+
+/// What the operators of a stage plan measured for one task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Measured {
+    rows_in: u64,
+    bytes_in: u64,
+    shuffle_read_rows: u64,
+    shuffle_read_bytes: u64,
+    spill_bytes: u64,
+}
+
+impl Measured {
+    /// Reads the metrics of tasks `0..tasks` from every operator of a stage plan, in one walk
+    /// (an operator's metric set holds every partition's metrics: reading it once per task
+    /// would cost tasks² per stage).
+    pub(crate) fn collect(plan: &Arc<dyn ExecutionPlan>, tasks: usize) -> Vec<Measured> {
+        let mut measured = vec![Measured::default(); tasks];
         let _ = plan.apply(|node| {
-            metrics.bytes_in += split_bytes(node, task);
+            for (task, m) in measured.iter_mut().enumerate() {
+                m.bytes_in += split_bytes(node, task);
+            }
             let leaf = node.children().is_empty();
             let is_reader = node.is::<ShuffleReadExec>();
             if let Some(set) = node.metrics() {
-                for metric in set.iter().filter(|m| m.partition() == Some(task)) {
+                for metric in set.iter() {
+                    let Some(m) = metric.partition().and_then(|task| measured.get_mut(task)) else {
+                        continue;
+                    };
                     let value = metric.value().as_usize() as u64;
                     match metric.value().name() {
-                        "output_rows" if leaf && !is_reader => metrics.rows_in += value,
+                        "output_rows" if leaf && !is_reader => m.rows_in += value,
                         "shuffle_read_rows" | "broadcast_read_rows" => {
-                            metrics.shuffle_read_rows += value;
-                            metrics.rows_in += value;
+                            m.shuffle_read_rows += value;
+                            m.rows_in += value;
                         }
                         "shuffle_read_bytes" | "broadcast_read_bytes" => {
-                            metrics.shuffle_read_bytes += value;
-                            metrics.bytes_in += value;
+                            m.shuffle_read_bytes += value;
+                            m.bytes_in += value;
                         }
-                        "spilled_bytes" => metrics.spill_bytes += value,
+                        "spilled_bytes" => m.spill_bytes += value,
                         _ => {}
                     }
                 }
             }
             Ok(TreeNodeRecursion::Continue)
         });
-        if let Some(status) = status {
-            metrics.rows_out = status.rows;
-            metrics.bytes_out = status.bytes;
-        }
-        metrics
+        measured
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use memory::TaskMemoryPool;
+use metrics::Measured;
 pub use metrics::{JobReport, JobStatus, StageReport, TaskMetrics};
 
 use crate::adaptive::{self, AqeDecision, AqeSettings};
@@ -262,6 +263,14 @@ impl StageRun {
             attempts.extend(finished?);
         }
         attempts.sort_by_key(|a: &TaskMetrics| (a.task, a.attempt));
+        // First attempts ran on the stage's own plan: read its metrics once for all of them
+        // (retries ran on copies and were measured on their own).
+        let measured = Measured::collect(&(this.stage.plan.clone() as _), this.stage.tasks());
+        for first in attempts.iter_mut().filter(|a| a.attempt == 1) {
+            if let Some(measured) = measured.get(first.task) {
+                first.add(measured);
+            }
+        }
         Ok(StageReport {
             stage: this.stage.id,
             exchange: this.stage.exchange().to_string(),
@@ -374,7 +383,20 @@ impl StageRun {
                 self.stage.id
             )));
         }
-        let mut metrics = TaskMetrics::collect(&plan, task, result.as_ref().ok());
+        let mut metrics = TaskMetrics {
+            task,
+            ..Default::default()
+        };
+        if let Ok(status) = &result {
+            metrics.rows_out = status.rows;
+            metrics.bytes_out = status.bytes;
+        }
+        if attempt > 1 {
+            // A copy of the plan ran this attempt alone.
+            if let Some(measured) = Measured::collect(&plan, task + 1).get(task) {
+                metrics.add(measured);
+            }
+        }
         metrics.stage = self.stage.id;
         metrics.attempt = attempt;
         metrics.start_ms = started.as_secs_f64() * 1000.0;

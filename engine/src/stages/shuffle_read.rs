@@ -270,6 +270,16 @@ impl ExecutionPlan for ShuffleReadExec {
         Ok(self)
     }
 
+    /// The same reader with metrics of its own (a retried task runs on a reset copy).
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(Self {
+            stage: self.stage,
+            spec: self.spec.clone(),
+            properties: self.properties.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }))
+    }
+
     fn execute(
         &self,
         partition: usize,
