@@ -210,15 +210,14 @@ impl HashRouter {
             REPARTITION_RANDOM_STATE.random_state(),
             &mut self.hashes,
         )?;
-        let buckets = self.buckets as u64;
-        self.bucket_of.clear();
-        self.bucket_of
-            .extend(self.hashes.iter().map(|hash| (hash % buckets) as u32));
-
+        let modulo = Modulo::new(self.buckets as u64);
         let mut offsets = vec![0usize; self.buckets + 1];
-        for &bucket in &self.bucket_of {
+        self.bucket_of.clear();
+        self.bucket_of.extend(self.hashes.iter().map(|&hash| {
+            let bucket = modulo.of(hash) as u32;
             offsets[bucket as usize + 1] += 1;
-        }
+            bucket
+        }));
         for b in 0..self.buckets {
             offsets[b + 1] += offsets[b];
         }
@@ -231,6 +230,49 @@ impl HashRouter {
         }
         let sorted = take_record_batch(batch, &UInt32Array::from(order))?;
         Ok((sorted, offsets))
+    }
+}
+
+/// `value % divisor` for one divisor and many values, without a division per value: a mask
+/// for powers of two, otherwise the quotient from a multiplication by the divisor's
+/// reciprocal (what compilers do for a constant divisor; DataFusion's partitioner does the
+/// same).
+#[derive(Debug, Clone, Copy)]
+enum Modulo {
+    Mask(u64),
+    Reciprocal { divisor: u64, reciprocal: u128 },
+}
+
+impl Modulo {
+    fn new(divisor: u64) -> Self {
+        let divisor = divisor.max(1);
+        if divisor.is_power_of_two() {
+            Modulo::Mask(divisor - 1)
+        } else {
+            // ceil(2^128 / divisor)
+            Modulo::Reciprocal {
+                divisor,
+                reciprocal: u128::MAX / u128::from(divisor) + 1,
+            }
+        }
+    }
+
+    #[inline]
+    fn of(self, value: u64) -> u64 {
+        match self {
+            Modulo::Mask(mask) => value & mask,
+            Modulo::Reciprocal {
+                divisor,
+                reciprocal,
+            } => {
+                // The high 64 bits of value × reciprocal (a 192-bit product) are the quotient.
+                let low = u128::from(value) * u128::from(reciprocal as u64);
+                let high = u128::from(value) * u128::from((reciprocal >> 64) as u64);
+                let carry = ((high & u128::from(u64::MAX)) + (low >> 64)) >> 64;
+                let quotient = ((high >> 64) + carry) as u64;
+                value - quotient * divisor
+            }
+        }
     }
 }
 
@@ -370,5 +412,23 @@ impl ExecutionPlan for ShuffleWriteExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Modulo;
+
+    #[test]
+    fn modulo_without_division_agrees_with_the_remainder_operator() {
+        let values = (0..10_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i << 7))
+            .chain([0, 1, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1]);
+        for divisor in [1, 2, 3, 7, 64, 200, 1000, 65_537, u32::MAX as u64, u64::MAX] {
+            let modulo = Modulo::new(divisor);
+            for value in values.clone() {
+                assert_eq!(modulo.of(value), value % divisor, "{value} % {divisor}");
+            }
+        }
     }
 }
