@@ -346,3 +346,28 @@ async fn analyze_shows_what_adaptive_execution_decided() {
         "{lines:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gather_names_the_outputs_its_stage_really_wrote() {
+    let session = session(&[
+        ("spark.sql.shuffle.partitions", "40"),
+        ("spark.executor.cores", "2"),
+    ])
+    .await;
+    let sql = "select count(*) from (select l_returnflag, count(*) from lineitem group by 1)";
+    let plain = explain(&session, &format!("EXPLAIN {sql}")).await;
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.contains("(gather of 40 outputs of stage 2)")),
+        "{plain:#?}"
+    );
+    // Adaptive execution ran stage 2 as one task: the gather read one output.
+    let lines = explain(&session, &format!("EXPLAIN ANALYZE {sql}")).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("(gather of 1 output of stage 2, 40 planned)")),
+        "{lines:#?}"
+    );
+}

@@ -134,7 +134,7 @@ pub fn describe(
                 id: stage.id,
                 parents: stage.parents.clone(),
                 tasks,
-                tasks_from: tasks_from(input, tasks),
+                tasks_from: tasks_from(input, tasks, &|id| launched(report, id)),
                 exchange: exchange_text(stage.exchange()),
                 pipeline: short_tree(input, report.is_some()),
                 waves: tasks.div_ceil(slots.max(1)),
@@ -152,6 +152,15 @@ pub fn describe(
         stages,
         driver: short_tree(&graph.driver, false),
     }
+}
+
+/// Tasks a stage really ran, when the job has run.
+fn launched(report: Option<&JobReport>, stage: StageId) -> Option<usize> {
+    report?
+        .stages
+        .iter()
+        .find(|s| s.stage == stage)
+        .map(|s| s.tasks)
 }
 
 fn exchange_text(exchange: &Exchange) -> String {
@@ -210,8 +219,14 @@ fn reads_shuffle_partitions(input: &Arc<dyn ExecutionPlan>) -> bool {
     found
 }
 
-/// Why a stage has the tasks it has, from the leaves that decide its partitioning.
-fn tasks_from(input: &Arc<dyn ExecutionPlan>, tasks: usize) -> String {
+/// Why a stage has the tasks it has, from the leaves that decide its partitioning. A gather
+/// names the outputs its stage really wrote once the job has run (`launched`): adaptive
+/// execution may have run that stage with more or fewer tasks than planned.
+fn tasks_from(
+    input: &Arc<dyn ExecutionPlan>,
+    tasks: usize,
+    launched: &dyn Fn(StageId) -> Option<usize>,
+) -> String {
     let mut sources = Vec::new();
     // Shuffles read side by side (both inputs of a join) share their partitions.
     let mut shuffles: Vec<(usize, StageId)> = Vec::new();
@@ -220,7 +235,17 @@ fn tasks_from(input: &Arc<dyn ExecutionPlan>, tasks: usize) -> String {
             match reader.spec() {
                 ReadSpec::ReducePartitions(n) => shuffles.push((*n, reader.stage())),
                 ReadSpec::MapOutputs(n) => {
-                    sources.push(format!("gather of {n} outputs of stage {}", reader.stage()))
+                    let stage = reader.stage();
+                    let outputs = |n: usize| match n {
+                        1 => "1 output".to_string(),
+                        n => format!("{n} outputs"),
+                    };
+                    sources.push(match launched(stage) {
+                        Some(ran) if ran != *n => {
+                            format!("gather of {} of stage {stage}, {n} planned", outputs(ran))
+                        }
+                        _ => format!("gather of {} of stage {stage}", outputs(*n)),
+                    })
                 }
                 ReadSpec::Explicit(specs) => sources.push(format!(
                     "{} partitions of stage {} (adaptive)",
