@@ -64,8 +64,8 @@ impl Measured {
     pub(crate) fn collect(plan: &Arc<dyn ExecutionPlan>, tasks: usize) -> Vec<Measured> {
         let mut measured = vec![Measured::default(); tasks];
         let _ = plan.apply(|node| {
-            for (task, m) in measured.iter_mut().enumerate() {
-                m.bytes_in += split_bytes(node, task);
+            for (m, bytes) in measured.iter_mut().zip(split_bytes(node)) {
+                m.bytes_in += bytes;
             }
             let leaf = node.children().is_empty();
             let is_reader = node.is::<ShuffleReadExec>();
@@ -96,17 +96,19 @@ impl Measured {
     }
 }
 
-/// The bytes of the file split partition `task` of a file scan reads (Spark's input size).
-fn split_bytes(node: &Arc<dyn ExecutionPlan>, task: usize) -> u64 {
-    let Some(files) = node
-        .downcast_ref::<DataSourceExec>()
+/// The bytes of the file split each partition of a file scan reads (Spark's input size), by
+/// partition; nothing for other operators.
+fn split_bytes(node: &Arc<dyn ExecutionPlan>) -> Vec<u64> {
+    node.downcast_ref::<DataSourceExec>()
         .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
-    else {
-        return 0;
-    };
-    files.file_groups.get(task).map_or(0, |group| {
-        group.iter().map(|file| file.effective_size()).sum()
-    })
+        .map(|files| {
+            files
+                .file_groups
+                .iter()
+                .map(|group| group.iter().map(|file| file.effective_size()).sum())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One stage of a finished job.

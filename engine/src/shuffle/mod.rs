@@ -16,6 +16,6 @@ mod output;
 mod spill;
 mod store;
 
-pub use output::{MapOutput, MapOutputSlice, data_bytes};
+pub use output::{MapOutput, MapOutputSlice};
 pub use spill::SpillFile;
 pub use store::{MapOutputStatistics, ShuffleId, ShuffleStore};

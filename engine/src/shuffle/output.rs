@@ -220,8 +220,8 @@ impl Run {
 }
 
 /// Data bytes of each partition of a run (`offsets` as in [`MapOutput::push_sorted`]): the
-/// size in Arrow memory format of the partition's rows, as [`data_bytes`] would count a
-/// batch of them. Exact for fixed-width columns and for strings and binaries with offsets;
+/// size in Arrow memory format of the partition's rows (their data, not the capacity of the
+/// buffers they sit in). Exact for fixed-width columns and for strings and binaries with offsets;
 /// other columns (views, nested, dictionaries) are shared out by rows.
 fn partition_bytes(batch: &RecordBatch, offsets: &[usize]) -> Vec<u64> {
     let rows = batch.num_rows().max(1) as u64;
@@ -268,13 +268,6 @@ fn add_value_bytes<O: OffsetSizeTrait>(column: &ArrayRef, offsets: &[usize], byt
 /// run points into all of the run's buffers, and a file gets every buffer a batch points
 /// into: without this, each partition written would carry the whole run's strings.
 fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
-    if !batch
-        .columns()
-        .iter()
-        .any(|c| matches!(c.data_type(), DataType::Utf8View | DataType::BinaryView))
-    {
-        return Ok(batch);
-    }
     let columns = batch
         .columns()
         .iter()
@@ -294,12 +287,6 @@ fn column_bytes(column: &ArrayRef) -> u64 {
         .to_data()
         .get_slice_memory_size()
         .unwrap_or_else(|_| column.get_array_memory_size()) as u64
-}
-
-/// Bytes of data a batch holds (not the capacity of its buffers): the size that statistics
-/// and adaptive execution reason about.
-pub fn data_bytes(batch: &RecordBatch) -> u64 {
-    batch.columns().iter().map(column_bytes).sum()
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::shuffle_read::store_of;
 use super::{Exchange, StageId};
 use crate::shuffle::{MapOutput, ShuffleStore};
 
@@ -93,12 +94,7 @@ impl ShuffleWriteExec {
 
     /// Runs task `partition`: reads the input partition to its end and commits its buckets.
     pub async fn write(&self, partition: usize, context: Arc<TaskContext>) -> Result<MapStatus> {
-        let store = context
-            .session_config()
-            .get_extension::<ShuffleStore>()
-            .ok_or_else(|| {
-                DataFusionError::Internal("no shuffle store in the task context".into())
-            })?;
+        let store = store_of(&context)?;
         let rows_out = MetricBuilder::new(&self.metrics).output_rows(partition);
         let bytes_out = MetricBuilder::new(&self.metrics).counter("shuffle_write_bytes", partition);
         let spilled = MetricBuilder::new(&self.metrics).spilled_bytes(partition);
@@ -180,15 +176,18 @@ enum Router {
 struct HashRouter {
     exprs: Vec<Arc<dyn PhysicalExpr>>,
     buckets: usize,
+    modulo: Modulo,
     hashes: Vec<u64>,
     bucket_of: Vec<u32>,
 }
 
 impl HashRouter {
     fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, buckets: usize) -> Self {
+        let buckets = buckets.max(1);
         Self {
             exprs,
-            buckets: buckets.max(1),
+            buckets,
+            modulo: Modulo::new(buckets as u64),
             hashes: Vec::new(),
             bucket_of: Vec::new(),
         }
@@ -210,7 +209,7 @@ impl HashRouter {
             REPARTITION_RANDOM_STATE.random_state(),
             &mut self.hashes,
         )?;
-        let modulo = Modulo::new(self.buckets as u64);
+        let modulo = self.modulo;
         let mut offsets = vec![0usize; self.buckets + 1];
         self.bucket_of.clear();
         self.bucket_of.extend(self.hashes.iter().map(|&hash| {
