@@ -111,6 +111,22 @@ fn split_bytes(node: &Arc<dyn ExecutionPlan>) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// A plan instance a stage's tasks ran on, and the tasks whose successful attempt it ran.
+/// First attempts share the stage's plan (after adaptive execution); a retried task runs on
+/// a fresh copy, and a stage attempt on a fresh copy of the whole plan. Every operator's
+/// metrics for task `t` are read from the instance whose `tasks` holds `t`.
+#[derive(Debug, Clone)]
+pub struct RanPlan {
+    pub plan: Arc<dyn ExecutionPlan>,
+    pub tasks: Vec<usize>,
+}
+
+impl PartialEq for RanPlan {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.plan, &other.plan) && self.tasks == other.tasks
+    }
+}
+
 /// One stage of a finished job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageReport {
@@ -126,6 +142,13 @@ pub struct StageReport {
     pub completed_ms: f64,
     /// Every attempt of every task, in task order.
     pub attempts: Vec<TaskMetrics>,
+    /// Attempts of the stage as a whole (Spark's stage attempts): 1, or more when lost shuffle
+    /// output of its own made it run its lost tasks again, or when a task failure in a stage
+    /// whose tasks share state made the whole stage run again.
+    pub stage_attempts: usize,
+    /// The plans the tasks ran on: the first is the stage's plan after adaptive execution,
+    /// the one EXPLAIN ANALYZE renders.
+    pub plans: Vec<RanPlan>,
 }
 
 impl StageReport {

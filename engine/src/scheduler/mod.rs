@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 pub use memory::TaskMemoryPool;
 use metrics::Measured;
-pub use metrics::{JobReport, JobStatus, StageReport, TaskMetrics};
+pub use metrics::{JobReport, JobStatus, RanPlan, StageReport, TaskMetrics};
 
 use crate::adaptive::{self, AqeDecision, AqeSettings};
 use crate::events::{Event, JobId, Listeners};
@@ -271,6 +271,14 @@ impl StageRun {
                 first.add(measured);
             }
         }
+        let first_plan = RanPlan {
+            plan: this.stage.plan.clone(),
+            tasks: attempts
+                .iter()
+                .filter(|a| a.attempt == 1 && a.error.is_none())
+                .map(|a| a.task)
+                .collect(),
+        };
         Ok(StageReport {
             stage: this.stage.id,
             exchange: this.stage.exchange().to_string(),
@@ -281,6 +289,8 @@ impl StageRun {
             submitted_ms: submitted.as_secs_f64() * 1000.0,
             completed_ms: this.job_started.elapsed().as_secs_f64() * 1000.0,
             attempts,
+            stage_attempts: 1,
+            plans: vec![first_plan],
         })
     }
 
