@@ -1,5 +1,6 @@
 //! Runs every `sql-tests/**/*.slt` file through the engine, in stages mode (adaptive
-//! execution on and off) and in pipelined mode, and fails on any failure.
+//! execution on and off, with and without injected task failures) and in pipelined mode,
+//! and fails on any failure.
 //!
 //! `cargo test -p stagesql-sql-tests` ends with the line `N passed, N failed`. Arguments
 //! narrow the run: `cargo test -p stagesql-sql-tests -- explain` runs only files whose path
@@ -43,22 +44,48 @@ fn main() -> ExitCode {
         .expect("a tokio runtime starts");
     let mut stdout = std::io::stdout();
     // Every suite runs in both execution modes, and in stages mode with adaptive execution
-    // on (the default) and off; results must be identical.
+    // on (the default) and off, and with task attempts failing at random (on many slots and
+    // on one); results must be identical. Records whose output shows the failures
+    // themselves (EXPLAIN ANALYZE, system.tasks) carry `skipif faults`.
     let mut total = slt::Summary::default();
-    let configurations = [
-        ("stages", "stages", "true"),
-        ("stages, AQE off", "stages", "false"),
-        ("pipelined", "pipelined", "true"),
+    let faults = |seed: &'static str| {
+        [
+            ("stagesql.test.fault_seed", seed),
+            ("stagesql.test.fault_probability", "0.3"),
+        ]
+    };
+    let configurations: [(&str, Vec<(&str, &str)>); 5] = [
+        ("stages", vec![]),
+        (
+            "stages, AQE off",
+            vec![("spark.sql.adaptive.enabled", "false")],
+        ),
+        ("stages, task faults", faults("1").to_vec()),
+        (
+            "stages, AQE off, 1 slot, task faults",
+            [
+                ("spark.sql.adaptive.enabled", "false"),
+                ("spark.executor.cores", "1"),
+            ]
+            .into_iter()
+            .chain(faults("2"))
+            .collect(),
+        ),
+        ("pipelined", vec![("stagesql.execution.mode", "pipelined")]),
     ];
-    for (mode, execution, adaptive) in configurations {
+    for (mode, settings) in configurations {
         let options = RunOptions {
             complete: false,
             session: SessionOptions {
-                settings: vec![
-                    ("stagesql.execution.mode".into(), execution.into()),
-                    ("spark.sql.adaptive.enabled".into(), adaptive.into()),
-                ],
+                settings: settings
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string()))
+                    .collect(),
                 ..SessionOptions::default()
+            },
+            labels: match mode.contains("faults") {
+                true => vec!["faults".to_string()],
+                false => Vec::new(),
             },
         };
         match runtime.block_on(slt::run(&files, &options, &mut stdout)) {

@@ -177,6 +177,13 @@ fn run_tests(
             settings: conf.to_vec(),
             ..SessionOptions::default()
         },
+        // Records that show injected failures themselves say `skipif faults`.
+        labels: conf
+            .iter()
+            .any(|(key, value)| key == "stagesql.test.fault_seed" && !value.trim().is_empty())
+            .then(|| "faults".to_string())
+            .into_iter()
+            .collect(),
     };
     let mut stdout = std::io::stdout();
     match runtime.block_on(slt::run(paths, &options, &mut stdout)) {

@@ -1,5 +1,6 @@
 //! Spark-style console progress on stderr: `[Stage 3:=======>      (37 + 2) / 200]`, shown
-//! once a job has run for about half a second, only when stderr is a terminal.
+//! once a job has run for about half a second, only when stderr is a terminal. Failed task
+//! attempts show as `(37 + 2, 1 failed)`, a stage running again as `[Stage 3 (retry 1):…]`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ struct StageBar {
     bar: ProgressBar,
     running: u64,
     done: u64,
+    failed: u64,
 }
 
 const DELAY: Duration = Duration::from_millis(500);
@@ -34,8 +36,8 @@ const DELAY: Duration = Duration::from_millis(500);
 impl Listener for ProgressBars {
     fn on_event(&self, event: &Event) {
         let mut state = self.state.lock().expect("progress lock poisoned");
-        match *event {
-            Event::JobStart { job, .. } => {
+        match event {
+            &Event::JobStart { job, .. } => {
                 state.job = Some((job, false));
                 state.multi = Some(MultiProgress::with_draw_target(ProgressDrawTarget::hidden()));
                 let shared = self.state.clone();
@@ -50,7 +52,12 @@ impl Listener for ProgressBars {
                     }
                 });
             }
-            Event::StageSubmitted { stage, tasks, .. } => {
+            &Event::StageSubmitted {
+                stage,
+                tasks,
+                attempt,
+                ..
+            } => {
                 let Some(multi) = state.multi.clone() else {
                     return;
                 };
@@ -60,7 +67,10 @@ impl Listener for ProgressBars {
                         .expect("a valid template")
                         .progress_chars("=> "),
                 );
-                bar.set_prefix(stage.to_string());
+                bar.set_prefix(match attempt {
+                    1 => stage.to_string(),
+                    n => format!("{stage} (retry {})", n - 1),
+                });
                 bar.set_message("0 + 0");
                 bar.enable_steady_tick(Duration::from_millis(200));
                 state.bars.insert(
@@ -69,18 +79,20 @@ impl Listener for ProgressBars {
                         bar,
                         running: 0,
                         done: 0,
+                        failed: 0,
                     },
                 );
             }
-            Event::TaskStart { stage, .. } => update(&mut state.bars, stage, |s| s.running += 1),
-            Event::TaskEnd {
-                stage, succeeded, ..
-            } => update(&mut state.bars, stage, |s| {
+            &Event::TaskStart { stage, .. } => update(&mut state.bars, stage, |s| s.running += 1),
+            Event::TaskEnd { stage, error, .. } => update(&mut state.bars, *stage, |s| {
                 s.running = s.running.saturating_sub(1);
-                s.done += u64::from(succeeded);
+                match error {
+                    None => s.done += 1,
+                    Some(_) => s.failed += 1,
+                }
             }),
-            Event::StageCompleted { stage, .. } => {
-                if let Some(stage) = state.bars.remove(&stage) {
+            Event::StageFailed { stage, .. } | Event::StageCompleted { stage, .. } => {
+                if let Some(stage) = state.bars.remove(stage) {
                     stage.bar.finish_and_clear();
                 }
             }
@@ -103,7 +115,8 @@ fn update(bars: &mut BTreeMap<usize, StageBar>, stage: usize, change: impl FnOnc
     };
     change(stage);
     stage.bar.set_position(stage.done);
-    stage
-        .bar
-        .set_message(format!("{} + {}", stage.done, stage.running));
+    stage.bar.set_message(match stage.failed {
+        0 => format!("{} + {}", stage.done, stage.running),
+        failed => format!("{} + {}, {failed} failed", stage.done, stage.running),
+    });
 }

@@ -36,6 +36,7 @@ pub fn run(executor: &mut Executor, history_file: Option<PathBuf>) -> rustyline:
         let _ = editor.load_history(path);
     }
     refresh_names(executor, &names);
+    keep_alive_on_ctrl_c(executor);
     if !executor.output.quiet {
         println!(
             "stagesql {} — statements end with `;`, \\? for help, \\q or Ctrl-D to quit",
@@ -71,6 +72,24 @@ pub fn run(executor: &mut Executor, history_file: Option<PathBuf>) -> rustyline:
         }
     }
     Ok(())
+}
+
+/// A running statement listens for Ctrl-C only while it runs; until the first one has, the
+/// signal's default action would end the process. Installing the handler once, up front,
+/// makes a Ctrl-C pressed just after Enter harmless instead of fatal for the session.
+fn keep_alive_on_ctrl_c(executor: &Executor) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let installed = executor
+            .runtime
+            .block_on(async { signal(SignalKind::interrupt()).map(drop) });
+        if let Err(e) = installed {
+            eprintln!("warning: cannot listen for Ctrl-C: {e}");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = executor;
 }
 
 fn run_sql(executor: &mut Executor, input: &str) {

@@ -4,11 +4,16 @@ use rexpect::session::{PtySession, spawn_command};
 
 const PROMPT: &str = "stagesql> ";
 
-/// Waits for the prompt, then a moment more: rustyline discards input typed before it has
-/// switched the terminal to raw mode, as a person never types that fast.
+/// How long any one expectation may wait: generous, because a debug build on a busy 2-core
+/// machine is slow, and an expectation that is met returns at once.
+const PATIENCE_MS: u64 = 180_000;
+
+/// Waits for the prompt. rustyline switches the terminal to raw mode before it draws the
+/// prompt, so from here on keys (Ctrl-C, Ctrl-D, Tab) reach the line editor, not the
+/// terminal's line discipline: no extra pause is needed. Every interaction therefore waits
+/// for the prompt before it sends a control key.
 fn at_prompt(repl: &mut PtySession) {
     repl.exp_string(PROMPT).expect("the prompt appears");
-    std::thread::sleep(std::time::Duration::from_millis(250));
 }
 
 fn start(home: &std::path::Path) -> PtySession {
@@ -17,7 +22,7 @@ fn start(home: &std::path::Path) -> PtySession {
         .env("HOME", home)
         .env("TERM", "xterm")
         .env("NO_COLOR", "1");
-    let mut session = spawn_command(command, Some(30_000)).expect("stagesql starts in a pty");
+    let mut session = spawn_command(command, Some(PATIENCE_MS)).expect("stagesql starts in a pty");
     at_prompt(&mut session);
     session
 }
@@ -27,7 +32,6 @@ fn multi_line_statements_run_when_terminated() {
     let home = tempfile::tempdir().unwrap();
     let mut repl = start(home.path());
     repl.send_line("select 40").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(150));
     repl.send_line("  + 2 as answer;").unwrap();
     repl.exp_string("| 42     |").unwrap();
     repl.exp_string("1 row").unwrap();
@@ -93,18 +97,23 @@ fn ctrl_c_clears_the_line_and_cancels_a_running_statement() {
     let home = tempfile::tempdir().unwrap();
     let mut repl = start(home.path());
     // At the prompt: the half-typed statement is discarded.
+    // The echo shows the line editor has read the keys before Ctrl-C arrives.
     repl.send("select 'discarded'").unwrap();
+    repl.exp_string("select 'discarded'").unwrap();
     repl.send_control('c').unwrap();
     at_prompt(&mut repl);
-    // While running: a statement that would take minutes is cancelled.
+    // While running: a statement that would take hours is cancelled. The progress line
+    // shows the job has started (and the terminal is back in cooked mode, where Ctrl-C is
+    // a signal) before Ctrl-C is sent.
     repl.send_line("select count(*) from generate_series(1, 100000000000) a;")
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    repl.exp_string("[Stage ").unwrap();
     repl.send_control('c').unwrap();
     repl.exp_string("cancelled").unwrap();
     at_prompt(&mut repl);
     repl.send_line("select 'after cancel' as state;").unwrap();
     repl.exp_string("after cancel").unwrap();
+    at_prompt(&mut repl);
     repl.send_control('d').unwrap();
     repl.exp_eof().unwrap();
 }
@@ -117,16 +126,22 @@ fn tab_completes_tables_and_keywords() {
         .unwrap();
     repl.exp_string("CREATE TABLE").unwrap();
     at_prompt(&mut repl);
-    // Keys typed with pauses, as a person types: a tab inside one burst of input is read
-    // as pasted text, not as a completion request.
-    for keys in ["SELEC", "\t", " 'k' as k from flights_by", "\t", ";\r"] {
+    // Keys sent as a person types them: each group waits for the line editor to show it,
+    // so a Tab is never part of one burst with the text before it.
+    let typing = [
+        ("SELEC", "SELEC"),
+        ("\t", "stagesql> SELECT"),
+        (" 'k' as k from flights_by", "from flights_by"),
+        ("\t", "from flights_by_airport"),
+        (";\r", "0 rows"),
+    ];
+    for (keys, shown) in typing {
         repl.send(keys).unwrap();
         repl.flush().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        repl.exp_string(shown)
+            .unwrap_or_else(|e| panic!("after {keys:?}: {e}"));
     }
-    repl.exp_string("stagesql> SELECT\r").unwrap();
-    repl.exp_string("from flights_by_airport").unwrap();
-    repl.exp_string("0 rows").unwrap();
+    at_prompt(&mut repl);
     repl.send_control('d').unwrap();
     repl.exp_eof().unwrap();
 }

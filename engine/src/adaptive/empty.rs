@@ -145,8 +145,7 @@ impl Emptiness<'_> {
             };
         }
         if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-            // Without GROUP BY an aggregate returns a row even over nothing.
-            return !aggregate.group_expr().is_empty() && self.is_empty(children[0]);
+            return !returns_rows_over_nothing(aggregate) && self.is_empty(children[0]);
         }
         if node.is::<UnionExec>() {
             return children.iter().all(|c| self.is_empty(c));
@@ -167,8 +166,11 @@ impl Emptiness<'_> {
                     "a {join_type} join keeps the rows of its other side"
                 ));
             }
-            if node.is::<AggregateExec>() {
-                return Some("an aggregate without GROUP BY still returns a row".into());
+            if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+                return Some(match aggregate.group_expr().is_empty() {
+                    true => "an aggregate without GROUP BY still returns a row".into(),
+                    false => "an aggregate whose grouping sets include the empty set (ROLLUP, CUBE, GROUPING SETS) still returns its grand total".into(),
+                });
             }
             if node.is::<UnionExec>() {
                 return Some("a union keeps the rows of its other inputs".into());
@@ -177,6 +179,18 @@ impl Emptiness<'_> {
         }
         children.into_iter().find_map(|c| self.survivor(c))
     }
+}
+
+/// Whether an aggregate returns rows over empty input: one without GROUP BY returns its one
+/// row, and one whose grouping sets include the empty set (`ROLLUP`, `CUBE`, `GROUPING
+/// SETS (…, ())`) returns that set's grand total.
+fn returns_rows_over_nothing(aggregate: &AggregateExec) -> bool {
+    let group_by = aggregate.group_expr();
+    group_by.is_empty()
+        || group_by
+            .groups()
+            .iter()
+            .any(|nulls| nulls.iter().all(|&is_null| is_null))
 }
 
 fn join_type(node: &Arc<dyn ExecutionPlan>) -> Option<JoinType> {

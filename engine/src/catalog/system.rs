@@ -97,6 +97,8 @@ fn jobs_table(jobs: &[JobReport]) -> RecordBatch {
             ("tasks", UInt64, false),
             ("slots", UInt64, false),
             ("error", Utf8, true),
+            ("stage_attempt", UInt64, false),
+            ("fetch_failed", Boolean, false),
         ],
         vec![
             u64s(jobs.iter().map(|j| j.job as u64)),
@@ -135,6 +137,11 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
                 .join(",")
         })
         .collect();
+    // Why each stage attempt after the first ran.
+    let resubmitted: Vec<String> = stages
+        .iter()
+        .map(|(_, s)| s.resubmitted.join("; "))
+        .collect();
     batch(
         vec![
             ("job_id", UInt64, false),
@@ -150,6 +157,8 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
             ("rows_out", UInt64, false),
             ("bytes_out", UInt64, false),
             ("spill_bytes", UInt64, false),
+            ("stage_attempts", UInt64, false),
+            ("resubmitted", Utf8, true),
         ],
         vec![
             u64s(stages.iter().map(|(j, _)| *j as u64)),
@@ -177,6 +186,12 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
                     .sum()
             })),
             u64s(stages.iter().map(|(_, s)| s.spill_bytes())),
+            u64s(stages.iter().map(|(_, s)| s.stage_attempts as u64)),
+            strings(
+                resubmitted
+                    .iter()
+                    .map(|r| (!r.is_empty()).then_some(r.as_str())),
+            ),
         ],
     )
 }
@@ -240,6 +255,8 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             ("spill_bytes", UInt64, false),
             ("peak_memory_bytes", UInt64, false),
             ("error", Utf8, true),
+            ("stage_attempt", UInt64, false),
+            ("fetch_failed", Boolean, false),
         ],
         vec![
             u64s(tasks.iter().map(|(j, _)| *j as u64)),
@@ -257,6 +274,10 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             u64s(tasks.iter().map(|(_, a)| a.spill_bytes)),
             u64s(tasks.iter().map(|(_, a)| a.peak_memory_bytes)),
             strings(tasks.iter().map(|(_, a)| a.error.as_deref())),
+            u64s(tasks.iter().map(|(_, a)| a.stage_attempt as u64)),
+            Arc::new(BooleanArray::from_iter(
+                tasks.iter().map(|(_, a)| Some(a.fetch_failed)),
+            )),
         ],
     )
 }

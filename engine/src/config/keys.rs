@@ -51,6 +51,10 @@ pub const SKEW_JOIN_ENABLED: &str = "spark.sql.adaptive.skewJoin.enabled";
 pub const SKEW_JOIN_FACTOR: &str = "spark.sql.adaptive.skewJoin.skewedPartitionFactor";
 pub const SKEW_JOIN_THRESHOLD: &str = "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes";
 pub const TEST_FAIL_TASKS: &str = "stagesql.test.fail_tasks";
+pub const STAGE_MAX_CONSECUTIVE_ATTEMPTS: &str = "spark.stage.maxConsecutiveAttempts";
+pub const TEST_FAULT_SEED: &str = "stagesql.test.fault_seed";
+pub const TEST_FAULT_PROBABILITY: &str = "stagesql.test.fault_probability";
+pub const TEST_LOSE_SHUFFLE_OUTPUT: &str = "stagesql.test.lose_shuffle_output";
 
 /// `0` for `spark.executor.cores` means "all cores of this machine".
 pub const ALL_CORES: &str = "0";
@@ -111,6 +115,12 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "4",
         value_type: ValueType::Integer { min: 1 },
         description: "Attempts of a task before its job fails.",
+    },
+    KeyDefinition {
+        key: STAGE_MAX_CONSECUTIVE_ATTEMPTS,
+        default: "4",
+        value_type: ValueType::Integer { min: 1 },
+        description: "Attempts of a stage whose reads failed because a parent's shuffle output was lost (each makes the parent run its lost map tasks again) before the job fails.",
     },
     KeyDefinition {
         key: LOCAL_DIR,
@@ -197,6 +207,24 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "",
         value_type: ValueType::Text,
         description: "Testing only: task attempts that fail on purpose, as `stage.task.attempt` triples separated by commas (e.g. `1.0.1,2.3.1`); stage ids count per session from 1, tasks from 0, attempts from 1.",
+    },
+    KeyDefinition {
+        key: TEST_FAULT_SEED,
+        default: "",
+        value_type: ValueType::Text,
+        description: "Testing only: a whole number that turns on random task failures. Each task attempt but the last allowed one (spark.task.maxFailures) fails after its work is done with probability stagesql.test.fault_probability, decided by the seed, stage, task and attempt, so a run repeats exactly. Empty: off.",
+    },
+    KeyDefinition {
+        key: TEST_FAULT_PROBABILITY,
+        default: "0.1",
+        value_type: ValueType::Number { min: 0.0 },
+        description: "Testing only: probability (0 to 1) that a task attempt fails when stagesql.test.fault_seed is set.",
+    },
+    KeyDefinition {
+        key: TEST_LOSE_SHUFFLE_OUTPUT,
+        default: "",
+        value_type: ValueType::Text,
+        description: "Testing only: map outputs lost before the stages reading them start, as `stage.map` or `stage.map.attempt` (the stage attempt that wrote it, 1 if left out) separated by commas. In memory the output is dropped, on disk its spill file deleted; readers fail to fetch it and the map stage runs the lost tasks again.",
     },
 ];
 

@@ -15,9 +15,11 @@ pub enum Event {
         job: JobId,
         stages: usize,
     },
+    /// An attempt of a stage starts `tasks` tasks (all of them on its first attempt).
     StageSubmitted {
         job: JobId,
         stage: StageId,
+        attempt: usize,
         tasks: usize,
     },
     TaskStart {
@@ -31,7 +33,16 @@ pub enum Event {
         stage: StageId,
         task: usize,
         attempt: usize,
-        succeeded: bool,
+        /// Why the attempt failed; `None` when it succeeded.
+        error: Option<String>,
+    },
+    /// An attempt of a stage ended early and the stage will run again: a task failed in a
+    /// stage whose tasks share state, or a parent's output was lost.
+    StageFailed {
+        job: JobId,
+        stage: StageId,
+        attempt: usize,
+        reason: String,
     },
     StageCompleted {
         job: JobId,

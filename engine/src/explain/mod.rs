@@ -12,7 +12,9 @@ mod model;
 mod render;
 
 pub use advisories::{Advisory, advise};
-pub use model::{JobView, StageActuals, StageView, TaskTimes, describe, human_bytes};
+pub use model::{
+    FailedAttempt, JobView, OperatorView, StageActuals, StageView, TaskTimes, describe, human_bytes,
+};
 pub use render::{render_dot, render_json, render_text};
 
 pub use crate::sql::command::ExplainKind;

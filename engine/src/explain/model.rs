@@ -9,8 +9,12 @@ use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
-use crate::scheduler::{JobReport, StageReport};
-use crate::stages::{BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, StageGraph, StageId};
+use datafusion::physical_plan::metrics::MetricValue;
+
+use crate::scheduler::{JobReport, RanPlan, StageReport};
+use crate::stages::{
+    BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, StageGraph, StageId,
+};
 
 /// A job for EXPLAIN: its stages, and totals for the header line.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +24,7 @@ pub struct JobView {
     pub slots: usize,
     pub stages: Vec<StageView>,
     /// The driver's part: the merge of the last stage's outputs, in short form.
-    pub driver: Vec<String>,
+    pub driver: Vec<OperatorView>,
 }
 
 impl JobView {
@@ -53,8 +57,9 @@ pub struct StageView {
     pub tasks_from: String,
     /// `shuffle hash(l_orderkey) → 200`, `gather → 1`, `broadcast`, `result`.
     pub exchange: String,
-    /// Operators, root first, indented two spaces per level.
-    pub pipeline: Vec<String>,
+    /// Operators, root first: the plan that ran, once the job has run (after adaptive
+    /// execution), with what each did.
+    pub operators: Vec<OperatorView>,
     pub waves: usize,
     /// Whether adaptive execution may coalesce the stage's shuffle partitions.
     pub adaptive: bool,
@@ -62,6 +67,32 @@ pub struct StageView {
     pub skew_split: bool,
     /// What happened, after EXPLAIN ANALYZE ran the job.
     pub actuals: Option<StageActuals>,
+}
+
+/// One operator of a stage, in the short form EXPLAIN shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorView {
+    /// Levels below the stage's root operator.
+    pub depth: usize,
+    /// `HashJoin(Inner, CollectLeft)`, `ShuffleRead(stage 2, 3 coalesced partitions)`, …
+    pub name: String,
+    /// After a run: rows the operator produced, summed over the tasks' successful attempts.
+    pub rows: Option<u64>,
+    /// After a run: time it spent computing (a scan: opening and reading its files), summed
+    /// over the tasks' successful attempts.
+    pub time_ms: Option<f64>,
+}
+
+/// A task attempt that failed, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedAttempt {
+    pub task: usize,
+    pub attempt: usize,
+    /// The stage attempt it belonged to.
+    pub stage_attempt: usize,
+    pub error: String,
+    /// Whether it failed because a parent stage's output was lost (Spark's FetchFailed).
+    pub fetch_failed: bool,
 }
 
 /// Measured figures of one stage.
@@ -80,6 +111,13 @@ pub struct StageActuals {
     pub spill_bytes: u64,
     pub peak_memory_bytes: u64,
     pub retries: usize,
+    /// Attempts of the stage as a whole: more than 1 when it ran again (lost output, or a
+    /// failed task in a stage whose tasks share state).
+    pub stage_attempts: usize,
+    /// Why each stage attempt after the first ran.
+    pub resubmitted: Vec<String>,
+    /// Every task attempt that failed.
+    pub failed_attempts: Vec<FailedAttempt>,
     /// Per task (successful attempt): duration and bytes read, for skew analysis.
     pub task_durations_ms: Vec<f64>,
     /// What adaptive execution did to the stage, or why it did not.
@@ -94,6 +132,20 @@ pub struct TaskTimes {
     pub median: f64,
     pub p75: f64,
     pub max: f64,
+}
+
+impl OperatorView {
+    /// `  HashJoin(Inner, CollectLeft)  rows=25 time=0.3ms`: indented two spaces per level.
+    pub fn line(&self) -> String {
+        let mut line = format!("{}{}", "  ".repeat(self.depth), self.name);
+        if let Some(rows) = self.rows {
+            line.push_str(&format!("  rows={rows}"));
+        }
+        if let Some(ms) = self.time_ms {
+            line.push_str(&format!(" time={ms:.1}ms"));
+        }
+        line
+    }
 }
 
 impl TaskTimes {
@@ -128,21 +180,27 @@ pub fn describe(
         .stages
         .iter()
         .map(|stage| {
-            let input = stage.plan.input();
-            let tasks = stage.tasks();
+            let ran = report.and_then(|r| r.stages.iter().find(|s| s.stage == stage.id));
+            // After a run, the plan the tasks ran on: adaptive execution may have rebuilt it.
+            let plan = ran
+                .and_then(|r| r.plans.first())
+                .map(|p| stage_input(&p.plan))
+                .unwrap_or_else(|| stage.plan.input().clone());
+            let tasks = ran.map_or_else(|| stage.tasks(), |r| r.tasks);
             StageView {
                 id: stage.id,
                 parents: stage.parents.clone(),
                 tasks,
-                tasks_from: tasks_from(input, tasks, &|id| launched(report, id)),
+                tasks_from: tasks_from(&plan, tasks, &|id| launched(report, id)),
                 exchange: exchange_text(stage.exchange()),
-                pipeline: short_tree(input, report.is_some()),
+                operators: match ran {
+                    Some(ran) => measured_operators(&plan, &ran.plans),
+                    None => operators(&plan),
+                },
                 waves: tasks.div_ceil(slots.max(1)),
-                adaptive: coalescing && reads_shuffle_partitions(input),
-                skew_split: skew_split && crate::adaptive::may_split_skew(input),
-                actuals: report
-                    .and_then(|r| r.stages.iter().find(|s| s.stage == stage.id))
-                    .map(|s| actuals(s, slots)),
+                adaptive: coalescing && reads_shuffle_partitions(stage.plan.input()),
+                skew_split: skew_split && crate::adaptive::may_split_skew(stage.plan.input()),
+                actuals: ran.map(|s| actuals(s, slots)),
             }
         })
         .collect();
@@ -150,7 +208,7 @@ pub fn describe(
         job: report.map(|r| r.job),
         slots,
         stages,
-        driver: short_tree(&graph.driver, false),
+        driver: operators(&graph.driver),
     }
 }
 
@@ -199,6 +257,21 @@ fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
             .max()
             .unwrap_or(0),
         retries: stage.retries(),
+        stage_attempts: stage.stage_attempts.max(1),
+        resubmitted: stage.resubmitted.clone(),
+        failed_attempts: stage
+            .attempts
+            .iter()
+            .filter_map(|a| {
+                Some(FailedAttempt {
+                    task: a.task,
+                    attempt: a.attempt,
+                    stage_attempt: a.stage_attempt,
+                    error: a.error.clone()?,
+                    fetch_failed: a.fetch_failed,
+                })
+            })
+            .collect(),
         task_durations_ms: durations,
         decisions: stage.decisions.clone(),
     }
@@ -326,43 +399,145 @@ fn table_name(location: &str) -> String {
     }
 }
 
-/// Operators in short form, root first, indented by depth; after a run, with the rows each
-/// produced and the time it spent computing (summed over tasks).
-fn short_tree(plan: &Arc<dyn ExecutionPlan>, with_metrics: bool) -> Vec<String> {
+/// The input of a stage plan (below its shuffle writer).
+fn stage_input(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    match plan.downcast_ref::<ShuffleWriteExec>() {
+        Some(writer) => writer.input().clone(),
+        None => plan.clone(),
+    }
+}
+
+/// Operators root first (pre-order), with their depth; a shuffle or broadcast read is a leaf.
+fn preorder(plan: &Arc<dyn ExecutionPlan>) -> Vec<(usize, Arc<dyn ExecutionPlan>)> {
     fn walk(
         node: &Arc<dyn ExecutionPlan>,
         depth: usize,
-        with_metrics: bool,
-        lines: &mut Vec<String>,
+        out: &mut Vec<(usize, Arc<dyn ExecutionPlan>)>,
     ) {
-        let mut line = format!("{}{}", "  ".repeat(depth), short_name(node));
-        if with_metrics && let Some(metrics) = node.metrics() {
-            let metrics = metrics.aggregate_by_name();
-            if let Some(rows) = metrics.output_rows() {
-                line.push_str(&format!("  rows={rows}"));
-            }
-            if let Some(nanos) = metrics.elapsed_compute() {
-                line.push_str(&format!(" time={:.1}ms", nanos as f64 / 1e6));
-            }
-        }
-        lines.push(line);
+        out.push((depth, node.clone()));
         if node.is::<ShuffleReadExec>() || node.is::<BroadcastReadExec>() {
             return;
         }
         for child in node.children() {
-            walk(child, depth + 1, with_metrics, lines);
+            walk(child, depth + 1, out);
         }
     }
-    let mut lines = Vec::new();
-    walk(plan, 0, with_metrics, &mut lines);
-    lines
+    let mut out = Vec::new();
+    walk(plan, 0, &mut out);
+    out
+}
+
+/// Operators in short form, before a run.
+fn operators(plan: &Arc<dyn ExecutionPlan>) -> Vec<OperatorView> {
+    preorder(plan)
+        .into_iter()
+        .map(|(depth, node)| OperatorView {
+            depth,
+            name: short_name(&node),
+            rows: None,
+            time_ms: None,
+        })
+        .collect()
+}
+
+/// Operators of `plan` (the stage's plan after adaptive execution) with the rows and time
+/// each produced, summed over every plan instance the stage's tasks ran on (`ran`: the
+/// stage's plan for first attempts, fresh copies for retries and stage attempts), counting
+/// only the successful attempts that produced the stage's output.
+fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<OperatorView> {
+    let shape = preorder(plan);
+    let tasks = plan.output_partitioning().partition_count();
+    let mut rows = vec![0u64; shape.len()];
+    let mut nanos = vec![0u64; shape.len()];
+    let mut measured = vec![false; shape.len()];
+    for instance in ran {
+        let nodes = preorder(&stage_input(&instance.plan));
+        let aligned = nodes.len() == shape.len()
+            && nodes
+                .iter()
+                .zip(&shape)
+                .all(|(a, b)| a.1.name() == b.1.name());
+        if !aligned {
+            continue;
+        }
+        for (i, (_, node)) in nodes.iter().enumerate() {
+            let Some(metrics) = node.metrics() else {
+                continue;
+            };
+            // An operator with one partition per task counts the partitions of the tasks
+            // whose output this instance produced; any other runs inside one task's work.
+            let per_task = node.output_partitioning().partition_count() == tasks;
+            let counted = |p: Option<usize>| match (per_task, p) {
+                (true, Some(p)) => instance.tasks.contains(&p),
+                _ => !instance.tasks.is_empty(),
+            };
+            let (mut compute, mut scanning) = (0, 0);
+            for metric in metrics.iter().filter(|m| counted(m.partition())) {
+                match metric.value() {
+                    MetricValue::OutputRows(count) => {
+                        rows[i] += count.value() as u64;
+                        measured[i] = true;
+                    }
+                    MetricValue::ElapsedCompute(time) => compute += time.value() as u64,
+                    MetricValue::Time { name, time } if name == "time_elapsed_scanning_total" => {
+                        scanning += time.value() as u64
+                    }
+                    _ => {}
+                }
+            }
+            // Scans record the time spent opening and reading their files instead.
+            nanos[i] += if compute > 0 { compute } else { scanning };
+        }
+    }
+    shape
+        .into_iter()
+        .enumerate()
+        .map(|(i, (depth, node))| OperatorView {
+            depth,
+            name: short_name(&node),
+            rows: measured[i].then_some(rows[i]),
+            time_ms: measured[i].then_some(nanos[i] as f64 / 1e6),
+        })
+        .collect()
 }
 
 fn short_name(node: &Arc<dyn ExecutionPlan>) -> String {
     if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+        let stage = reader.stage();
         return match reader.spec() {
-            ReadSpec::MapOutputs(_) => format!("ShuffleRead(gather of stage {})", reader.stage()),
-            _ => format!("ShuffleRead(stage {})", reader.stage()),
+            ReadSpec::MapOutputs(_) => format!("ShuffleRead(gather of stage {stage})"),
+            ReadSpec::ReducePartitions(_) => format!("ShuffleRead(stage {stage})"),
+            ReadSpec::Explicit(specs) => {
+                let count = |n: usize, what: &str| match n {
+                    0 => None,
+                    1 => Some(format!("1 {what}")),
+                    n => Some(format!("{n} {what}s")),
+                };
+                if let [whole] = specs.as_slice()
+                    && whole.maps.is_none()
+                    && node.output_partitioning().partition_count() == 1
+                    && whole.reduce.len() > 1
+                {
+                    return format!(
+                        "ShuffleRead(stage {stage}, whole: {} partitions in one)",
+                        whole.reduce.len()
+                    );
+                }
+                let coalesced = specs.iter().filter(|s| s.reduce.len() > 1).count();
+                let split = specs.iter().filter(|s| s.maps.is_some()).count();
+                let parts: Vec<String> = [count(coalesced, "coalesced"), count(split, "split")]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                match parts.is_empty() {
+                    true => format!("ShuffleRead(stage {stage}, {} partitions)", specs.len()),
+                    false => format!(
+                        "ShuffleRead(stage {stage}, {} partitions: {})",
+                        specs.len(),
+                        parts.join(", ")
+                    ),
+                }
+            }
         };
     }
     if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {

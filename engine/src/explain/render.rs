@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::advisories::Advisory;
-use super::model::{JobView, StageView, human_bytes};
+use super::model::{JobView, OperatorView, StageView, human_bytes};
 
 /// The text form: a header line, then each stage with its tasks, exchange and operators;
 /// with actuals and advisories after `EXPLAIN ANALYZE`.
@@ -13,7 +13,7 @@ pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
         stage_lines(stage, &mut lines);
     }
     lines.push("Driver: merges the result".to_string());
-    lines.extend(job.driver.iter().map(|l| format!("    {l}")));
+    lines.extend(job.driver.iter().map(|op| format!("    {}", op.line())));
     if job.job.is_some() {
         if advisories.is_empty() {
             lines.push("Advisories: none".to_string());
@@ -98,6 +98,24 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
             human_bytes(actual.peak_memory_bytes),
             actual.retries
         ));
+        if actual.stage_attempts > 1 {
+            lines.push(format!(
+                "  stage attempts: {} ({})",
+                actual.stage_attempts,
+                actual.resubmitted.join("; ")
+            ));
+        }
+        for failed in &actual.failed_attempts {
+            let kind = if failed.fetch_failed {
+                "fetch failed"
+            } else {
+                "failed"
+            };
+            lines.push(format!(
+                "  task {} attempt {} (stage attempt {}) {kind}: {}",
+                failed.task, failed.attempt, failed.stage_attempt, failed.error
+            ));
+        }
         for decision in &actual.decisions {
             match decision.applied {
                 true => lines.push(format!(
@@ -111,7 +129,12 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
             }
         }
     }
-    lines.extend(stage.pipeline.iter().map(|l| format!("    {l}")));
+    lines.extend(
+        stage
+            .operators
+            .iter()
+            .map(|op| format!("    {}", op.line())),
+    );
 }
 
 /// The JSON form. Field names are stable; see docs/explain.md.
@@ -135,6 +158,9 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                     "spill_bytes": a.spill_bytes,
                     "peak_memory_bytes": a.peak_memory_bytes,
                     "retries": a.retries,
+                    "stage_attempts": a.stage_attempts,
+                    "resubmitted": a.resubmitted,
+                    "failed_attempts": a.failed_attempts.iter().map(|f| json!({"task": f.task, "attempt": f.attempt, "stage_attempt": f.stage_attempt, "fetch_failed": f.fetch_failed, "error": f.error})).collect::<Vec<_>>(),
                     "aqe": a.decisions.iter().map(|d| json!({"rule": d.rule, "applied": d.applied, "change": d.change, "reason": d.reason})).collect::<Vec<_>>(),
                 })
             });
@@ -147,7 +173,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                 "waves": stage.waves,
                 "adaptive": stage.adaptive,
                 "adaptive_skew_split": stage.skew_split,
-                "operators": stage.pipeline.iter().map(|l| l.trim_start()).collect::<Vec<_>>(),
+                "operators": stage.operators.iter().map(operator_json).collect::<Vec<_>>(),
                 "actuals": actuals,
             })
         })
@@ -162,13 +188,25 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
             "tasks": job.tasks(),
         },
         "stages": stages,
-        "driver": job.driver.iter().map(|l| l.trim_start()).collect::<Vec<_>>(),
+        "driver": job.driver.iter().map(operator_json).collect::<Vec<_>>(),
         "advisories": advisories
             .iter()
             .map(|a| json!({"stage": a.stage, "kind": a.kind, "message": a.message}))
             .collect::<Vec<_>>(),
     });
     serde_json::to_string_pretty(&value).expect("JSON values serialize")
+}
+
+/// An operator: its name and depth below the stage's root; after a run, its rows and time.
+fn operator_json(op: &OperatorView) -> Value {
+    let mut value = json!({"name": op.name, "depth": op.depth});
+    if let Some(rows) = op.rows {
+        value["rows"] = json!(rows);
+    }
+    if let Some(ms) = op.time_ms {
+        value["time_ms"] = json!(ms);
+    }
+    value
 }
 
 /// The stage DAG in Graphviz DOT: one node per stage, edges from parent to child stage.

@@ -12,11 +12,15 @@
 //!
 //! The merge at the very top of the plan (under a limit or projection at most) is not a
 //! stage: the driver runs it over the last stage's output, as Spark's driver collects a
-//! result. So a scan-only query is one stage and a GROUP BY two.
+//! result. So a scan-only query is one stage and a GROUP BY two. A write (`DataSinkExec`)
+//! runs on the driver too, over the last stage's output: it commits once, after every task
+//! succeeded. Uncorrelated scalar subqueries are evaluated on the driver between stages
+//! ([`SubqueryStep`]).
 
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::Result;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
@@ -34,7 +38,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitio
 
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, Stage, StageGraph,
-    StageId,
+    StageId, SubqueryStep, reads_subquery_results,
 };
 
 /// Cuts `plan` into stages numbered from `first_id` (stage ids are unique in a session);
@@ -43,7 +47,15 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>, first_id: StageId) -> Result<Sta
     let cutter = std::cell::RefCell::new(Cutter {
         first_id,
         stages: Vec::new(),
+        subqueries: Vec::new(),
+        subquery_readers: Vec::new(),
     });
+    // A write commits on the driver once every stage has succeeded, as Spark's job commit
+    // does: inside a task a retry would apply it twice.
+    let (sink, plan) = match plan.downcast_ref::<DataSinkExec>() {
+        Some(_) => (Some(plan.clone()), plan.children()[0].clone()),
+        None => (None, plan),
+    };
     let (driver_top, below) = split_driver(plan);
     let last_input = if contains::<RecursiveQueryExec>(&below) {
         // A recursive query re-runs its children per iteration: keep it in one stage.
@@ -61,13 +73,10 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>, first_id: StageId) -> Result<Sta
                 },
                 |node| {
                     let mut cutter = cutter.borrow_mut();
-                    let mut node = node;
                     if let Some(exec) = node.downcast_ref::<ScalarSubqueryExec>() {
                         let first_new = entered.borrow_mut().pop().unwrap_or(first_id);
-                        if cutter.evaluate_subqueries_in_stages(exec, first_new) {
-                            node = exec.input().clone();
-                            return Ok(Transformed::yes(cutter.cut(node)?.data));
-                        }
+                        cutter.evaluate_on_driver(exec, first_new);
+                        return Ok(Transformed::yes(cutter.cut(exec.input().clone())?.data));
                     }
                     cutter.cut(node)
                 },
@@ -83,15 +92,25 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>, first_id: StageId) -> Result<Sta
         None if last_stage.tasks() > 1 => Arc::new(CoalescePartitionsExec::new(reader)),
         None => reader,
     };
+    let driver = match sink {
+        Some(sink) => replace_children_if_necessary(sink, vec![driver])?,
+        None => driver,
+    };
+    cutter.wait_for_subqueries();
     Ok(StageGraph {
         stages: cutter.stages,
         driver,
+        subqueries: cutter.subqueries,
     })
 }
 
 struct Cutter {
     first_id: StageId,
     stages: Vec<Stage>,
+    subqueries: Vec<SubqueryStep>,
+    /// Per subquery step, the stages cut out of its exec's main input: they may read the
+    /// values in ways no expression walk sees (a predicate pushed into a scan).
+    subquery_readers: Vec<Vec<StageId>>,
 }
 
 impl Cutter {
@@ -173,55 +192,55 @@ impl Cutter {
         Ok(Transformed::no(node))
     }
 
-    /// Stages cut out of the input of a `ScalarSubqueryExec` (ids from `first_new` on, except
-    /// the subqueries' own stages) may evaluate expressions that read the subqueries' values,
-    /// but would run before the exec that computes them. So the first of those stages gets
-    /// the exec (the subquery plans read their own, earlier stages), the others wait for it,
-    /// and the values — held in slots shared by every reader — are computed once per job.
-    /// Returns whether the exec moved into a stage (and must leave the tree).
-    fn evaluate_subqueries_in_stages(
-        &mut self,
-        exec: &ScalarSubqueryExec,
-        first_new: StageId,
-    ) -> bool {
-        let mut subquery_stages: Vec<StageId> = Vec::new();
+    /// Takes an uncorrelated scalar subquery out of the stages: its plans (already cut; they
+    /// read stages of their own) become a [`SubqueryStep`] the scheduler evaluates once, on
+    /// the driver, between stages. Inside a stage its values would be computed by whichever
+    /// task came first and cleared by any task's retry; outside, no task can disturb them.
+    fn evaluate_on_driver(&mut self, exec: &ScalarSubqueryExec, first_new: StageId) {
+        let mut reads: Vec<StageId> = Vec::new();
         for link in exec.subqueries() {
-            subquery_stages.extend(read_stages(&link.plan));
+            reads.extend(read_stages(&link.plan));
+            // A nested subquery the link's plan reads must be evaluated before this one.
+            for inner in &self.subqueries {
+                if reads_subquery_results(&link.plan, &inner.results) {
+                    reads.extend(inner.reads.iter().copied());
+                }
+            }
         }
+        reads.sort_unstable();
+        reads.dedup();
+        let mut subquery_stages = reads.clone();
         let mut index = 0;
         while index < subquery_stages.len() {
             let parents = self.stage(subquery_stages[index]).parents.clone();
             subquery_stages.extend(parents);
             index += 1;
         }
-        let needing: Vec<StageId> = (first_new..self.next_id())
+        let readers = (first_new..self.next_id())
             .filter(|id| !subquery_stages.contains(id))
             .collect();
-        let Some(&computing) = needing.first() else {
-            return false;
-        };
-        let stage = self.stage_mut(computing);
-        let input: Arc<dyn ExecutionPlan> = Arc::new(ScalarSubqueryExec::new(
-            stage.plan.input().clone(),
-            exec.subqueries().to_vec(),
-            exec.results().clone(),
-        ));
-        let mut parents = stage.parents.clone();
-        parents.extend(read_stages(&input));
-        parents.sort_unstable();
-        parents.dedup();
-        *stage = Stage {
-            parents,
-            ..stage.with_input(input)
-        };
-        for &id in &needing[1..] {
-            let parents = &mut self.stage_mut(id).parents;
-            if !parents.contains(&computing) {
-                parents.push(computing);
+        self.subqueries.push(SubqueryStep {
+            links: exec.subqueries().to_vec(),
+            results: exec.results().clone(),
+            reads,
+        });
+        self.subquery_readers.push(readers);
+    }
+
+    /// Every stage that reads a subquery's values waits for the stages its step reads.
+    fn wait_for_subqueries(&mut self) {
+        for (step, readers) in self.subqueries.iter().zip(&self.subquery_readers) {
+            for stage in &mut self.stages {
+                let plan: Arc<dyn ExecutionPlan> = stage.plan.clone();
+                if !readers.contains(&stage.id) && !reads_subquery_results(&plan, &step.results) {
+                    continue;
+                }
+                let parents = &mut stage.parents;
+                parents.extend(step.reads.iter().filter(|id| **id != stage.id));
                 parents.sort_unstable();
+                parents.dedup();
             }
         }
-        true
     }
 
     fn add_stage(&mut self, input: Arc<dyn ExecutionPlan>, exchange: Exchange) -> StageId {

@@ -15,7 +15,10 @@ use crate::stages::{ShuffleReadExec, StageId};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskMetrics {
     pub stage: StageId,
+    /// The attempt of the stage this task attempt belonged to.
+    pub stage_attempt: usize,
     pub task: usize,
+    /// Attempts of a task are numbered from 1 over every attempt of its stage.
     pub attempt: usize,
     /// Start, in milliseconds since the job started.
     pub start_ms: f64,
@@ -34,6 +37,9 @@ pub struct TaskMetrics {
     pub peak_memory_bytes: u64,
     /// Why the attempt failed, if it did.
     pub error: Option<String>,
+    /// Whether it failed because a parent's output was lost (which is not the task's fault
+    /// and does not count toward `spark.task.maxFailures`).
+    pub fetch_failed: bool,
 }
 
 impl TaskMetrics {
@@ -142,6 +148,9 @@ pub struct StageReport {
     pub completed_ms: f64,
     /// Every attempt of every task, in task order.
     pub attempts: Vec<TaskMetrics>,
+    /// Why each stage attempt after the first ran, e.g. `attempt 2: lost output of stage 1
+    /// map task 0 …`.
+    pub resubmitted: Vec<String>,
     /// Attempts of the stage as a whole (Spark's stage attempts): 1, or more when lost shuffle
     /// output of its own made it run its lost tasks again, or when a task failure in a stage
     /// whose tasks share state made the whole stage run again.

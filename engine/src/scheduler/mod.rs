@@ -1,47 +1,69 @@
 //! The scheduler: runs a job's [`StageGraph`] — stages whose parents have finished are
 //! submitted, their tasks run at most `slots` at a time across the job (which is what makes
-//! waves), failed tasks are retried, and every attempt's metrics are recorded.
+//! waves), failed tasks are retried, lost shuffle output is computed again, and every
+//! attempt's metrics are recorded.
 //!
 //! ```text
 //!   stage 1 ─┐                         slots: ████ ████ (2)
 //!            ├─▶ stage 3 ─▶ driver     tasks of ready stages queue for a slot;
 //!   stage 2 ─┘                         stage 3 starts when 1 and 2 have finished (barrier)
 //! ```
+//!
+//! Each stage goes through [`StageState`]: waiting → running → succeeded, and back to
+//! waiting when an attempt of it ends early:
+//! - a task failed → retried on a fresh copy of the plan (`spark.task.maxFailures`); in a
+//!   stage whose tasks share state ([`Stage::tasks_share_state`]) the whole stage runs
+//!   again instead;
+//! - a task could not read a parent's output ([`FetchFailed`]) → the parent runs its lost
+//!   map tasks again (a new stage attempt), then this stage runs the tasks it had not
+//!   finished (`spark.stage.maxConsecutiveAttempts`).
+//!
+//! Nothing a task decides alone is shared: uncorrelated scalar subqueries are evaluated here,
+//! once, between stages ([`SubqueryStep`]), and writes commit on the driver after the last
+//! stage.
 
+mod faults;
 mod memory;
 mod metrics;
+mod stage_attempt;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+pub use faults::{Faults, RandomFaults};
 pub use memory::TaskMemoryPool;
-use metrics::Measured;
 pub use metrics::{JobReport, JobStatus, RanPlan, StageReport, TaskMetrics};
+use stage_attempt::{
+    AttemptOutcome, AttemptReport, PendingTask, StageAttempt, TaskContexts, fresh_copy, job_runtime,
+};
 
 use crate::adaptive::{self, AqeDecision, AqeSettings};
 use crate::events::{Event, JobId, Listeners};
-use crate::shuffle::ShuffleStore;
-use crate::stages::{ShuffleWriteExec, Stage, StageGraph, StageId, read_written_maps};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use crate::shuffle::{FetchFailed, ShuffleStore};
+use crate::stages::{Stage, StageGraph, StageId, SubqueryStep, read_written_maps};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub slots: usize,
     pub max_task_failures: usize,
+    /// Attempts of a stage that failed to read a parent's output before the job fails.
+    pub max_stage_attempts: usize,
     /// Memory for operators of all running tasks together.
     pub executor_memory: usize,
-    /// Task attempts that fail on purpose (`stagesql.test.fail_tasks`): (stage, task, attempt).
-    pub injected_failures: HashSet<(StageId, usize, usize)>,
+    /// Faults injected by tests.
+    pub faults: Faults,
     /// Adaptive execution between stages.
     pub aqe: AqeSettings,
 }
@@ -71,7 +93,15 @@ impl Job {
         let pool: Arc<dyn MemoryPool> = Arc::new(FairSpillPool::new(self.settings.executor_memory));
         let runtime = Arc::new(job_runtime(self.base.runtime_env(), pool));
         let slots = Arc::new(Semaphore::new(self.settings.slots.max(1)));
-        let outcome = self.run_stages(&runtime, &slots, started).await;
+        let mut progress: BTreeMap<StageId, StageProgress> = self
+            .graph
+            .stages
+            .iter()
+            .map(|stage| (stage.id, StageProgress::new(stage.tasks())))
+            .collect();
+        let outcome = self
+            .run_stages(&mut progress, &runtime, &slots, started)
+            .await;
         let succeeded = outcome.is_ok();
         self.listeners.emit(Event::JobEnd {
             job: self.id,
@@ -84,10 +114,12 @@ impl Job {
             error: None,
             slots: self.settings.slots,
             duration: started.elapsed(),
-            stages: Vec::new(),
+            stages: progress
+                .into_iter()
+                .filter_map(|(id, stage)| stage.report(id))
+                .collect(),
         };
-        let stream = outcome.and_then(|stages| {
-            report.stages = stages;
+        let stream = outcome.and_then(|()| {
             read_written_maps(self.graph.driver.clone(), &self.store)?
                 .execute(0, self.task_context(&runtime, None))
         });
@@ -98,72 +130,279 @@ impl Job {
         (stream, report)
     }
 
+    /// Runs stages as their parents finish until every stage has succeeded or the job fails.
     async fn run_stages(
         &self,
+        progress: &mut BTreeMap<StageId, StageProgress>,
         runtime: &Arc<RuntimeEnv>,
         slots: &Arc<Semaphore>,
         started: Instant,
-    ) -> Result<Vec<StageReport>> {
-        let mut done: HashMap<StageId, StageReport> = HashMap::new();
-        let mut submitted: HashSet<StageId> = HashSet::new();
-        let mut running: JoinSet<(StageId, Result<StageReport>)> = JoinSet::new();
+    ) -> Result<()> {
+        let mut evaluated = vec![false; self.graph.subqueries.len()];
+        let mut losses = self.settings.faults.lost_outputs.clone();
+        let mut running: JoinSet<(StageId, AttemptReport)> = JoinSet::new();
         loop {
+            self.evaluate_subqueries(progress, &mut evaluated, runtime)
+                .await?;
             for stage in &self.graph.stages {
-                let ready = !submitted.contains(&stage.id)
-                    && stage.parents.iter().all(|p| done.contains_key(p));
+                let ready = progress[&stage.id].state == StageState::Waiting
+                    && stage
+                        .parents
+                        .iter()
+                        .all(|p| progress[p].state == StageState::Succeeded);
                 if !ready {
                     continue;
                 }
-                submitted.insert(stage.id);
-                // The barrier is passed: adaptive execution sees the exact sizes of the
-                // shuffles this stage reads.
-                let initial_tasks = stage.tasks();
-                let stage =
-                    stage.with_input(read_written_maps(stage.plan.input().clone(), &self.store)?);
-                let (stage, decisions) =
-                    adaptive::optimize_stage(&stage, &self.store, &self.settings.aqe)?;
-                let stage = &stage;
-                self.store
-                    .register(stage.id, stage.plan.input().schema(), stage.tasks());
-                self.listeners.emit(Event::StageSubmitted {
-                    job: self.id,
-                    stage: stage.id,
-                    tasks: stage.tasks(),
-                });
-                let run = StageRun {
-                    job: self.id,
-                    stage: stage.clone(),
-                    initial_tasks,
-                    decisions,
-                    settings: self.settings.clone(),
-                    slots: slots.clone(),
-                    listeners: self.listeners.clone(),
-                    contexts: TaskContexts {
-                        base: self.base.clone(),
-                        runtime: runtime.clone(),
-                        store: self.store.clone(),
-                    },
-                    job_started: started,
-                };
-                running.spawn(async move { (run.stage.id, run.run().await) });
+                self.lose_outputs(&stage.parents, progress, &mut losses);
+                let attempt = self.submit(stage, progress, runtime, slots, started)?;
+                running.spawn(async move { (attempt.stage.id, attempt.run().await) });
             }
             let Some(finished) = running.join_next().await else {
-                break;
+                if progress.values().all(|p| p.state == StageState::Succeeded) {
+                    return Ok(());
+                }
+                return Err(DataFusionError::Internal(format!(
+                    "job {}: no stage can run, but not every stage has succeeded",
+                    self.id
+                )));
             };
             let (id, report) = finished.map_err(|e| {
                 DataFusionError::Execution(format!("job {}: a stage panicked: {e}", self.id))
             })?;
-            // Dropping `running` on error cancels the stages still running.
-            let report = report?;
-            self.listeners.emit(Event::StageCompleted {
-                job: self.id,
-                stage: id,
-            });
-            done.insert(id, report);
+            // Returning an error drops `running`, which cancels the stages still running.
+            self.finish_attempt(id, report, progress, started)?;
         }
-        let mut stages: Vec<StageReport> = done.into_values().collect();
-        stages.sort_by_key(|s| s.stage);
-        Ok(stages)
+    }
+
+    /// Prepares the next attempt of `stage`: adaptive execution on its first, with the exact
+    /// sizes of the shuffles it reads (the barrier is passed); the same plan, as a fresh
+    /// copy, on later ones. It runs the tasks whose output is not committed — every task, if
+    /// the tasks share state.
+    fn submit(
+        &self,
+        stage: &Stage,
+        progress: &mut BTreeMap<StageId, StageProgress>,
+        runtime: &Arc<RuntimeEnv>,
+        slots: &Arc<Semaphore>,
+        started: Instant,
+    ) -> Result<StageAttempt> {
+        let state = progress
+            .get_mut(&stage.id)
+            .expect("every stage has progress");
+        let prepared = match &state.prepared {
+            Some(prepared) => prepared
+                .stage
+                .with_input(fresh_copy(prepared.stage.plan.input().clone())?),
+            None => {
+                let initial_tasks = stage.tasks();
+                let planned =
+                    stage.with_input(read_written_maps(stage.plan.input().clone(), &self.store)?);
+                let (optimized, decisions) =
+                    adaptive::optimize_stage(&planned, &self.store, &self.settings.aqe)?;
+                self.store.register(
+                    optimized.id,
+                    optimized.plan.input().schema(),
+                    optimized.tasks(),
+                );
+                state.pending = optimized.tasks();
+                state.prepared = Some(Prepared {
+                    stage: optimized.clone(),
+                    initial_tasks,
+                    decisions,
+                });
+                state.submitted_ms = started.elapsed().as_secs_f64() * 1000.0;
+                optimized
+            }
+        };
+        let shared_state = prepared.tasks_share_state();
+        if shared_state {
+            state.committed.clear();
+        }
+        let tasks: Vec<PendingTask> = (0..prepared.tasks())
+            .filter(|task| !state.committed.contains(task))
+            .map(|task| state.pending_task(task))
+            .collect();
+        state.attempts_started += 1;
+        state.state = StageState::Running;
+        self.listeners.emit(Event::StageSubmitted {
+            job: self.id,
+            stage: stage.id,
+            attempt: state.attempts_started,
+            tasks: tasks.len(),
+        });
+        Ok(StageAttempt {
+            job: self.id,
+            stage: prepared,
+            attempt: state.attempts_started,
+            tasks,
+            shared_state,
+            settings: self.settings.clone(),
+            slots: slots.clone(),
+            listeners: self.listeners.clone(),
+            contexts: TaskContexts {
+                base: self.base.clone(),
+                runtime: runtime.clone(),
+                store: self.store.clone(),
+            },
+            job_started: started,
+        })
+    }
+
+    /// Records what a stage attempt did and decides what runs next.
+    fn finish_attempt(
+        &self,
+        id: StageId,
+        report: AttemptReport,
+        progress: &mut BTreeMap<StageId, StageProgress>,
+        started: Instant,
+    ) -> Result<()> {
+        let state = progress.get_mut(&id).expect("every stage has progress");
+        let attempt = state.attempts_started;
+        state.record(&report);
+        state.completed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let reason = match report.outcome? {
+            AttemptOutcome::Succeeded => {
+                state.state = StageState::Succeeded;
+                state.fetch_failures = 0;
+                self.listeners.emit(Event::StageCompleted {
+                    job: self.id,
+                    stage: id,
+                });
+                return Ok(());
+            }
+            AttemptOutcome::TaskFailed {
+                task,
+                attempt: task_attempt,
+                error,
+            } => {
+                format!(
+                    "task {task} attempt {task_attempt} failed ({error}); the stage's tasks share state, so every task runs again"
+                )
+            }
+            AttemptOutcome::FetchFailed(failed) => {
+                state.fetch_failures += 1;
+                if state.fetch_failures >= self.settings.max_stage_attempts {
+                    return Err(DataFusionError::Execution(format!(
+                        "job {} failed: stage {id} failed {} times because a parent's output was lost (spark.stage.maxConsecutiveAttempts = {}); last: {failed}",
+                        self.id, state.fetch_failures, self.settings.max_stage_attempts
+                    )));
+                }
+                self.rerun_lost_maps(&failed, id, progress);
+                format!(
+                    "{failed}; stage {} runs its lost map tasks again first",
+                    failed.shuffle
+                )
+            }
+        };
+        let state = progress.get_mut(&id).expect("every stage has progress");
+        state.state = StageState::Waiting;
+        state
+            .resubmitted
+            .push(format!("attempt {}: {reason}", attempt + 1));
+        self.listeners.emit(Event::StageFailed {
+            job: self.id,
+            stage: id,
+            attempt,
+            reason,
+        });
+        Ok(())
+    }
+
+    /// The parent whose output a reader failed to fetch goes back to waiting, to run the map
+    /// tasks whose output is missing.
+    fn rerun_lost_maps(
+        &self,
+        failed: &FetchFailed,
+        reader: StageId,
+        progress: &mut BTreeMap<StageId, StageProgress>,
+    ) {
+        let Some(parent) = progress.get_mut(&failed.shuffle) else {
+            return;
+        };
+        let mut lost = self.store.missing_maps(failed.shuffle);
+        if !lost.contains(&failed.map) {
+            lost.push(failed.map);
+        }
+        for map in &lost {
+            parent.committed.remove(map);
+        }
+        if parent.state == StageState::Succeeded {
+            parent.state = StageState::Waiting;
+            parent.resubmitted.push(format!(
+                "attempt {}: the output of map tasks {lost:?} was lost when stage {reader} read it",
+                parent.attempts_started + 1
+            ));
+        }
+    }
+
+    /// Test faults: loses the map outputs of `parents` named by
+    /// `stagesql.test.lose_shuffle_output` for their latest attempt, once each.
+    fn lose_outputs(
+        &self,
+        parents: &[StageId],
+        progress: &BTreeMap<StageId, StageProgress>,
+        losses: &mut HashSet<(StageId, usize, usize)>,
+    ) {
+        losses.retain(|&(stage, map, attempt)| {
+            let due = parents.contains(&stage) && progress[&stage].attempts_started == attempt;
+            if due {
+                self.store.lose(stage, map);
+            }
+            !due
+        });
+    }
+
+    /// Evaluates, on the driver, every scalar subquery whose stages have all succeeded.
+    async fn evaluate_subqueries(
+        &self,
+        progress: &BTreeMap<StageId, StageProgress>,
+        evaluated: &mut [bool],
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<()> {
+        for (step, done) in self.graph.subqueries.iter().zip(evaluated.iter_mut()) {
+            let ready = step.reads.iter().all(|id| {
+                progress
+                    .get(id)
+                    .is_none_or(|p| p.state == StageState::Succeeded)
+            });
+            if *done || !ready {
+                continue;
+            }
+            self.evaluate_subquery(step, runtime).await?;
+            *done = true;
+        }
+        Ok(())
+    }
+
+    async fn evaluate_subquery(
+        &self,
+        step: &SubqueryStep,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<()> {
+        for link in &step.links {
+            let plan = read_written_maps(link.plan.clone(), &self.store)?;
+            let schema = plan.schema();
+            let mut stream =
+                datafusion::physical_plan::execute_stream(plan, self.task_context(runtime, None))?;
+            let mut value = None;
+            while let Some(batch) = stream.next().await.transpose()? {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                if value.is_some() || batch.num_rows() > 1 {
+                    return Err(DataFusionError::Execution(
+                        "Scalar subquery returned more than one row".into(),
+                    ));
+                }
+                value = Some(ScalarValue::try_from_array(batch.column(0), 0)?);
+            }
+            let value = match value {
+                Some(value) => value,
+                None => ScalarValue::try_from(schema.field(0).data_type())?,
+            };
+            step.results.set(link.index, value)?;
+        }
+        Ok(())
     }
 
     fn task_context(
@@ -180,239 +419,114 @@ impl Job {
     }
 }
 
-/// Builds task contexts: the session's functions and configuration, the job's shuffle store
-/// and runtime, and (for a task) its own memory accounting.
-#[derive(Clone)]
-struct TaskContexts {
-    base: Arc<TaskContext>,
-    runtime: Arc<RuntimeEnv>,
-    store: Arc<ShuffleStore>,
+/// Where a stage is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageState {
+    /// Waiting for its parents; again after an attempt that ended early.
+    Waiting,
+    Running,
+    /// Every task's output is committed.
+    Succeeded,
 }
 
-impl TaskContexts {
-    fn make(&self, task_id: Option<String>, pool: Option<Arc<dyn MemoryPool>>) -> Arc<TaskContext> {
-        let runtime = match pool {
-            Some(pool) => Arc::new(job_runtime(self.runtime.clone(), pool)),
-            None => self.runtime.clone(),
-        };
-        let mut config = self
-            .base
-            .session_config()
-            .clone()
-            .with_extension(self.store.clone());
-        // Tasks are independent: a scan partition reads only its own file splits.
-        config
-            .options_mut()
-            .execution
-            .enable_file_stream_work_stealing = false;
-        Arc::new(TaskContext::new(
-            task_id,
-            self.base.session_id(),
-            config,
-            self.base.scalar_functions().clone(),
-            self.base.higher_order_functions().clone(),
-            self.base.aggregate_functions().clone(),
-            self.base.window_functions().clone(),
-            runtime,
-        ))
-    }
-}
-
-/// A new instance of every operator of `plan`, with its execution state reset.
-fn fresh_copy(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_up(|node| Ok(Transformed::yes(node.reset_state()?)))
-        .map(|t| t.data)
-}
-
-/// The session's runtime with another memory pool.
-fn job_runtime(base: Arc<RuntimeEnv>, pool: Arc<dyn MemoryPool>) -> RuntimeEnv {
-    RuntimeEnv {
-        memory_pool: pool,
-        disk_manager: base.disk_manager.clone(),
-        cache_manager: base.cache_manager.clone(),
-        object_store_registry: base.object_store_registry.clone(),
-    }
-}
-
-/// One submitted stage: its tasks, each retried up to `max_task_failures` attempts.
-struct StageRun {
-    job: JobId,
+/// The stage as adaptive execution left it when it was first submitted.
+struct Prepared {
     stage: Stage,
     initial_tasks: usize,
     decisions: Vec<AqeDecision>,
-    settings: JobSettings,
-    slots: Arc<Semaphore>,
-    listeners: Listeners,
-    contexts: TaskContexts,
-    job_started: Instant,
 }
 
-impl StageRun {
-    async fn run(self) -> Result<StageReport> {
-        let submitted = self.job_started.elapsed();
-        let this = Arc::new(self);
-        let mut tasks = JoinSet::new();
-        for task in 0..this.stage.tasks() {
-            let run = this.clone();
-            tasks.spawn(async move { run.run_task(task).await });
+/// One stage of the running job: its state and what its attempts did.
+struct StageProgress {
+    state: StageState,
+    prepared: Option<Prepared>,
+    /// Tasks of the prepared stage (planned ones before).
+    pending: usize,
+    attempts_started: usize,
+    /// Consecutive attempts that failed to read a parent's output.
+    fetch_failures: usize,
+    /// Tasks whose output is in the store.
+    committed: BTreeSet<usize>,
+    attempts: Vec<TaskMetrics>,
+    plans: Vec<RanPlan>,
+    /// Why each attempt after the first ran.
+    resubmitted: Vec<String>,
+    submitted_ms: f64,
+    completed_ms: f64,
+}
+
+impl StageProgress {
+    fn new(tasks: usize) -> Self {
+        Self {
+            state: StageState::Waiting,
+            prepared: None,
+            pending: tasks,
+            attempts_started: 0,
+            fetch_failures: 0,
+            committed: BTreeSet::new(),
+            attempts: Vec::new(),
+            plans: Vec::new(),
+            resubmitted: Vec::new(),
+            submitted_ms: 0.0,
+            completed_ms: 0.0,
         }
-        let mut attempts = Vec::new();
-        while let Some(finished) = tasks.join_next().await {
-            let finished = finished
-                .map_err(|e| DataFusionError::Execution(format!("a task panicked: {e}")))?;
-            attempts.extend(finished?);
-        }
-        attempts.sort_by_key(|a: &TaskMetrics| (a.task, a.attempt));
-        // First attempts ran on the stage's own plan: read its metrics once for all of them
-        // (retries ran on copies and were measured on their own).
-        let measured = Measured::collect(&(this.stage.plan.clone() as _), this.stage.tasks());
-        for first in attempts.iter_mut().filter(|a| a.attempt == 1) {
-            if let Some(measured) = measured.get(first.task) {
-                first.add(measured);
-            }
-        }
-        let first_plan = RanPlan {
-            plan: this.stage.plan.clone(),
-            tasks: attempts
-                .iter()
-                .filter(|a| a.attempt == 1 && a.error.is_none())
-                .map(|a| a.task)
-                .collect(),
-        };
-        Ok(StageReport {
-            stage: this.stage.id,
-            exchange: this.stage.exchange().to_string(),
-            parents: this.stage.parents.clone(),
-            initial_tasks: this.initial_tasks,
-            tasks: this.stage.tasks(),
-            decisions: this.decisions.clone(),
-            submitted_ms: submitted.as_secs_f64() * 1000.0,
-            completed_ms: this.job_started.elapsed().as_secs_f64() * 1000.0,
-            attempts,
-            stage_attempts: 1,
-            plans: vec![first_plan],
-        })
     }
 
-    /// Runs one task until an attempt succeeds; returns every attempt's metrics.
-    async fn run_task(&self, task: usize) -> Result<Vec<TaskMetrics>> {
-        let mut attempts = Vec::new();
-        let mut out_of_memory = false;
-        for attempt in 1..=self.settings.max_task_failures {
-            // A task that ran out of memory is retried with the executor to itself: it takes
-            // every slot, so no other task holds memory while it runs.
-            let slots = if out_of_memory {
-                self.settings.slots.max(1) as u32
-            } else {
-                1
-            };
-            let permit = self
-                .slots
-                .clone()
-                .acquire_many_owned(slots)
-                .await
-                .map_err(|e| DataFusionError::Internal(e.to_string()))?;
-            self.listeners.emit(Event::TaskStart {
-                job: self.job,
-                stage: self.stage.id,
-                task,
-                attempt,
-            });
-            let (metrics, result) = self.attempt(task, attempt).await;
-            drop(permit);
-            self.listeners.emit(Event::TaskEnd {
-                job: self.job,
-                stage: self.stage.id,
-                task,
-                attempt,
-                succeeded: result.is_ok(),
-            });
-            attempts.push(metrics);
-            match result {
-                Ok(()) => return Ok(attempts),
-                Err(error) if attempt == self.settings.max_task_failures => {
-                    return Err(DataFusionError::Execution(format!(
-                        "job {} failed: stage {} task {} failed {attempt} times (spark.task.maxFailures = {}); last error: {}",
-                        self.job,
-                        self.stage.id,
-                        task,
-                        self.settings.max_task_failures,
-                        error.find_root()
-                    )));
-                }
-                Err(error) => {
-                    out_of_memory =
-                        matches!(error.find_root(), DataFusionError::ResourcesExhausted(_));
-                    continue;
-                }
-            }
-        }
-        unreachable!("max_task_failures is at least 1")
-    }
-
-    async fn attempt(&self, task: usize, attempt: usize) -> (TaskMetrics, Result<()>) {
-        let started = self.job_started.elapsed();
-        let clock = Instant::now();
-        let pool = Arc::new(TaskMemoryPool::new(
-            self.contexts.runtime.memory_pool.clone(),
-        ));
-        let context = self.contexts.make(
-            Some(format!("{}.{}.{task}.{attempt}", self.job, self.stage.id)),
-            Some(pool.clone()),
-        );
-        // A retry runs on a fresh copy of the plan: shared state of the failed attempt (a
-        // join's build side, say) must not leak into it.
-        let plan: Arc<dyn ExecutionPlan> = match attempt {
-            1 => self.stage.plan.clone(),
-            _ => match fresh_copy(self.stage.plan.clone()) {
-                Ok(plan) => plan,
-                Err(error) => {
-                    return (
-                        TaskMetrics {
-                            task,
-                            ..Default::default()
-                        },
-                        Err(error),
-                    );
-                }
-            },
-        };
-        let writer = plan
-            .downcast_ref::<ShuffleWriteExec>()
-            .expect("a fresh copy of a stage plan keeps its ShuffleWriteExec root");
-        let mut result = writer.write(task, context).await;
-        let injected = self
-            .settings
-            .injected_failures
-            .contains(&(self.stage.id, task, attempt));
-        if result.is_ok() && injected {
-            // Fails after the attempt did all its work, input read and output committed: the
-            // hardest case for a retry, which must read everything again and replace it.
-            result = Err(DataFusionError::Execution(format!(
-                "injected failure of stage {} task {task} attempt {attempt} (stagesql.test.fail_tasks)",
-                self.stage.id
-            )));
-        }
-        let mut metrics = TaskMetrics {
+    /// What `task`'s next attempt starts from.
+    fn pending_task(&self, task: usize) -> PendingTask {
+        let made = self.attempts.iter().filter(|a| a.task == task);
+        PendingTask {
             task,
-            ..Default::default()
-        };
-        if let Ok(status) = &result {
-            metrics.rows_out = status.rows;
-            metrics.bytes_out = status.bytes;
+            attempt: made.clone().map(|a| a.attempt).max().unwrap_or(0) + 1,
+            failures: made
+                .filter(|a| a.error.is_some() && !a.fetch_failed)
+                .count(),
         }
-        if attempt > 1 {
-            // A copy of the plan ran this attempt alone.
-            if let Some(measured) = Measured::collect(&plan, task + 1).get(task) {
-                metrics.add(measured);
-            }
+    }
+
+    fn record(&mut self, report: &AttemptReport) {
+        self.attempts.extend(report.attempts.iter().cloned());
+        self.committed.extend(report.succeeded.iter().copied());
+        // A task's figures come from its latest successful attempt.
+        for plan in &mut self.plans {
+            plan.tasks.retain(|t| !report.succeeded.contains(t));
         }
-        metrics.stage = self.stage.id;
-        metrics.attempt = attempt;
-        metrics.start_ms = started.as_secs_f64() * 1000.0;
-        metrics.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
-        metrics.peak_memory_bytes = pool.peak() as u64;
-        metrics.error = result.as_ref().err().map(|e| e.find_root().to_string());
-        (metrics, result.map(|_| ()))
+        self.plans.retain(|p| !p.tasks.is_empty());
+        self.plans.extend(report.plans.iter().cloned());
+    }
+
+    fn report(self, id: StageId) -> Option<StageReport> {
+        let prepared = self.prepared?;
+        let mut attempts = self.attempts;
+        attempts.sort_by_key(|a| (a.task, a.attempt));
+        let mut plans = self.plans;
+        // The stage's own plan first: the one EXPLAIN ANALYZE renders.
+        if let Some(first) = plans.iter().position(|p| {
+            std::ptr::addr_eq(Arc::as_ptr(&p.plan), Arc::as_ptr(&prepared.stage.plan))
+        }) {
+            plans.swap(0, first);
+        } else {
+            plans.insert(
+                0,
+                RanPlan {
+                    plan: prepared.stage.plan.clone(),
+                    tasks: Vec::new(),
+                },
+            );
+        }
+        Some(StageReport {
+            stage: id,
+            exchange: prepared.stage.exchange().to_string(),
+            parents: prepared.stage.parents.clone(),
+            initial_tasks: prepared.initial_tasks,
+            tasks: self.pending,
+            decisions: prepared.decisions,
+            submitted_ms: self.submitted_ms,
+            completed_ms: self.completed_ms,
+            attempts,
+            stage_attempts: self.attempts_started,
+            resubmitted: self.resubmitted,
+            plans,
+        })
     }
 }

@@ -32,11 +32,14 @@ impl Session {
                 "EXPLAIN CODEGEN does not apply: stagesql runs DataFusion's vectorized operators, there is no whole-stage generated code.".to_string(),
                 "EXPLAIN FORMATTED shows every operator of every stage with its details.".to_string(),
             ],
-            ExplainKind::Analyze => {
+            ExplainKind::Analyze | ExplainKind::AnalyzeJson => {
                 let (graph, report) = self.run_graph_to_end(&plan).await?;
                 let view = explain::describe(&graph, report.slots, &self.aqe_settings(), Some(&report));
                 let advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
-                explain::render_text(&view, &advisories)
+                match kind {
+                    ExplainKind::AnalyzeJson => vec![explain::render_json(&view, &advisories)],
+                    _ => explain::render_text(&view, &advisories),
+                }
             }
             _ => {
                 let graph = self.plan_stages(&plan).await?;

@@ -16,7 +16,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 use crate::planner::{SplitScans, StagePlanning, cut_stages};
-use crate::scheduler::{Job, JobSettings};
+use crate::scheduler::{Faults, Job, JobSettings, RandomFaults};
 use crate::shuffle::ShuffleStore;
 use crate::stages::StageGraph;
 
@@ -136,10 +136,14 @@ impl Session {
         let settings = JobSettings {
             slots: self.slots(),
             max_task_failures: self.setting(keys::TASK_MAX_FAILURES).parse().unwrap_or(4),
+            max_stage_attempts: self
+                .setting(keys::STAGE_MAX_CONSECUTIVE_ATTEMPTS)
+                .parse()
+                .unwrap_or(4),
             // Spark's unified memory gives execution the larger part; here 60% for operators
             // of running tasks and 40% for shuffle data held in memory.
             executor_memory: total_memory / 10 * 6,
-            injected_failures: parse_injected_failures(&self.setting(keys::TEST_FAIL_TASKS))?,
+            faults: self.faults()?,
             aqe: self.aqe_settings(),
         };
         let job = Job {
@@ -157,18 +161,66 @@ impl Session {
     }
 }
 
-/// `stage.task.attempt` triples, comma-separated.
-fn parse_injected_failures(text: &str) -> Result<HashSet<(usize, usize, usize)>> {
+impl Session {
+    /// The faults tests ask for (`stagesql.test.*`).
+    fn faults(&self) -> Result<Faults> {
+        let seed = self.setting(keys::TEST_FAULT_SEED);
+        let random = match seed.trim() {
+            "" => None,
+            seed => Some(RandomFaults {
+                seed: seed.parse().map_err(|_| {
+                    Error::Config(format!(
+                        "invalid value '{seed}' for '{}': expected a whole number (or empty for no faults)",
+                        keys::TEST_FAULT_SEED
+                    ))
+                })?,
+                probability: match self.setting(keys::TEST_FAULT_PROBABILITY).parse::<f64>() {
+                    Ok(p) if (0.0..=1.0).contains(&p) => p,
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "invalid value '{}' for '{}': expected a probability from 0 to 1",
+                            self.setting(keys::TEST_FAULT_PROBABILITY),
+                            keys::TEST_FAULT_PROBABILITY
+                        )));
+                    }
+                },
+            }),
+        };
+        Ok(Faults {
+            failed_attempts: parse_triples(
+                &self.setting(keys::TEST_FAIL_TASKS),
+                keys::TEST_FAIL_TASKS,
+                "stage.task.attempt, e.g. 1.0.1",
+                None,
+            )?,
+            random,
+            lost_outputs: parse_triples(
+                &self.setting(keys::TEST_LOSE_SHUFFLE_OUTPUT),
+                keys::TEST_LOSE_SHUFFLE_OUTPUT,
+                "stage.map or stage.map.attempt, e.g. 1.0",
+                Some(1),
+            )?,
+        })
+    }
+}
+
+/// `a.b.c` triples, comma-separated; with `default_third`, `a.b` pairs too.
+fn parse_triples(
+    text: &str,
+    key: &str,
+    expected: &str,
+    default_third: Option<usize>,
+) -> Result<HashSet<(usize, usize, usize)>> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|triple| {
-            let parts: Vec<usize> = triple.split('.').filter_map(|p| p.parse().ok()).collect();
-            match parts[..] {
-                [stage, task, attempt] => Ok((stage, task, attempt)),
+        .map(|item| {
+            let parts: Option<Vec<usize>> = item.split('.').map(|p| p.parse().ok()).collect();
+            match (parts.as_deref(), default_third) {
+                (Some(&[a, b, c]), _) => Ok((a, b, c)),
+                (Some(&[a, b]), Some(c)) => Ok((a, b, c)),
                 _ => Err(Error::Config(format!(
-                    "invalid value '{triple}' in '{}': expected stage.task.attempt, e.g. 1.0.1",
-                    keys::TEST_FAIL_TASKS
+                    "invalid value '{item}' in '{key}': expected {expected}"
                 ))),
             }
         })

@@ -22,7 +22,7 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::error::Result;
 
-use super::SpillFile;
+use super::{FetchFailed, SpillFile};
 
 /// The output of one map task: runs of rows ordered by reduce partition, in memory and in
 /// spill files, with the rows and bytes it holds for each reduce partition (Spark's
@@ -58,6 +58,8 @@ struct SpilledRuns {
 /// batches read when [`MapOutputSlice::batches`] is called (outside the store's lock).
 #[derive(Debug)]
 pub struct MapOutputSlice {
+    /// Where the slice comes from (shuffle, map task), for a fetch failure's report.
+    pub(super) source: (usize, usize),
     files: Vec<(Arc<SpillFile>, Range<usize>)>,
     memory: Vec<RecordBatch>,
     pub rows: u64,
@@ -65,11 +67,20 @@ pub struct MapOutputSlice {
 }
 
 impl MapOutputSlice {
-    /// Every batch of the slice, in the order the map task wrote them.
+    /// Every batch of the slice, in the order the map task wrote them. A spill file that
+    /// cannot be read is a [`FetchFailed`] of the map task.
     pub fn batches(self) -> Result<Vec<RecordBatch>> {
         let mut batches = Vec::new();
         for (file, range) in &self.files {
-            batches.extend(file.read(range.clone())?);
+            let read = file.read(range.clone()).map_err(|error| {
+                FetchFailed {
+                    shuffle: self.source.0,
+                    map: self.source.1,
+                    reason: error.find_root().to_string(),
+                }
+                .into_error()
+            })?;
+            batches.extend(read);
         }
         batches.extend(self.memory);
         Ok(batches)
@@ -149,6 +160,20 @@ impl MapOutput {
         &self.bytes
     }
 
+    /// Deletes the spill files holding this output (for fault tests); returns whether it
+    /// had any.
+    pub fn delete_spill_files(&self) -> bool {
+        for spilled in &self.spilled {
+            spilled.file.delete();
+        }
+        !self.spilled.is_empty()
+    }
+
+    /// Whether every spill file holding this output is still on disk.
+    pub fn spill_files_exist(&self) -> bool {
+        self.spilled.iter().all(|s| s.file.exists())
+    }
+
     /// Writes the in-memory runs to a new spill file at `path`, one batch per reduce
     /// partition, and drops them from memory. Returns the size of the file (0 if there was
     /// nothing to write).
@@ -196,6 +221,7 @@ impl MapOutput {
                 .collect(),
         };
         MapOutputSlice {
+            source: (0, 0),
             files,
             memory: self
                 .runs

@@ -59,6 +59,15 @@ impl SpillFile {
             .collect()
     }
 
+    /// Removes the file from disk; later reads fail.
+    pub fn delete(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
     /// Size of the file on disk.
     pub fn bytes(&self) -> u64 {
         self.bytes

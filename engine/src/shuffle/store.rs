@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 
-use super::{MapOutput, MapOutputSlice};
+use super::{FetchFailed, MapOutput, MapOutputSlice};
 
 /// Shuffles are numbered per job; a stage's output shuffle has its stage's number.
 pub type ShuffleId = usize;
@@ -75,9 +75,14 @@ impl ShuffleStore {
         }
     }
 
-    /// Declares shuffle `id` with `maps` map tasks writing batches of `schema`.
+    /// Declares shuffle `id` with `maps` map tasks writing batches of `schema`. A shuffle
+    /// already declared (a new attempt of its stage) keeps the outputs it has.
     pub fn register(&self, id: ShuffleId, schema: SchemaRef, maps: usize) {
-        self.lock().insert(
+        let mut shuffles = self.lock();
+        if shuffles.get(&id).is_some_and(|s| s.maps.len() == maps) {
+            return;
+        }
+        shuffles.insert(
             id,
             Shuffle {
                 schema,
@@ -143,7 +148,8 @@ impl ShuffleStore {
     }
 
     /// What map task `map` wrote for the reduce partitions `reduce`. Spilled data is read
-    /// when the slice's batches are asked for, without holding the store.
+    /// when the slice's batches are asked for, without holding the store. A map output that
+    /// is not there is a [`FetchFailed`].
     pub fn slice(&self, id: ShuffleId, map: usize, reduce: Range<usize>) -> Result<MapOutputSlice> {
         let shuffles = self.lock();
         let shuffle = shuffles
@@ -154,9 +160,54 @@ impl ShuffleStore {
             .get(map)
             .and_then(Option::as_ref)
             .ok_or_else(|| {
-                DataFusionError::Internal(format!("shuffle {id}: map task {map} has no output"))
+                FetchFailed {
+                    shuffle: id,
+                    map,
+                    reason: "the map task has no output".into(),
+                }
+                .into_error()
             })?;
-        Ok(output.slice(reduce))
+        let mut slice = output.slice(reduce);
+        slice.source = (id, map);
+        Ok(slice)
+    }
+
+    /// Loses what map task `map` of shuffle `id` wrote, as a lost executor or disk would:
+    /// an output in memory is dropped, a spilled one has its spill files deleted (its entry
+    /// stays, so the reader finds the files gone). For fault tests
+    /// (`stagesql.test.lose_shuffle_output`). Returns whether there was an output to lose.
+    pub fn lose(&self, id: ShuffleId, map: usize) -> bool {
+        let mut shuffles = self.lock();
+        let Some(slot) = shuffles.get_mut(&id).and_then(|s| s.maps.get_mut(map)) else {
+            return false;
+        };
+        match slot {
+            Some(output) if output.delete_spill_files() => true,
+            Some(_) => {
+                if let Some(lost) = slot.take() {
+                    self.memory_used
+                        .fetch_sub(lost.memory_bytes(), Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The map tasks of shuffle `id` whose output is not there to read: never written, or
+    /// lost. These are the tasks a new attempt of the map stage runs.
+    pub fn missing_maps(&self, id: ShuffleId) -> Vec<usize> {
+        let shuffles = self.lock();
+        let Some(shuffle) = shuffles.get(&id) else {
+            return Vec::new();
+        };
+        (0..shuffle.maps.len())
+            .filter(|&m| {
+                shuffle.maps[m]
+                    .as_ref()
+                    .is_none_or(|o| !o.spill_files_exist())
+            })
+            .collect()
     }
 
     /// Number of map tasks of a shuffle.
@@ -241,6 +292,30 @@ mod tests {
         assert!(dir.exists());
         drop(store);
         assert!(!dir.exists(), "spill directory removed with the store");
+    }
+
+    #[test]
+    fn a_lost_output_in_memory_or_on_disk_is_a_fetch_failure() {
+        let root = tempfile::tempdir().unwrap();
+        for budget in [usize::MAX, 0] {
+            let store = ShuffleStore::new(budget, root.path().to_path_buf());
+            store.register(1, batch(&[]).schema(), 2);
+            for map in 0..2 {
+                store.commit(1, map, output(&[1], &[2])).unwrap();
+            }
+            assert!(store.missing_maps(1).is_empty());
+            assert!(store.lose(1, 1));
+            assert_eq!(store.missing_maps(1), vec![1]);
+            assert!(store.slice(1, 0, 0..2).unwrap().batches().is_ok());
+            let error = store
+                .slice(1, 1, 0..2)
+                .and_then(|slice| slice.batches())
+                .unwrap_err();
+            let failed = FetchFailed::find(&error).expect("a fetch failure");
+            assert_eq!((failed.shuffle, failed.map), (1, 1), "budget {budget}");
+            store.commit(1, 1, output(&[3], &[])).unwrap();
+            assert_eq!(store.slice(1, 1, 0..2).unwrap().rows, 1);
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub complete: bool,
     /// Settings every file's session starts with.
     pub session: SessionOptions,
+    /// Labels `onlyif` / `skipif` conditions match besides the engine name, e.g. `faults`
+    /// for a run with injected task failures.
+    pub labels: Vec<String>,
 }
 
 /// Counts of a run. `failures` holds one rendered report per failed record.
@@ -123,6 +126,9 @@ fn runner(
         async move { Driver::new(session_options) }
     });
     runner.add_label(ENGINE_NAME);
+    for label in &options.labels {
+        runner.add_label(label);
+    }
     runner
 }
 

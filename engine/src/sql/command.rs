@@ -48,6 +48,8 @@ pub enum ExplainKind {
     Dot,
     /// `EXPLAIN ANALYZE`: run, then show what happened and advisories.
     Analyze,
+    /// `EXPLAIN ANALYZE FORMAT JSON`: the same, as the JSON model with actuals.
+    AnalyzeJson,
 }
 
 impl Command {
@@ -111,10 +113,24 @@ fn parse_set(rest: &str) -> Result<Command> {
 
 /// Recognises our EXPLAIN forms; `VERBOSE` and DataFusion's other forms return `None`.
 fn parse_explain(text: &str) -> Option<Command> {
-    let mut words = Vec::new();
+    const FORMS: [&[&str]; 11] = [
+        &["EXTENDED"],
+        &["FORMATTED"],
+        &["COST"],
+        &["CODEGEN"],
+        &["ANALYZE"],
+        &["FORMAT", "TEXT"],
+        &["FORMAT", "JSON"],
+        &["FORMAT", "DOT"],
+        &["ANALYZE", "FORMAT", "TEXT"],
+        &["ANALYZE", "FORMAT", "JSON"],
+        &["VERBOSE"],
+    ];
+    let mut words: Vec<String> = Vec::new();
     let mut offset = "explain".len();
-    // Up to two option words follow EXPLAIN (`FORMAT JSON`, `ANALYZE`).
-    for _ in 0..2 {
+    // Option words follow EXPLAIN as long as they begin one of our forms (`ANALYZE FORMAT
+    // JSON`); VERBOSE anywhere among them makes it DataFusion's.
+    loop {
         let rest = &text[offset..];
         let trimmed = rest.trim_start();
         let start = offset + (rest.len() - trimmed.len());
@@ -122,14 +138,12 @@ fn parse_explain(text: &str) -> Option<Command> {
             .find(char::is_whitespace)
             .map_or(text.len(), |i| start + i);
         let word = text[start..end].to_ascii_uppercase();
-        let is_option = matches!(
-            (words.len(), word.as_str()),
-            (
-                0,
-                "EXTENDED" | "FORMATTED" | "COST" | "CODEGEN" | "ANALYZE" | "FORMAT" | "VERBOSE"
-            ) | (1, "JSON" | "DOT" | "TEXT" | "VERBOSE")
-        ) && !(words.len() == 1 && words[0] != "FORMAT" && word != "VERBOSE");
-        if !is_option {
+        let begins_a_form = FORMS.iter().any(|form| {
+            form.len() > words.len()
+                && form[..words.len()] == words[..]
+                && form[words.len()] == word
+        });
+        if !begins_a_form && !(word == "VERBOSE" && !words.is_empty()) {
             break;
         }
         words.push(word);
@@ -142,7 +156,8 @@ fn parse_explain(text: &str) -> Option<Command> {
         ["FORMATTED"] => ExplainKind::Formatted,
         ["COST"] => ExplainKind::Cost,
         ["CODEGEN"] => ExplainKind::Codegen,
-        ["ANALYZE"] => ExplainKind::Analyze,
+        ["ANALYZE"] | ["ANALYZE", "FORMAT", "TEXT"] => ExplainKind::Analyze,
+        ["ANALYZE", "FORMAT", "JSON"] => ExplainKind::AnalyzeJson,
         ["FORMAT", "JSON"] => ExplainKind::Json,
         ["FORMAT", "DOT"] => ExplainKind::Dot,
         _ => return None,
@@ -271,6 +286,14 @@ mod tests {
         assert_eq!(
             offset("EXPLAIN FORMATTED select 1"),
             (ExplainKind::Formatted, "select 1")
+        );
+        assert_eq!(
+            offset("explain analyze format json select 1"),
+            (ExplainKind::AnalyzeJson, "select 1")
+        );
+        assert_eq!(
+            offset("EXPLAIN ANALYZE FORMAT TEXT select 1"),
+            (ExplainKind::Analyze, "select 1")
         );
         assert_eq!(parse("EXPLAIN VERBOSE select 1"), None);
         assert_eq!(parse("EXPLAIN ANALYZE VERBOSE select 1"), None);

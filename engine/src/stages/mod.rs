@@ -20,6 +20,12 @@ pub mod shuffle_write;
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::common::JoinType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::physical_planning_context::ScalarSubqueryResults;
+use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
+use datafusion::physical_plan::scalar_subquery::{ScalarSubqueryExec, ScalarSubqueryLink};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 
 pub use broadcast_read::BroadcastReadExec;
@@ -90,6 +96,32 @@ impl Stage {
         self.plan.exchange()
     }
 
+    /// Whether the stage's tasks share state that one task's retry cannot rebuild alone: a
+    /// broadcast join that emits the unmatched rows of its build side (left, full, semi,
+    /// anti, mark joins; DataFusion's last probe task to finish emits them, counting the
+    /// others), a null-aware anti join (every probe task must know whether any saw a NULL),
+    /// or a scalar subquery evaluated inside the stage. When one of its tasks fails, the
+    /// whole stage runs again, as Spark runs a barrier stage again.
+    pub fn tasks_share_state(&self) -> bool {
+        let plan: Arc<dyn ExecutionPlan> = self.plan.clone();
+        let mut shared = false;
+        let _ = plan.apply(|node| {
+            shared = if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+                join.mode == PartitionMode::CollectLeft
+                    && (emits_unmatched_build_rows(join.join_type) || join.null_aware)
+            } else if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
+                emits_unmatched_build_rows(*join.join_type())
+            } else {
+                node.is::<ScalarSubqueryExec>()
+            };
+            Ok(match shared {
+                true => TreeNodeRecursion::Stop,
+                false => TreeNodeRecursion::Continue,
+            })
+        });
+        shared
+    }
+
     /// The same stage running `input` instead (after a rewrite of its plan).
     pub fn with_input(&self, input: Arc<dyn ExecutionPlan>) -> Stage {
         Stage {
@@ -104,12 +136,61 @@ impl Stage {
     }
 }
 
+/// Join types whose result depends on every probe row having been seen: they emit what
+/// of the build side matched nothing, or only what matched (DataFusion's
+/// `need_produce_result_in_final`).
+fn emits_unmatched_build_rows(join_type: JoinType) -> bool {
+    matches!(
+        join_type,
+        JoinType::Left
+            | JoinType::LeftAnti
+            | JoinType::LeftSemi
+            | JoinType::LeftMark
+            | JoinType::Full
+    )
+}
+
 /// A job's stages in execution order, and the plan the driver runs over the last stage's
 /// output to produce the result (a merge, possibly with a limit).
 #[derive(Debug, Clone)]
 pub struct StageGraph {
     pub stages: Vec<Stage>,
     pub driver: Arc<dyn ExecutionPlan>,
+    /// Uncorrelated scalar subqueries, innermost first, evaluated on the driver.
+    pub subqueries: Vec<SubqueryStep>,
+}
+
+/// Uncorrelated scalar subqueries that one `ScalarSubqueryExec` of DataFusion's plan
+/// computed: the scheduler evaluates their plans once, on the driver, as soon as the stages
+/// they read have finished, and fills `results`, which the expressions of later stages read.
+/// Every stage reading the values has `reads` among its parents.
+#[derive(Debug, Clone)]
+pub struct SubqueryStep {
+    pub links: Vec<ScalarSubqueryLink>,
+    pub results: ScalarSubqueryResults,
+    pub reads: Vec<StageId>,
+}
+
+/// Whether an expression of some operator of `plan` reads the values in `results`.
+pub fn reads_subquery_results(
+    plan: &Arc<dyn ExecutionPlan>,
+    results: &ScalarSubqueryResults,
+) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        node.apply_expressions(&mut |expr| {
+            expr.apply(|e| {
+                found |= e
+                    .downcast_ref::<ScalarSubqueryExpr>()
+                    .is_some_and(|s| ScalarSubqueryResults::ptr_eq(s.results(), results));
+                Ok(match found {
+                    true => TreeNodeRecursion::Stop,
+                    false => TreeNodeRecursion::Continue,
+                })
+            })
+        })
+    });
+    found
 }
 
 impl StageGraph {

@@ -1,0 +1,391 @@
+//! One attempt of a stage: its tasks on the job's slots. A failed task is retried on a fresh
+//! copy of the stage plan, up to `spark.task.maxFailures` failures, while its siblings go on.
+//! Two kinds of failure end the attempt instead, for the scheduler to decide what runs again:
+//! a task that could not read a parent's output ([`FetchFailed`]: the parent must run its
+//! lost map tasks first), and any failure in a stage whose tasks share state
+//! ([`Stage::tasks_share_state`]: the whole stage must run again).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_plan::ExecutionPlan;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::metrics::{Measured, RanPlan, TaskMetrics};
+use super::{JobSettings, TaskMemoryPool};
+use crate::events::{Event, JobId, Listeners};
+use crate::shuffle::{FetchFailed, ShuffleStore};
+use crate::stages::{ShuffleWriteExec, Stage};
+
+/// Builds task contexts: the session's functions and configuration, the job's shuffle store
+/// and runtime, and (for a task) its own memory accounting.
+#[derive(Clone)]
+pub(super) struct TaskContexts {
+    pub base: Arc<TaskContext>,
+    pub runtime: Arc<RuntimeEnv>,
+    pub store: Arc<ShuffleStore>,
+}
+
+impl TaskContexts {
+    pub fn make(
+        &self,
+        task_id: Option<String>,
+        pool: Option<Arc<dyn MemoryPool>>,
+    ) -> Arc<TaskContext> {
+        let runtime = match pool {
+            Some(pool) => Arc::new(job_runtime(self.runtime.clone(), pool)),
+            None => self.runtime.clone(),
+        };
+        let mut config = self
+            .base
+            .session_config()
+            .clone()
+            .with_extension(self.store.clone());
+        // Tasks are independent: a scan partition reads only its own file splits.
+        config
+            .options_mut()
+            .execution
+            .enable_file_stream_work_stealing = false;
+        Arc::new(TaskContext::new(
+            task_id,
+            self.base.session_id(),
+            config,
+            self.base.scalar_functions().clone(),
+            self.base.higher_order_functions().clone(),
+            self.base.aggregate_functions().clone(),
+            self.base.window_functions().clone(),
+            runtime,
+        ))
+    }
+}
+
+/// The session's runtime with another memory pool.
+pub(super) fn job_runtime(base: Arc<RuntimeEnv>, pool: Arc<dyn MemoryPool>) -> RuntimeEnv {
+    RuntimeEnv {
+        memory_pool: pool,
+        disk_manager: base.disk_manager.clone(),
+        cache_manager: base.cache_manager.clone(),
+        object_store_registry: base.object_store_registry.clone(),
+    }
+}
+
+/// A new instance of every operator of `plan`, with its execution state reset.
+pub(super) fn fresh_copy(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| Ok(Transformed::yes(node.reset_state()?)))
+        .map(|t| t.data)
+}
+
+/// What a task still to run brings to an attempt of its stage.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PendingTask {
+    pub task: usize,
+    /// The number its next attempt gets (attempts count over every stage attempt).
+    pub attempt: usize,
+    /// Failures so far (fetch failures do not count, as in Spark).
+    pub failures: usize,
+}
+
+/// One attempt of one stage.
+pub(super) struct StageAttempt {
+    pub job: JobId,
+    /// The stage's plan instance this attempt's tasks run on first.
+    pub stage: Stage,
+    pub attempt: usize,
+    pub tasks: Vec<PendingTask>,
+    pub shared_state: bool,
+    pub settings: JobSettings,
+    pub slots: Arc<Semaphore>,
+    pub listeners: Listeners,
+    pub contexts: TaskContexts,
+    pub job_started: Instant,
+}
+
+/// How a stage attempt ended.
+#[derive(Debug)]
+pub(super) enum AttemptOutcome {
+    /// Every task of the attempt succeeded.
+    Succeeded,
+    /// A task could not read a parent's output.
+    FetchFailed(FetchFailed),
+    /// A task of a stage whose tasks share state failed (and may still be retried).
+    TaskFailed {
+        task: usize,
+        attempt: usize,
+        error: String,
+    },
+}
+
+/// What a stage attempt did: its outcome (an error fails the job), every task attempt it
+/// made, and the plan instances its successful attempts ran on.
+pub(super) struct AttemptReport {
+    pub outcome: Result<AttemptOutcome>,
+    pub attempts: Vec<TaskMetrics>,
+    pub plans: Vec<RanPlan>,
+    /// Tasks whose output this attempt committed.
+    pub succeeded: Vec<usize>,
+}
+
+/// One task's attempts within a stage attempt.
+struct TaskRun {
+    attempts: Vec<TaskMetrics>,
+    /// A copy of the plan that ran the successful attempt, when it was not the shared one.
+    copy: Option<Arc<dyn ExecutionPlan>>,
+    result: std::result::Result<(), Stop>,
+}
+
+/// Why a task ended its stage attempt.
+enum Stop {
+    Outcome(AttemptOutcome),
+    Job(DataFusionError),
+}
+
+impl StageAttempt {
+    pub async fn run(self) -> AttemptReport {
+        let this = Arc::new(self);
+        let mut running = JoinSet::new();
+        for pending in this.tasks.clone() {
+            let run = this.clone();
+            running.spawn(async move { run.run_task(pending).await });
+        }
+        let mut report = AttemptReport {
+            outcome: Ok(AttemptOutcome::Succeeded),
+            attempts: Vec::new(),
+            plans: Vec::new(),
+            succeeded: Vec::new(),
+        };
+        while let Some(finished) = running.join_next().await {
+            let run = match finished {
+                Ok(run) => run,
+                Err(e) => {
+                    report.outcome = Err(DataFusionError::Execution(format!(
+                        "a task of stage {} panicked: {e}",
+                        this.stage.id
+                    )));
+                    break;
+                }
+            };
+            let task = run.attempts.last().map(|a| a.task);
+            report.attempts.extend(run.attempts);
+            match run.result {
+                Ok(()) => {
+                    let task = task.expect("a finished task made an attempt");
+                    report.succeeded.push(task);
+                    if let Some(copy) = run.copy {
+                        report.plans.push(RanPlan {
+                            plan: copy,
+                            tasks: vec![task],
+                        });
+                    }
+                }
+                // Dropping `running` cancels the tasks still running: the attempt is over.
+                Err(Stop::Outcome(outcome)) => {
+                    report.outcome = Ok(outcome);
+                    break;
+                }
+                Err(Stop::Job(error)) => {
+                    report.outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        drop(running);
+        this.measure_shared_plan(&mut report);
+        report
+    }
+
+    /// First tries ran on the attempt's own plan instance: read its metrics once for all
+    /// of them (retries ran on copies and were measured on their own).
+    fn measure_shared_plan(&self, report: &mut AttemptReport) {
+        let plan: Arc<dyn ExecutionPlan> = self.stage.plan.clone();
+        let measured = Measured::collect(&plan, self.stage.tasks());
+        let first_tries: Vec<usize> = self.tasks.iter().map(|t| t.attempt).collect();
+        let mut on_shared = Vec::new();
+        for metrics in report.attempts.iter_mut() {
+            let first = self
+                .tasks
+                .iter()
+                .position(|t| t.task == metrics.task)
+                .is_some_and(|i| first_tries[i] == metrics.attempt);
+            if !first {
+                continue;
+            }
+            if let Some(measured) = measured.get(metrics.task) {
+                metrics.add(measured);
+            }
+            if metrics.error.is_none() {
+                on_shared.push(metrics.task);
+            }
+        }
+        on_shared.sort_unstable();
+        report.plans.insert(
+            0,
+            RanPlan {
+                plan,
+                tasks: on_shared,
+            },
+        );
+    }
+
+    /// Runs one task until an attempt succeeds or the stage attempt must end.
+    async fn run_task(&self, pending: PendingTask) -> TaskRun {
+        let max_failures = self.settings.max_task_failures;
+        let mut run = TaskRun {
+            attempts: Vec::new(),
+            copy: None,
+            result: Ok(()),
+        };
+        let PendingTask {
+            task,
+            mut attempt,
+            mut failures,
+        } = pending;
+        let mut out_of_memory = false;
+        loop {
+            // A retry within the attempt runs on a fresh copy of the plan: state of the
+            // failed attempt (a join's build side, say) must not leak into it.
+            let copy = match attempt == pending.attempt {
+                true => None,
+                false => match fresh_copy(self.stage.plan.clone() as _) {
+                    Ok(copy) => Some(copy),
+                    Err(error) => {
+                        run.result = Err(Stop::Job(error));
+                        return run;
+                    }
+                },
+            };
+            // A task that ran out of memory is retried with the executor to itself: it takes
+            // every slot, so no other task holds memory while it runs.
+            let slots = match out_of_memory {
+                true => self.settings.slots.max(1) as u32,
+                false => 1,
+            };
+            let permit = match self.slots.clone().acquire_many_owned(slots).await {
+                Ok(permit) => permit,
+                Err(e) => {
+                    run.result = Err(Stop::Job(DataFusionError::Internal(e.to_string())));
+                    return run;
+                }
+            };
+            self.listeners.emit(Event::TaskStart {
+                job: self.job,
+                stage: self.stage.id,
+                task,
+                attempt,
+            });
+            let plan = copy.clone().unwrap_or_else(|| self.stage.plan.clone() as _);
+            let (metrics, result) = self.attempt(task, attempt, plan).await;
+            drop(permit);
+            self.listeners.emit(Event::TaskEnd {
+                job: self.job,
+                stage: self.stage.id,
+                task,
+                attempt,
+                error: metrics.error.clone(),
+            });
+            run.attempts.push(metrics);
+            let error = match result {
+                Ok(()) => {
+                    run.copy = copy;
+                    return run;
+                }
+                Err(error) => error,
+            };
+            if let Some(failed) = FetchFailed::find(&error) {
+                run.result = Err(Stop::Outcome(AttemptOutcome::FetchFailed(failed.clone())));
+                return run;
+            }
+            failures += 1;
+            if failures >= max_failures {
+                run.result = Err(Stop::Job(DataFusionError::Execution(format!(
+                    "job {} failed: stage {} task {task} failed {failures} times (spark.task.maxFailures = {max_failures}); last error: {}",
+                    self.job,
+                    self.stage.id,
+                    error.find_root()
+                ))));
+                return run;
+            }
+            if self.shared_state {
+                run.result = Err(Stop::Outcome(AttemptOutcome::TaskFailed {
+                    task,
+                    attempt,
+                    error: error.find_root().to_string(),
+                }));
+                return run;
+            }
+            out_of_memory = matches!(error.find_root(), DataFusionError::ResourcesExhausted(_));
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        task: usize,
+        attempt: usize,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> (TaskMetrics, Result<()>) {
+        let started = self.job_started.elapsed();
+        let clock = Instant::now();
+        let pool = Arc::new(TaskMemoryPool::new(
+            self.contexts.runtime.memory_pool.clone(),
+        ));
+        let context = self.contexts.make(
+            Some(format!("{}.{}.{task}.{attempt}", self.job, self.stage.id)),
+            Some(pool.clone()),
+        );
+        let writer = plan
+            .downcast_ref::<ShuffleWriteExec>()
+            .expect("a stage plan and its fresh copies are rooted in a ShuffleWriteExec");
+        let mut result = writer.write(task, context).await;
+        if result.is_ok()
+            && let Some(reason) = self.settings.faults.injected_failure(
+                self.stage.id,
+                task,
+                attempt,
+                self.settings.max_task_failures,
+            )
+        {
+            result = Err(DataFusionError::Execution(reason));
+        }
+        let mut metrics = TaskMetrics {
+            stage: self.stage.id,
+            stage_attempt: self.attempt,
+            task,
+            attempt,
+            ..Default::default()
+        };
+        if let Ok(status) = &result {
+            metrics.rows_out = status.rows;
+            metrics.bytes_out = status.bytes;
+        }
+        if attempt != self.first_attempt_of(task) {
+            // A copy of the plan ran this attempt alone.
+            if let Some(measured) = Measured::collect(&plan, task + 1).get(task) {
+                metrics.add(measured);
+            }
+        }
+        metrics.start_ms = started.as_secs_f64() * 1000.0;
+        metrics.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        metrics.peak_memory_bytes = pool.peak() as u64;
+        if let Err(error) = &result {
+            metrics.fetch_failed = FetchFailed::find(error).is_some();
+            metrics.error = Some(match FetchFailed::find(error) {
+                Some(failed) => failed.to_string(),
+                None => error.find_root().to_string(),
+            });
+        }
+        (metrics, result.map(|_| ()))
+    }
+
+    fn first_attempt_of(&self, task: usize) -> usize {
+        self.tasks
+            .iter()
+            .find(|t| t.task == task)
+            .map_or(0, |t| t.attempt)
+    }
+}
