@@ -72,7 +72,7 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     .map_err(|e| e.message())?;
     let session = Arc::new(session);
     if std::io::stderr().is_terminal() && !args.quiet {
-        session.add_listener(Arc::new(progress::ProgressBars::default()));
+        session.add_listener(Arc::new(progress::ProgressBars::from_env()?));
     }
     if let Some(scale_factor) = &args.tpch {
         load_tpch(&session, &runtime, scale_factor, args.quiet).map_err(|e| e.message())?;

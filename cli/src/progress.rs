@@ -10,10 +10,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stagesql::events::{Event, Listener};
 
 /// One bar per running stage. Bars are drawn into a hidden target until the job has run for
-/// [`DELAY`]; a short job never shows anything.
-#[derive(Default)]
+/// the delay (half a second, or `STAGESQL_PROGRESS_DELAY_MS`); a short job never shows
+/// anything.
 pub struct ProgressBars {
     state: Arc<Mutex<State>>,
+    delay: Duration,
 }
 
 #[derive(Default)]
@@ -33,6 +34,29 @@ struct StageBar {
 
 const DELAY: Duration = Duration::from_millis(500);
 
+impl ProgressBars {
+    /// Bars that appear once a job has run for `STAGESQL_PROGRESS_DELAY_MS` milliseconds
+    /// when set (0: at once), for half a second otherwise.
+    pub fn from_env() -> Result<Self, String> {
+        let delay = match std::env::var("STAGESQL_PROGRESS_DELAY_MS") {
+            Err(_) => DELAY,
+            Ok(value) => value
+                .trim()
+                .parse()
+                .map(Duration::from_millis)
+                .map_err(|_| {
+                    format!(
+                        "STAGESQL_PROGRESS_DELAY_MS must be a number of milliseconds, got `{value}`"
+                    )
+                })?,
+        };
+        Ok(Self {
+            state: Arc::default(),
+            delay,
+        })
+    }
+}
+
 impl Listener for ProgressBars {
     fn on_event(&self, event: &Event) {
         let mut state = self.state.lock().expect("progress lock poisoned");
@@ -41,8 +65,9 @@ impl Listener for ProgressBars {
                 state.job = Some((job, false));
                 state.multi = Some(MultiProgress::with_draw_target(ProgressDrawTarget::hidden()));
                 let shared = self.state.clone();
+                let delay = self.delay;
                 std::thread::spawn(move || {
-                    std::thread::sleep(DELAY);
+                    std::thread::sleep(delay);
                     let mut state = shared.lock().expect("progress lock poisoned");
                     if state.job == Some((job, false)) {
                         state.job = Some((job, true));

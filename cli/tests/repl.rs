@@ -16,8 +16,17 @@ fn at_prompt(repl: &mut PtySession) {
     repl.exp_string(PROMPT).expect("the prompt appears");
 }
 
+/// Progress appears as soon as a job starts, however fast the machine: a test waits for
+/// it as the sign that a job is running.
+const PROGRESS_AT_ONCE: (&str, &str) = ("STAGESQL_PROGRESS_DELAY_MS", "0");
+
 fn start(home: &std::path::Path) -> PtySession {
+    start_with(home, &[])
+}
+
+fn start_with(home: &std::path::Path, env: &[(&str, &str)]) -> PtySession {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stagesql"));
+    command.envs(env.iter().copied());
     command
         .env("HOME", home)
         .env("TERM", "xterm")
@@ -95,10 +104,11 @@ fn backslash_commands() {
 #[test]
 fn ctrl_c_clears_the_line_and_cancels_a_running_statement() {
     let home = tempfile::tempdir().unwrap();
-    let mut repl = start(home.path());
+    let mut repl = start_with(home.path(), &[PROGRESS_AT_ONCE]);
     // At the prompt: the half-typed statement is discarded.
     // The echo shows the line editor has read the keys before Ctrl-C arrives.
     repl.send("select 'discarded'").unwrap();
+    repl.flush().unwrap();
     repl.exp_string("select 'discarded'").unwrap();
     repl.send_control('c').unwrap();
     at_prompt(&mut repl);
@@ -149,7 +159,7 @@ fn tab_completes_tables_and_keywords() {
 #[test]
 fn a_long_job_shows_spark_style_stage_progress() {
     let home = tempfile::tempdir().unwrap();
-    let mut repl = start(home.path());
+    let mut repl = start_with(home.path(), &[PROGRESS_AT_ONCE]);
     repl.send_line("select k, count(*) from (select v % 7 as k from generate_series(1, 40000000) t(v)) group by k;")
         .unwrap();
     repl.exp_string("[Stage 1:").unwrap();

@@ -214,15 +214,17 @@ async fn writes_are_applied_once_however_often_tasks_fail() {
 /// stage runs the lost task again in a new attempt, then the reader runs again.
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
-    let sql = "select l_returnflag, count(*), sum(l_quantity) from lineitem group by 1 order by 1";
-    for memory in ["4g", "2m"] {
-        // With 2m of executor memory the store keeps map outputs on disk: the spill file
+    // The first stage shuffles every distinct line (about 2 MiB).
+    let sql = "select l_returnflag, l_linestatus, count(*), sum(l_quantity) from (select distinct l_orderkey, l_linenumber, l_returnflag, l_linestatus, l_quantity from lineitem) group by 1, 2 order by 1, 2";
+    for memory in ["4g", "6m"] {
+        // With 6m of executor memory the store keeps map outputs on disk: the spill file
         // is what gets lost.
         let session = session(
             &[
                 ("spark.executor.cores", "2"),
                 ("spark.sql.shuffle.partitions", "4"),
                 ("spark.executor.memory", memory),
+                ("datafusion.execution.sort_spill_reservation_bytes", "65536"),
             ],
             0.01,
         )
@@ -238,6 +240,12 @@ async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
         let job = last_job(&session);
         let map_stage = &job.stages[0];
         assert_eq!(map_stage.stage_attempts, 2, "{job:?}");
+        if memory == "6m" {
+            assert!(
+                map_stage.spill_bytes() > 0,
+                "the map output was not on disk"
+            );
+        }
         assert!(
             map_stage.resubmitted[0].contains("map tasks [0]"),
             "{map_stage:?}"
@@ -268,8 +276,19 @@ async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
         )
         .await;
         assert!(!fetch_failures.contains("| 0 "), "{fetch_failures}");
+        // EXPLAIN ANALYZE of a run that loses the same output shows the attempts and why.
+        let stage = next_stage(&session, 1);
+        set(
+            &session,
+            &[("stagesql.test.lose_shuffle_output", &format!("{stage}.0"))],
+        )
+        .await;
         let explain = rows(&session, &format!("explain analyze {sql}")).await;
-        assert!(explain.contains("attempt"), "{explain}");
+        assert!(
+            explain.contains("stage attempts: 2 (attempt 2: lost output of stage")
+                && explain.contains("fetch failed: lost output"),
+            "{explain}"
+        );
     }
 }
 

@@ -97,8 +97,6 @@ fn jobs_table(jobs: &[JobReport]) -> RecordBatch {
             ("tasks", UInt64, false),
             ("slots", UInt64, false),
             ("error", Utf8, true),
-            ("stage_attempt", UInt64, false),
-            ("fetch_failed", Boolean, false),
         ],
         vec![
             u64s(jobs.iter().map(|j| j.job as u64)),

@@ -6,7 +6,9 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::aggregates::AggregateExec;
-use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 use datafusion::physical_plan::metrics::MetricValue;
@@ -186,12 +188,13 @@ pub fn describe(
                 .and_then(|r| r.plans.first())
                 .map(|p| stage_input(&p.plan))
                 .unwrap_or_else(|| stage.plan.input().clone());
-            let tasks = ran.map_or_else(|| stage.tasks(), |r| r.tasks);
+            // The header says what was planned and why; `actuals` what ran.
+            let tasks = stage.tasks();
             StageView {
                 id: stage.id,
                 parents: stage.parents.clone(),
                 tasks,
-                tasks_from: tasks_from(&plan, tasks, &|id| launched(report, id)),
+                tasks_from: tasks_from(stage.plan.input(), tasks, &|id| launched(report, id)),
                 exchange: exchange_text(stage.exchange()),
                 operators: match ran {
                     Some(ran) => measured_operators(&plan, &ran.plans),
@@ -320,11 +323,10 @@ fn tasks_from(
                         _ => format!("gather of {} of stage {stage}", outputs(*n)),
                     })
                 }
-                ReadSpec::Explicit(specs) => sources.push(format!(
-                    "{} partitions of stage {} (adaptive)",
-                    specs.len(),
-                    reader.stage()
-                )),
+                ReadSpec::Explicit(specs) => sources.push(match specs.len() {
+                    1 => format!("1 partition of stage {} (adaptive)", reader.stage()),
+                    n => format!("{n} partitions of stage {} (adaptive)", reader.stage()),
+                }),
             }
             return Ok(TreeNodeRecursion::Jump);
         }
@@ -407,33 +409,59 @@ fn stage_input(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
     }
 }
 
-/// Operators root first (pre-order), with their depth; a shuffle or broadcast read is a leaf.
-fn preorder(plan: &Arc<dyn ExecutionPlan>) -> Vec<(usize, Arc<dyn ExecutionPlan>)> {
+/// An operator with its depth and parent.
+type Placed = (
+    usize,
+    Arc<dyn ExecutionPlan>,
+    Option<Arc<dyn ExecutionPlan>>,
+);
+
+/// Operators root first (pre-order), with their depth and parent; a shuffle or broadcast
+/// read is a leaf.
+fn preorder(plan: &Arc<dyn ExecutionPlan>) -> Vec<Placed> {
     fn walk(
         node: &Arc<dyn ExecutionPlan>,
+        parent: Option<&Arc<dyn ExecutionPlan>>,
         depth: usize,
-        out: &mut Vec<(usize, Arc<dyn ExecutionPlan>)>,
+        out: &mut Vec<Placed>,
     ) {
-        out.push((depth, node.clone()));
+        out.push((depth, node.clone(), parent.cloned()));
         if node.is::<ShuffleReadExec>() || node.is::<BroadcastReadExec>() {
             return;
         }
         for child in node.children() {
-            walk(child, depth + 1, out);
+            walk(child, Some(node), depth + 1, out);
         }
     }
     let mut out = Vec::new();
-    walk(plan, 0, &mut out);
+    walk(plan, None, 0, &mut out);
     out
+}
+
+/// The short name of `node`, which is the `index`th child of `parent`: the build side of a
+/// join adaptive execution switched to a broadcast reads a whole shuffle in every task.
+fn name_in_place(node: &Arc<dyn ExecutionPlan>, parent: Option<&Arc<dyn ExecutionPlan>>) -> String {
+    let broadcast_build = parent
+        .and_then(|p| p.downcast_ref::<HashJoinExec>())
+        .is_some_and(|join| {
+            join.mode == PartitionMode::CollectLeft
+                && Arc::ptr_eq(&join.children()[0].clone(), node)
+        });
+    match node.downcast_ref::<ShuffleReadExec>() {
+        Some(reader) if broadcast_build && matches!(reader.spec(), ReadSpec::Explicit(_)) => {
+            format!("ShuffleRead(stage {}, whole, as broadcast)", reader.stage())
+        }
+        _ => short_name(node),
+    }
 }
 
 /// Operators in short form, before a run.
 fn operators(plan: &Arc<dyn ExecutionPlan>) -> Vec<OperatorView> {
     preorder(plan)
         .into_iter()
-        .map(|(depth, node)| OperatorView {
+        .map(|(depth, node, parent)| OperatorView {
             depth,
-            name: short_name(&node),
+            name: name_in_place(&node, parent.as_ref()),
             rows: None,
             time_ms: None,
         })
@@ -460,7 +488,7 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
         if !aligned {
             continue;
         }
-        for (i, (_, node)) in nodes.iter().enumerate() {
+        for (i, (_, node, _)) in nodes.iter().enumerate() {
             let Some(metrics) = node.metrics() else {
                 continue;
             };
@@ -472,29 +500,54 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
                 _ => !instance.tasks.is_empty(),
             };
             let (mut compute, mut scanning) = (0, 0);
+            let scan_phases = ["time_elapsed_opening", "time_elapsed_processing"];
             for metric in metrics.iter().filter(|m| counted(m.partition())) {
                 match metric.value() {
                     MetricValue::OutputRows(count) => {
                         rows[i] += count.value() as u64;
                         measured[i] = true;
                     }
+                    // Shuffle and broadcast reads count the rows they read.
+                    MetricValue::Count { name, count }
+                        if name == "shuffle_read_rows" || name == "broadcast_read_rows" =>
+                    {
+                        rows[i] += count.value() as u64;
+                        measured[i] = true;
+                    }
                     MetricValue::ElapsedCompute(time) => compute += time.value() as u64,
-                    MetricValue::Time { name, time } if name == "time_elapsed_scanning_total" => {
+                    MetricValue::Time { name, time } if scan_phases.contains(&name.as_ref()) => {
                         scanning += time.value() as u64
                     }
                     _ => {}
                 }
             }
-            // Scans record the time spent opening and reading their files instead.
-            nanos[i] += if compute > 0 { compute } else { scanning };
+            // A file scan's own work is opening and decoding its files.
+            nanos[i] += if scanning > 0 { scanning } else { compute };
+        }
+    }
+    // Operators that record nothing where their count is known without measuring: a merge
+    // of partitions that passed its one input through, an empty relation.
+    for i in (0..shape.len()).rev() {
+        if measured[i] || ran.iter().all(|r| r.tasks.is_empty()) {
+            continue;
+        }
+        let node = &shape[i].1;
+        let passed_through = node
+            .downcast_ref::<CoalescePartitionsExec>()
+            .is_some_and(|merge| merge.fetch().is_none());
+        if passed_through && i + 1 < shape.len() && measured[i + 1] {
+            rows[i] = rows[i + 1];
+            measured[i] = true;
+        } else if node.is::<EmptyExec>() {
+            measured[i] = true;
         }
     }
     shape
         .into_iter()
         .enumerate()
-        .map(|(i, (depth, node))| OperatorView {
+        .map(|(i, (depth, node, parent))| OperatorView {
             depth,
-            name: short_name(&node),
+            name: name_in_place(&node, parent.as_ref()),
             rows: measured[i].then_some(rows[i]),
             time_ms: measured[i].then_some(nanos[i] as f64 / 1e6),
         })
@@ -513,27 +566,20 @@ fn short_name(node: &Arc<dyn ExecutionPlan>) -> String {
                     1 => Some(format!("1 {what}")),
                     n => Some(format!("{n} {what}s")),
                 };
-                if let [whole] = specs.as_slice()
-                    && whole.maps.is_none()
-                    && node.output_partitioning().partition_count() == 1
-                    && whole.reduce.len() > 1
-                {
-                    return format!(
-                        "ShuffleRead(stage {stage}, whole: {} partitions in one)",
-                        whole.reduce.len()
-                    );
-                }
                 let coalesced = specs.iter().filter(|s| s.reduce.len() > 1).count();
                 let split = specs.iter().filter(|s| s.maps.is_some()).count();
                 let parts: Vec<String> = [count(coalesced, "coalesced"), count(split, "split")]
                     .into_iter()
                     .flatten()
                     .collect();
+                let partitions = match specs.len() {
+                    1 => "1 partition".to_string(),
+                    n => format!("{n} partitions"),
+                };
                 match parts.is_empty() {
-                    true => format!("ShuffleRead(stage {stage}, {} partitions)", specs.len()),
+                    true => format!("ShuffleRead(stage {stage}, {partitions})"),
                     false => format!(
-                        "ShuffleRead(stage {stage}, {} partitions: {})",
-                        specs.len(),
+                        "ShuffleRead(stage {stage}, {partitions}: {})",
                         parts.join(", ")
                     ),
                 }

@@ -9,14 +9,14 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
 
 use super::StageId;
-use super::shuffle_read::{PartitionSpec, read_blocks, store_of};
+use super::shuffle_read::{PartitionSpec, ReadMetrics, read_blocks, store_of};
 
 /// Presents everything the build stage wrote as one partition. The join above collects it
 /// once per stage (DataFusion's `CollectLeft` build is shared by all partitions of one plan
@@ -101,10 +101,7 @@ impl ExecutionPlan for BroadcastReadExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let store = store_of(&context)?;
-        let metrics = (
-            MetricBuilder::new(&self.metrics).counter("broadcast_read_rows", partition),
-            MetricBuilder::new(&self.metrics).counter("broadcast_read_bytes", partition),
-        );
+        let metrics = ReadMetrics::new(&self.metrics, "broadcast", partition);
         let everything = PartitionSpec {
             reduce: 0..1,
             maps: None,

@@ -12,7 +12,9 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -118,6 +120,25 @@ impl ShuffleReadExec {
     }
 }
 
+/// What a shuffle or broadcast reader measures for one output partition: rows and bytes
+/// read, and the time spent fetching and coalescing them.
+pub(crate) struct ReadMetrics {
+    rows: Count,
+    bytes: Count,
+    time: Time,
+}
+
+impl ReadMetrics {
+    /// `kind`: `shuffle` or `broadcast`, which names the counters.
+    pub(crate) fn new(set: &ExecutionPlanMetricsSet, kind: &str, partition: usize) -> Self {
+        Self {
+            rows: MetricBuilder::new(set).counter(format!("{kind}_read_rows"), partition),
+            bytes: MetricBuilder::new(set).counter(format!("{kind}_read_bytes"), partition),
+            time: MetricBuilder::new(set).elapsed_compute(partition),
+        }
+    }
+}
+
 /// Streams what one output partition reads: from each map task in turn, its slice of the
 /// partition's range of reduce partitions.
 pub(crate) fn read_blocks(
@@ -126,10 +147,7 @@ pub(crate) fn read_blocks(
     spec: PartitionSpec,
     schema: SchemaRef,
     batch_size: usize,
-    metrics: (
-        datafusion::physical_plan::metrics::Count,
-        datafusion::physical_plan::metrics::Count,
-    ),
+    metrics: ReadMetrics,
 ) -> SendableRecordBatchStream {
     // Adaptive execution may have run the writing stage with fewer tasks than planned: map
     // outputs past the last one are empty.
@@ -138,7 +156,7 @@ pub(crate) fn read_blocks(
         Some(maps) => maps.start.min(written)..maps.end.min(written),
         None => 0..written,
     };
-    let (rows, bytes) = metrics;
+    let ReadMetrics { rows, bytes, time } = metrics;
     let reduce = spec.reduce;
     let batches = futures::stream::iter(maps)
         .map(move |m| {
@@ -158,6 +176,8 @@ pub(crate) fn read_blocks(
         .with_biggest_coalesce_batch_size(Some(batch_size / 2));
     let mut batches = Box::pin(batches);
     let stream = futures::stream::poll_fn(move |cx| {
+        // Fetching (from memory or a spill file) and coalescing is the reader's work.
+        let _reading = time.timer();
         loop {
             if let Some(full) = coalescer.next_completed_batch() {
                 return std::task::Poll::Ready(Some(Ok(full)));
@@ -286,10 +306,7 @@ impl ExecutionPlan for ShuffleReadExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let store = store_of(&context)?;
-        let metrics = (
-            MetricBuilder::new(&self.metrics).counter("shuffle_read_rows", partition),
-            MetricBuilder::new(&self.metrics).counter("shuffle_read_bytes", partition),
-        );
+        let metrics = ReadMetrics::new(&self.metrics, "shuffle", partition);
         Ok(read_blocks(
             store,
             self.stage,

@@ -32,6 +32,10 @@ const MARKER: &str = "_SUCCESS";
 /// Returns the directory holding the TPC-H tables at `scale_factor` under `cache_dir`,
 /// generating them first if they are not there yet.
 pub fn ensure_data(cache_dir: &Path, scale_factor: f64) -> Result<PathBuf> {
+    // Sessions of one process generate one at a time: a second caller waits, then finds the
+    // data the first one wrote. Other processes stage into directories of their own.
+    static GENERATING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = cache_dir.join(format!("sf{scale_factor}"));
     if dir.join(MARKER).exists() {
         return Ok(dir);
@@ -45,6 +49,12 @@ pub fn ensure_data(cache_dir: &Path, scale_factor: f64) -> Result<PathBuf> {
     let result = generate_into(&staging, scale_factor).and_then(|()| {
         File::create(staging.join(MARKER))
             .map_err(|e| Error::io("cannot write", staging.join(MARKER), e))?;
+        if dir.join(MARKER).exists() {
+            // Another process finished first; its data is as good, and may be in use.
+            std::fs::remove_dir_all(&staging)
+                .map_err(|e| Error::io("cannot remove", &staging, e))?;
+            return Ok(());
+        }
         if dir.exists() {
             // A previous, incomplete attempt (no marker): replace it.
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot remove", &dir, e))?;
