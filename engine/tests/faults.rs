@@ -366,3 +366,53 @@ async fn tpch_under_random_task_failures_matches_pipelined_mode() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(retries > 50, "faults were injected ({retries} retries)");
 }
+
+/// What EXPLAIN ANALYZE and `system.stages` count after retries and a stage attempt: each
+/// task once, from the attempt whose output the job used — not the sum of every attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn figures_count_the_attempt_that_was_kept_once() {
+    let session = session(&[("spark.sql.shuffle.partitions", "4")], 0.01).await;
+    let lineitems = rows(&session, "select count(*) from lineitem").await;
+    let count = lineitems
+        .lines()
+        .nth(3)
+        .unwrap()
+        .trim_matches(|c| c == '|' || c == ' ')
+        .to_string();
+    let sql = "select l_returnflag, count(*) from lineitem group by 1";
+    let scan_line = format!("Scan(lineitem)  rows={count} ");
+    // A lost map output: the map stage runs its task twice.
+    let stage = next_stage(&session, 1);
+    set(
+        &session,
+        &[("stagesql.test.lose_shuffle_output", &format!("{stage}.0"))],
+    )
+    .await;
+    let explain = rows(&session, &format!("explain analyze {sql}")).await;
+    assert!(explain.contains("stage attempts: 2"), "{explain}");
+    assert!(explain.contains(&scan_line), "{explain}");
+    assert!(explain.contains(&format!("rows in {count} (")), "{explain}");
+    let stages = rows(
+        &session,
+        &format!("select rows_out from system.stages where stage_id = {stage}"),
+    )
+    .await;
+    assert!(stages.contains("| 3 "), "{stages}");
+    // Every attempt but the last fails after its work is done.
+    set(
+        &session,
+        &[
+            ("stagesql.test.lose_shuffle_output", ""),
+            ("stagesql.test.fault_seed", "5"),
+            ("stagesql.test.fault_probability", "1"),
+        ],
+    )
+    .await;
+    let explain = rows(&session, &format!("explain analyze {sql}")).await;
+    assert!(
+        explain.contains("attempt 3 (stage attempt 1) failed: "),
+        "{explain}"
+    );
+    assert!(explain.contains(&scan_line), "{explain}");
+    assert!(explain.contains("Aggregate(Partial)  rows=3 "), "{explain}");
+}

@@ -169,20 +169,16 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
             u64s(stages.iter().map(|(_, s)| s.retries() as u64)),
             f64s(stages.iter().map(|(_, s)| s.submitted_ms)),
             f64s(stages.iter().map(|(_, s)| s.completed_ms - s.submitted_ms)),
-            u64s(stages.iter().map(|(_, s)| {
-                s.attempts
+            u64s(
+                stages
                     .iter()
-                    .filter(|a| a.error.is_none())
-                    .map(|a| a.rows_out)
-                    .sum()
-            })),
-            u64s(stages.iter().map(|(_, s)| {
-                s.attempts
+                    .map(|(_, s)| s.kept_attempts().iter().map(|a| a.rows_out).sum()),
+            ),
+            u64s(
+                stages
                     .iter()
-                    .filter(|a| a.error.is_none())
-                    .map(|a| a.bytes_out)
-                    .sum()
-            })),
+                    .map(|(_, s)| s.kept_attempts().iter().map(|a| a.bytes_out).sum()),
+            ),
             u64s(stages.iter().map(|(_, s)| s.spill_bytes())),
             u64s(stages.iter().map(|(_, s)| s.stage_attempts as u64)),
             strings(

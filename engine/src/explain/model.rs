@@ -13,7 +13,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 use datafusion::physical_plan::metrics::MetricValue;
 
-use crate::scheduler::{JobReport, RanPlan, StageReport};
+use crate::scheduler::{JobReport, RanPlan, StageReport, partition_metrics};
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, StageGraph, StageId,
 };
@@ -229,11 +229,7 @@ fn exchange_text(exchange: &Exchange) -> String {
 }
 
 fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
-    let succeeded: Vec<_> = stage
-        .attempts
-        .iter()
-        .filter(|a| a.error.is_none())
-        .collect();
+    let succeeded = stage.kept_attempts();
     let durations: Vec<f64> = succeeded.iter().map(|a| a.duration_ms).collect();
     let sum = |f: &dyn Fn(&crate::scheduler::TaskMetrics) -> u64| {
         succeeded.iter().map(|a| f(a)).sum::<u64>()
@@ -478,6 +474,10 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
     let mut rows = vec![0u64; shape.len()];
     let mut nanos = vec![0u64; shape.len()];
     let mut measured = vec![false; shape.len()];
+    // Every copy of a plan shares its scans' metrics (they live in the file source): a scan
+    // is read once, from the first copy, for the tasks of every copy.
+    let all_tasks: Vec<usize> = ran.iter().flat_map(|r| r.tasks.iter().copied()).collect();
+    let mut scans_read = vec![false; shape.len()];
     for instance in ran {
         let nodes = preorder(&stage_input(&instance.plan));
         let aligned = nodes.len() == shape.len()
@@ -489,15 +489,20 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
             continue;
         }
         for (i, (_, node, _)) in nodes.iter().enumerate() {
-            let Some(metrics) = node.metrics() else {
+            let scan = node.is::<DataSourceExec>();
+            if scan && std::mem::replace(&mut scans_read[i], true) {
+                continue;
+            }
+            let Some(metrics) = partition_metrics(node) else {
                 continue;
             };
+            let tasks_here = if scan { &all_tasks } else { &instance.tasks };
             // An operator with one partition per task counts the partitions of the tasks
             // whose output this instance produced; any other runs inside one task's work.
             let per_task = node.output_partitioning().partition_count() == tasks;
             let counted = |p: Option<usize>| match (per_task, p) {
-                (true, Some(p)) => instance.tasks.contains(&p),
-                _ => !instance.tasks.is_empty(),
+                (true, Some(p)) => tasks_here.contains(&p),
+                _ => !tasks_here.is_empty(),
             };
             let (mut compute, mut scanning) = (0, 0);
             let scan_phases = ["time_elapsed_opening", "time_elapsed_processing"];

@@ -7,6 +7,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::Metric;
 
 use crate::events::JobId;
 use crate::stages::{ShuffleReadExec, StageId};
@@ -75,8 +76,8 @@ impl Measured {
             }
             let leaf = node.children().is_empty();
             let is_reader = node.is::<ShuffleReadExec>();
-            if let Some(set) = node.metrics() {
-                for metric in set.iter() {
+            if let Some(metrics) = partition_metrics(node) {
+                for metric in &metrics {
                     let Some(m) = metric.partition().and_then(|task| measured.get_mut(task)) else {
                         continue;
                     };
@@ -100,6 +101,34 @@ impl Measured {
         });
         measured
     }
+}
+
+/// The metrics of `node`, each partition counted once. A file scan's metrics live in its
+/// file source, which every copy of the plan shares (DataFusion's `reset_state` keeps it):
+/// each execution of a partition (a retry, a stage attempt) adds entries of its own, so a
+/// scan keeps, per partition and metric, the largest entry: that of one complete read of
+/// the partition's split, as the attempt whose output was kept made.
+pub(crate) fn partition_metrics(node: &Arc<dyn ExecutionPlan>) -> Option<Vec<Arc<Metric>>> {
+    let set = node.metrics()?;
+    if !node.is::<DataSourceExec>() {
+        return Some(set.iter().cloned().collect());
+    }
+    let mut kept: Vec<Arc<Metric>> = Vec::new();
+    for metric in set.iter() {
+        let same = |m: &Arc<Metric>| {
+            m.partition() == metric.partition()
+                && m.value().name() == metric.value().name()
+                && m.labels() == metric.labels()
+        };
+        match kept.iter().position(same) {
+            Some(i) if kept[i].value().as_usize() < metric.value().as_usize() => {
+                kept[i] = metric.clone()
+            }
+            Some(_) => {}
+            None => kept.push(metric.clone()),
+        }
+    }
+    Some(kept)
 }
 
 /// The bytes of the file split each partition of a file scan reads (Spark's input size), by
@@ -164,6 +193,21 @@ impl StageReport {
     /// Attempts beyond the first, over all tasks.
     pub fn retries(&self) -> usize {
         self.attempts.len() - self.tasks.min(self.attempts.len())
+    }
+
+    /// Each task's latest successful attempt: the output the job used (an earlier success
+    /// whose output was lost was computed again), in task order.
+    pub fn kept_attempts(&self) -> Vec<&TaskMetrics> {
+        let mut kept: Vec<&TaskMetrics> = Vec::new();
+        for attempt in self.attempts.iter().filter(|a| a.error.is_none()) {
+            match kept.iter_mut().find(|k| k.task == attempt.task) {
+                Some(k) if k.attempt < attempt.attempt => *k = attempt,
+                Some(_) => {}
+                None => kept.push(attempt),
+            }
+        }
+        kept.sort_by_key(|a| a.task);
+        kept
     }
 
     pub fn spill_bytes(&self) -> u64 {

@@ -43,6 +43,7 @@ use tokio::task::JoinSet;
 
 pub use faults::{Faults, RandomFaults};
 pub use memory::TaskMemoryPool;
+pub(crate) use metrics::partition_metrics;
 pub use metrics::{JobReport, JobStatus, RanPlan, StageReport, TaskMetrics};
 use stage_attempt::{
     AttemptOutcome, AttemptReport, PendingTask, StageAttempt, TaskContexts, fresh_copy, job_runtime,
