@@ -143,7 +143,8 @@ fn parse_explain(text: &str) -> Option<Command> {
                 && form[..words.len()] == words[..]
                 && form[words.len()] == word
         });
-        if !begins_a_form && !(word == "VERBOSE" && !words.is_empty()) {
+        let verbose_after_an_option = word == "VERBOSE" && !words.is_empty();
+        if !(begins_a_form || verbose_after_an_option) {
             break;
         }
         words.push(word);
