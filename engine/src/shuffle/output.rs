@@ -36,6 +36,9 @@ pub struct MapOutput {
     memory: usize,
     rows: Vec<u64>,
     bytes: Vec<u64>,
+    /// Whether the data was lost (a fault test): the sizes stay, as a `MapStatus` does
+    /// until a reader fails to fetch the blocks.
+    lost: bool,
 }
 
 /// A batch whose rows are ordered by reduce partition.
@@ -96,6 +99,7 @@ impl MapOutput {
             memory: 0,
             rows: vec![0; partitions],
             bytes: vec![0; partitions],
+            lost: false,
         }
     }
 
@@ -160,18 +164,26 @@ impl MapOutput {
         &self.bytes
     }
 
-    /// Deletes the spill files holding this output (for fault tests); returns whether it
-    /// had any.
-    pub fn delete_spill_files(&self) -> bool {
+    /// Loses the data of this output, in memory and on disk (for fault tests): its spill
+    /// files are deleted, its runs in memory dropped; the sizes stay. Returns the bytes of
+    /// memory freed.
+    pub fn lose_data(&mut self) -> usize {
         for spilled in &self.spilled {
             spilled.file.delete();
         }
-        !self.spilled.is_empty()
+        self.runs.clear();
+        self.lost = true;
+        std::mem::take(&mut self.memory)
     }
 
-    /// Whether every spill file holding this output is still on disk.
-    pub fn spill_files_exist(&self) -> bool {
-        self.spilled.iter().all(|s| s.file.exists())
+    /// Whether all of this output can be read: nothing lost, every spill file on disk.
+    pub fn readable(&self) -> bool {
+        !self.lost && self.spilled.iter().all(|s| s.file.exists())
+    }
+
+    /// Whether the data was lost while its sizes stayed.
+    pub fn lost(&self) -> bool {
+        self.lost
     }
 
     /// Writes the in-memory runs to a new spill file at `path`, one batch per reduce

@@ -167,31 +167,32 @@ impl ShuffleStore {
                 }
                 .into_error()
             })?;
+        if output.lost() {
+            return Err(FetchFailed {
+                shuffle: id,
+                map,
+                reason: "its blocks are gone (as with a lost executor or disk)".into(),
+            }
+            .into_error());
+        }
         let mut slice = output.slice(reduce);
         slice.source = (id, map);
         Ok(slice)
     }
 
     /// Loses what map task `map` of shuffle `id` wrote, as a lost executor or disk would:
-    /// an output in memory is dropped, a spilled one has its spill files deleted (its entry
-    /// stays, so the reader finds the files gone). For fault tests
+    /// its runs in memory are dropped and its spill files deleted; its sizes stay (Spark's
+    /// `MapStatus` stays registered until a reader fails to fetch the blocks), so adaptive
+    /// execution plans the reading stage as it would have, and the read fails. For fault tests
     /// (`stagesql.test.lose_shuffle_output`). Returns whether there was an output to lose.
     pub fn lose(&self, id: ShuffleId, map: usize) -> bool {
         let mut shuffles = self.lock();
-        let Some(slot) = shuffles.get_mut(&id).and_then(|s| s.maps.get_mut(map)) else {
+        let Some(Some(output)) = shuffles.get_mut(&id).and_then(|s| s.maps.get_mut(map)) else {
             return false;
         };
-        match slot {
-            Some(output) if output.delete_spill_files() => true,
-            Some(_) => {
-                if let Some(lost) = slot.take() {
-                    self.memory_used
-                        .fetch_sub(lost.memory_bytes(), Ordering::Relaxed);
-                }
-                true
-            }
-            None => false,
-        }
+        let freed = output.lose_data();
+        self.memory_used.fetch_sub(freed, Ordering::Relaxed);
+        true
     }
 
     /// The map tasks of shuffle `id` whose output is not there to read: never written, or
@@ -202,11 +203,7 @@ impl ShuffleStore {
             return Vec::new();
         };
         (0..shuffle.maps.len())
-            .filter(|&m| {
-                shuffle.maps[m]
-                    .as_ref()
-                    .is_none_or(|o| !o.spill_files_exist())
-            })
+            .filter(|&m| shuffle.maps[m].as_ref().is_none_or(|o| !o.readable()))
             .collect()
     }
 
