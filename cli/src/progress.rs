@@ -145,3 +145,89 @@ fn update(bars: &mut BTreeMap<usize, StageBar>, stage: usize, change: impl FnOnc
         failed => format!("{} + {}, {failed} failed", stage.done, stage.running),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar_text(bars: &ProgressBars, stage: usize) -> String {
+        let state = bars.state.lock().unwrap();
+        let bar = &state.bars[&stage].bar;
+        format!(
+            "[Stage {}: ({}) / {}]",
+            bar.prefix(),
+            bar.message(),
+            bar.length().unwrap()
+        )
+    }
+
+    #[test]
+    fn failed_attempts_and_stage_retries_show_in_the_bar() {
+        let bars = ProgressBars {
+            state: Arc::default(),
+            delay: Duration::from_secs(3600),
+        };
+        let (job, stage) = (1, 3);
+        bars.on_event(&Event::JobStart { job, stages: 1 });
+        bars.on_event(&Event::StageSubmitted {
+            job,
+            stage,
+            attempt: 1,
+            tasks: 4,
+        });
+        for task in 0..2 {
+            bars.on_event(&Event::TaskStart {
+                job,
+                stage,
+                task,
+                attempt: 1,
+            });
+        }
+        bars.on_event(&Event::TaskEnd {
+            job,
+            stage,
+            task: 0,
+            attempt: 1,
+            error: None,
+        });
+        bars.on_event(&Event::TaskEnd {
+            job,
+            stage,
+            task: 1,
+            attempt: 1,
+            error: Some("injected".into()),
+        });
+        bars.on_event(&Event::TaskStart {
+            job,
+            stage,
+            task: 1,
+            attempt: 2,
+        });
+        assert_eq!(bar_text(&bars, stage), "[Stage 3: (1 + 1, 1 failed) / 4]");
+        // The stage's attempt ends (its tasks share state) and a second one runs every task.
+        bars.on_event(&Event::StageFailed {
+            job,
+            stage,
+            attempt: 1,
+            reason: "task 1 failed".into(),
+        });
+        bars.on_event(&Event::StageSubmitted {
+            job,
+            stage,
+            attempt: 2,
+            tasks: 4,
+        });
+        bars.on_event(&Event::TaskStart {
+            job,
+            stage,
+            task: 0,
+            attempt: 3,
+        });
+        assert_eq!(bar_text(&bars, stage), "[Stage 3 (retry 1): (0 + 1) / 4]");
+        bars.on_event(&Event::JobEnd {
+            job,
+            succeeded: true,
+        });
+        assert!(bars.state.lock().unwrap().bars.is_empty());
+    }
+}

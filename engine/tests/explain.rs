@@ -186,6 +186,7 @@ fn advice_on(slots: usize, stage: StageView) -> Vec<(&'static str, String)> {
         job: Some(1),
         slots,
         stages: vec![stage],
+        subqueries: vec![],
         driver: vec![],
     };
     advise(&job, None)
@@ -527,4 +528,45 @@ async fn analyze_format_json_has_the_actuals() {
     let reduce = &stages[1]["actuals"];
     assert_eq!(reduce["aqe"][0]["rule"], "coalesce partitions", "{job:#}");
     assert!(job["advisories"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scalar_subqueries_show_where_they_run_and_who_uses_them() {
+    let session = session(&[
+        ("spark.sql.shuffle.partitions", "4"),
+        ("spark.executor.cores", "2"),
+    ])
+    .await;
+    let sql = "select count(*) from lineitem where l_quantity > (select avg(l_quantity) from lineitem where l_discount > (select avg(l_discount) from lineitem))";
+    let plain = explain(&session, &format!("EXPLAIN {sql}")).await;
+    let subqueries: Vec<&String> = plain.iter().filter(|l| l.starts_with("Subquery")).collect();
+    assert_eq!(
+        subqueries,
+        [
+            "Subquery 1: once on the driver; its value is used by subquery 2",
+            "Subquery 2: once on the driver; its value is used by stage 1",
+        ],
+        "{plain:#?}"
+    );
+    // After a run, with what each operator of the subqueries did.
+    let lines = explain(&session, &format!("EXPLAIN ANALYZE {sql}")).await;
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("Subquery 1"))
+        .unwrap();
+    assert!(
+        lines[first + 1]
+            .trim_start()
+            .starts_with("Aggregate(Single)  rows=1 time="),
+        "{lines:#?}"
+    );
+    let json = explain(&session, &format!("EXPLAIN ANALYZE FORMAT JSON {sql}")).await;
+    let job: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+    assert_eq!(job["subqueries"][0]["used_by_subqueries"][0], 2, "{job:#}");
+    assert_eq!(
+        job["subqueries"][1]["used_by_stages"][0],
+        job["stages"][0]["id"],
+        "{job:#}"
+    );
+    assert_eq!(job["subqueries"][1]["operators"][0]["rows"], 1, "{job:#}");
 }

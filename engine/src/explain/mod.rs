@@ -13,7 +13,8 @@ mod render;
 
 pub use advisories::{Advisory, advise};
 pub use model::{
-    FailedAttempt, JobView, OperatorView, StageActuals, StageView, TaskTimes, describe, human_bytes,
+    FailedAttempt, JobView, OperatorView, StageActuals, StageView, SubqueryView, TaskTimes,
+    describe, human_bytes,
 };
 pub use render::{render_dot, render_json, render_text};
 

@@ -25,8 +25,25 @@ pub struct JobView {
     pub job: Option<usize>,
     pub slots: usize,
     pub stages: Vec<StageView>,
+    /// Uncorrelated scalar subqueries, each computed once on the driver between stages.
+    pub subqueries: Vec<SubqueryView>,
     /// The driver's part: the merge of the last stage's outputs, in short form.
     pub driver: Vec<OperatorView>,
+}
+
+/// An uncorrelated scalar subquery: computed once, on the driver, after the stages it reads
+/// and before the stages that use its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubqueryView {
+    /// Numbered from 1 in the order they are computed (innermost first).
+    pub id: usize,
+    /// The stages whose output it reads.
+    pub after: Vec<StageId>,
+    /// The stages whose operators use its value.
+    pub read_by: Vec<StageId>,
+    /// The subqueries (by id) whose plans use its value.
+    pub read_by_subqueries: Vec<usize>,
+    pub operators: Vec<OperatorView>,
 }
 
 impl JobView {
@@ -207,10 +224,48 @@ pub fn describe(
             }
         })
         .collect();
+    let links: Vec<_> = graph
+        .subqueries
+        .iter()
+        .flat_map(|step| step.links.iter().map(move |link| (step, link)))
+        .collect();
+    let subqueries = links
+        .iter()
+        .enumerate()
+        .map(|(i, (step, link))| {
+            let reads = |plan: &Arc<dyn ExecutionPlan>| {
+                crate::stages::reads_subquery_results(plan, &step.results)
+            };
+            let ran = report
+                .and_then(|r| r.subqueries.get(i))
+                .and_then(Option::as_ref);
+            SubqueryView {
+                id: i + 1,
+                after: stages_read(&link.plan),
+                read_by: graph
+                    .stages
+                    .iter()
+                    .filter(|stage| reads(&(stage.plan.clone() as Arc<dyn ExecutionPlan>)))
+                    .map(|stage| stage.id)
+                    .collect(),
+                read_by_subqueries: links
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, (_, other))| *j > i && reads(&other.plan))
+                    .map(|(j, _)| j + 1)
+                    .collect(),
+                operators: match ran {
+                    Some(ran) => measured_operators(&ran.plan, std::slice::from_ref(ran)),
+                    None => operators(&link.plan),
+                },
+            }
+        })
+        .collect();
     JobView {
         job: report.map(|r| r.job),
         slots,
         stages,
+        subqueries,
         driver: operators(&graph.driver),
     }
 }
@@ -395,6 +450,22 @@ fn table_name(location: &str) -> String {
         [file, ..] => file.to_string(),
         [] => location.to_string(),
     }
+}
+
+/// The stages whose output `plan` reads, in order.
+fn stages_read(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
+    let mut stages = Vec::new();
+    let _ = plan.apply(|node| {
+        if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+            stages.push(reader.stage());
+        } else if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
+            stages.push(reader.stage());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    stages.sort_unstable();
+    stages.dedup();
+    stages
 }
 
 /// The input of a stage plan (below its shuffle writer).

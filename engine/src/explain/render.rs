@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::advisories::Advisory;
-use super::model::{JobView, OperatorView, StageView, human_bytes};
+use super::model::{JobView, OperatorView, StageView, SubqueryView, human_bytes};
 
 /// The text form: a header line, then each stage with its tasks, exchange and operators;
 /// with actuals and advisories after `EXPLAIN ANALYZE`.
@@ -11,6 +11,15 @@ pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
     let mut lines = vec![header(job)];
     for stage in &job.stages {
         stage_lines(stage, &mut lines);
+    }
+    for subquery in &job.subqueries {
+        lines.push(subquery_header(subquery));
+        lines.extend(
+            subquery
+                .operators
+                .iter()
+                .map(|op| format!("    {}", op.line())),
+        );
     }
     lines.push("Driver: merges the result".to_string());
     lines.extend(job.driver.iter().map(|op| format!("    {}", op.line())));
@@ -28,6 +37,32 @@ pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
         }
     }
     lines
+}
+
+/// `Subquery 1: once on the driver, after stage 2; its value is used by stage 3`.
+fn subquery_header(subquery: &SubqueryView) -> String {
+    let stages = |ids: &[usize]| {
+        let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        match ids.len() {
+            1 => format!("stage {}", list[0]),
+            _ => format!("stages {}", list.join(", ")),
+        }
+    };
+    let mut line = format!("Subquery {}: once on the driver", subquery.id);
+    if !subquery.after.is_empty() {
+        line.push_str(&format!(", after {}", stages(&subquery.after)));
+    }
+    let mut users = Vec::new();
+    if !subquery.read_by.is_empty() {
+        users.push(stages(&subquery.read_by));
+    }
+    for id in &subquery.read_by_subqueries {
+        users.push(format!("subquery {id}"));
+    }
+    if !users.is_empty() {
+        line.push_str(&format!("; its value is used by {}", users.join(", ")));
+    }
+    line
 }
 
 fn header(job: &JobView) -> String {
@@ -188,6 +223,13 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
             "tasks": job.tasks(),
         },
         "stages": stages,
+        "subqueries": job.subqueries.iter().map(|q| json!({
+            "id": q.id,
+            "after_stages": q.after,
+            "used_by_stages": q.read_by,
+            "used_by_subqueries": q.read_by_subqueries,
+            "operators": q.operators.iter().map(operator_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "driver": job.driver.iter().map(operator_json).collect::<Vec<_>>(),
         "advisories": advisories
             .iter()

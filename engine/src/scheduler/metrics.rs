@@ -232,4 +232,7 @@ pub struct JobReport {
     pub slots: usize,
     pub duration: Duration,
     pub stages: Vec<StageReport>,
+    /// The plans of the job's uncorrelated scalar subqueries as they ran on the driver, in
+    /// the order of the stage graph's subqueries; `None` for one that never ran.
+    pub subqueries: Vec<Option<RanPlan>>,
 }

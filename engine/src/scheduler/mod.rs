@@ -100,8 +100,10 @@ impl Job {
             .iter()
             .map(|stage| (stage.id, StageProgress::new(stage.tasks())))
             .collect();
+        let links = self.graph.subqueries.iter().map(|s| s.links.len()).sum();
+        let mut subqueries = vec![None; links];
         let outcome = self
-            .run_stages(&mut progress, &runtime, &slots, started)
+            .run_stages(&mut progress, &mut subqueries, &runtime, &slots, started)
             .await;
         let succeeded = outcome.is_ok();
         self.listeners.emit(Event::JobEnd {
@@ -119,6 +121,7 @@ impl Job {
                 .into_iter()
                 .filter_map(|(id, stage)| stage.report(id))
                 .collect(),
+            subqueries,
         };
         let stream = outcome.and_then(|()| {
             read_written_maps(self.graph.driver.clone(), &self.store)?
@@ -135,6 +138,7 @@ impl Job {
     async fn run_stages(
         &self,
         progress: &mut BTreeMap<StageId, StageProgress>,
+        subqueries: &mut [Option<RanPlan>],
         runtime: &Arc<RuntimeEnv>,
         slots: &Arc<Semaphore>,
         started: Instant,
@@ -143,7 +147,7 @@ impl Job {
         let mut losses = self.settings.faults.lost_outputs.clone();
         let mut running: JoinSet<(StageId, AttemptReport)> = JoinSet::new();
         loop {
-            self.evaluate_subqueries(progress, &mut evaluated, runtime)
+            self.evaluate_subqueries(progress, &mut evaluated, subqueries, runtime)
                 .await?;
             for stage in &self.graph.stages {
                 let ready = progress[&stage.id].state == StageState::Waiting
@@ -353,14 +357,19 @@ impl Job {
         });
     }
 
-    /// Evaluates, on the driver, every scalar subquery whose stages have all succeeded.
+    /// Evaluates, on the driver, every scalar subquery whose stages have all succeeded; keeps
+    /// the plans that ran in `ran` (one per subquery, in the graph's order) for the report.
     async fn evaluate_subqueries(
         &self,
         progress: &BTreeMap<StageId, StageProgress>,
         evaluated: &mut [bool],
+        ran: &mut [Option<RanPlan>],
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<()> {
+        let mut first_link = 0;
         for (step, done) in self.graph.subqueries.iter().zip(evaluated.iter_mut()) {
+            let links = first_link..first_link + step.links.len();
+            first_link = links.end;
             let ready = step.reads.iter().all(|id| {
                 progress
                     .get(id)
@@ -369,7 +378,8 @@ impl Job {
             if *done || !ready {
                 continue;
             }
-            self.evaluate_subquery(step, runtime).await?;
+            self.evaluate_subquery(step, &mut ran[links], runtime)
+                .await?;
             *done = true;
         }
         Ok(())
@@ -378,11 +388,16 @@ impl Job {
     async fn evaluate_subquery(
         &self,
         step: &SubqueryStep,
+        ran: &mut [Option<RanPlan>],
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<()> {
-        for link in &step.links {
+        for (link, ran) in step.links.iter().zip(ran) {
             let plan = read_written_maps(link.plan.clone(), &self.store)?;
             let schema = plan.schema();
+            *ran = Some(RanPlan {
+                plan: plan.clone(),
+                tasks: (0..plan.properties().partitioning.partition_count()).collect(),
+            });
             let mut stream =
                 datafusion::physical_plan::execute_stream(plan, self.task_context(runtime, None))?;
             let mut value = None;
