@@ -564,8 +564,7 @@ async fn scalar_subqueries_show_where_they_run_and_who_uses_them() {
     let job: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
     assert_eq!(job["subqueries"][0]["used_by_subqueries"][0], 2, "{job:#}");
     assert_eq!(
-        job["subqueries"][1]["used_by_stages"][0],
-        job["stages"][0]["id"],
+        job["subqueries"][1]["used_by_stages"][0], job["stages"][0]["id"],
         "{job:#}"
     );
     assert_eq!(job["subqueries"][1]["operators"][0]["rows"], 1, "{job:#}");
