@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod executor;
 pub mod explain;
 pub mod planner;
 pub mod scheduler;

@@ -55,6 +55,8 @@ pub const STAGE_MAX_CONSECUTIVE_ATTEMPTS: &str = "spark.stage.maxConsecutiveAtte
 pub const TEST_FAULT_SEED: &str = "stagesql.test.fault_seed";
 pub const TEST_FAULT_PROBABILITY: &str = "stagesql.test.fault_probability";
 pub const TEST_LOSE_SHUFFLE_OUTPUT: &str = "stagesql.test.lose_shuffle_output";
+pub const SCHEDULER_MODE: &str = "spark.scheduler.mode";
+pub const SCHEDULER_POOL: &str = "spark.scheduler.pool";
 
 /// `0` for `spark.executor.cores` means "all cores of this machine".
 pub const ALL_CORES: &str = "0";
@@ -84,7 +86,7 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         value_type: ValueType::Bytes {
             allow_negative_one: false,
         },
-        description: "Memory per executor: 60% for the operators of running tasks (sorts, aggregations, joins share it and spill to spark.local.dir beyond it), 40% for shuffle output kept in memory (the rest is spilled).",
+        description: "Memory per executor, shared by the tasks running on its cores: 60% for their operators (sorts, aggregations, joins share it and spill to spark.local.dir beyond it), 40% for shuffle output kept in memory by the session's block store (the rest is spilled).",
     },
     KeyDefinition {
         key: MAX_PARTITION_BYTES,
@@ -195,6 +197,18 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
             allow_negative_one: false,
         },
         description: "A join partition is skewed when larger than this (and than skewedPartitionFactor times the median).",
+    },
+    KeyDefinition {
+        key: SCHEDULER_MODE,
+        default: "fifo",
+        value_type: ValueType::Choice(&["fifo", "fair"]),
+        description: "How tasks of jobs running at once share the slots: fifo gives them to the earliest job first; fair to the scheduler pool with the fewest running tasks (FIFO within a pool).",
+    },
+    KeyDefinition {
+        key: SCHEDULER_POOL,
+        default: "default",
+        value_type: ValueType::Text,
+        description: "The scheduler pool of this session's (or file's) jobs under spark.scheduler.mode = fair.",
     },
     KeyDefinition {
         key: EXECUTION_MODE,

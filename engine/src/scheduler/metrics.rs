@@ -21,6 +21,8 @@ pub struct TaskMetrics {
     pub task: usize,
     /// Attempts of a task are numbered from 1 over every attempt of its stage.
     pub attempt: usize,
+    /// The executor that ran the attempt (from 0).
+    pub executor: usize,
     /// Start, in milliseconds since the job started.
     pub start_ms: f64,
     pub duration_ms: f64,

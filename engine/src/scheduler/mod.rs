@@ -1,7 +1,9 @@
 //! The scheduler: runs a job's [`StageGraph`] — stages whose parents have finished are
-//! submitted, their tasks run at most `slots` at a time across the job (which is what makes
-//! waves), failed tasks are retried, lost shuffle output is computed again, and every
-//! attempt's metrics are recorded.
+//! submitted, their tasks wait for a slot of the session's [`Executors`] (as many run at
+//! once as there are slots, which is what makes waves; other jobs' tasks share them),
+//! failed tasks are retried, lost shuffle output is computed again, and every attempt's
+//! metrics are recorded. The job's shuffles live in the session's block store until the
+//! job's result has been read, it failed, or it was cancelled.
 //!
 //! ```text
 //!   stage 1 ─┐                         slots: ████ ████ (2)
@@ -34,11 +36,12 @@ use std::time::Instant;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use faults::{Faults, RandomFaults};
@@ -51,6 +54,7 @@ use stage_attempt::{
 
 use crate::adaptive::{self, AqeDecision, AqeSettings};
 use crate::events::{Event, JobId, Listeners};
+use crate::executor::Executors;
 use crate::shuffle::{FetchFailed, ShuffleStore};
 use crate::stages::{Stage, StageGraph, StageId, SubqueryStep, read_written_maps};
 
@@ -61,8 +65,12 @@ pub struct JobSettings {
     pub max_task_failures: usize,
     /// Attempts of a stage that failed to read a parent's output before the job fails.
     pub max_stage_attempts: usize,
-    /// Memory for operators of all running tasks together.
-    pub executor_memory: usize,
+    /// Memory of the driver's part (subqueries, the merge of the result).
+    pub driver_memory: usize,
+    /// Where the job's shuffle and operator spill files go (`spark.local.dir`).
+    pub local_dir: std::path::PathBuf,
+    /// The scheduler pool of the job's tasks (`spark.scheduler.pool`).
+    pub pool: String,
     /// Faults injected by tests.
     pub faults: Faults,
     /// Adaptive execution between stages.
@@ -76,7 +84,10 @@ pub struct Job {
     pub sql: String,
     pub graph: StageGraph,
     pub settings: JobSettings,
+    /// The session's block store.
     pub store: Arc<ShuffleStore>,
+    /// The session's executors, where the tasks run.
+    pub executors: Arc<Executors>,
     /// The session's task context: functions, configuration, object stores.
     pub base: Arc<TaskContext>,
     pub listeners: Listeners,
@@ -87,13 +98,26 @@ impl Job {
     /// (also when the job failed).
     pub async fn run(self) -> (Result<SendableRecordBatchStream>, JobReport) {
         let started = Instant::now();
+        let runtime = match self.job_runtime() {
+            Ok(runtime) => Arc::new(runtime),
+            Err(error) => {
+                let mut report = self.failed_report(started);
+                report.error = Some(error.find_root().to_string());
+                return (Err(error), report);
+            }
+        };
         self.listeners.emit(Event::JobStart {
             job: self.id,
             stages: self.graph.stages.len(),
         });
-        let pool: Arc<dyn MemoryPool> = Arc::new(FairSpillPool::new(self.settings.executor_memory));
-        let runtime = Arc::new(job_runtime(self.base.runtime_env(), pool));
-        let slots = Arc::new(Semaphore::new(self.settings.slots.max(1)));
+        // The job's shuffles are dropped when this guard is: with the result stream once it
+        // has been read (or dropped), at once if the job fails, or when it is cancelled.
+        self.store
+            .begin_job(self.id, self.settings.local_dir.clone());
+        let shuffles = JobShuffles {
+            store: self.store.clone(),
+            job: self.id,
+        };
         let mut progress: BTreeMap<StageId, StageProgress> = self
             .graph
             .stages
@@ -103,7 +127,7 @@ impl Job {
         let links = self.graph.subqueries.iter().map(|s| s.links.len()).sum();
         let mut subqueries = vec![None; links];
         let outcome = self
-            .run_stages(&mut progress, &mut subqueries, &runtime, &slots, started)
+            .run_stages(&mut progress, &mut subqueries, &runtime, started)
             .await;
         let succeeded = outcome.is_ok();
         self.listeners.emit(Event::JobEnd {
@@ -127,11 +151,56 @@ impl Job {
             read_written_maps(self.graph.driver.clone(), &self.store)?
                 .execute(0, self.task_context(&runtime, None))
         });
-        if let Err(error) = &stream {
-            report.status = JobStatus::Failed;
-            report.error = Some(error.find_root().to_string());
+        match stream {
+            Ok(stream) => {
+                let schema = stream.schema();
+                let stream = stream.inspect(move |_| {
+                    let _ = &shuffles;
+                });
+                (
+                    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream))),
+                    report,
+                )
+            }
+            Err(error) => {
+                report.status = JobStatus::Failed;
+                report.error = Some(error.find_root().to_string());
+                (Err(error), report)
+            }
         }
-        (stream, report)
+    }
+
+    /// The report of a job that failed before any stage ran.
+    fn failed_report(&self, started: Instant) -> JobReport {
+        JobReport {
+            job: self.id,
+            sql: self.sql.clone(),
+            status: JobStatus::Failed,
+            error: None,
+            slots: self.settings.slots,
+            duration: started.elapsed(),
+            stages: Vec::new(),
+            subqueries: Vec::new(),
+        }
+    }
+
+    /// The job's runtime: the session's, with the driver's memory and a disk manager that
+    /// spills operators into `spark.local.dir` (its files go when the job's last user does).
+    fn job_runtime(&self) -> Result<RuntimeEnv> {
+        let dir = &self.settings.local_dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DataFusionError::Execution(format!(
+                "cannot create spill directory {} (spark.local.dir): {e}",
+                dir.display()
+            ))
+        })?;
+        let disk = DiskManagerBuilder::default()
+            .with_mode(DiskManagerMode::Directories(vec![dir.clone()]))
+            .build()?;
+        let pool: Arc<dyn MemoryPool> = Arc::new(FairSpillPool::new(self.settings.driver_memory));
+        let mut runtime = job_runtime(self.base.runtime_env(), pool);
+        runtime.disk_manager = Arc::new(disk);
+        Ok(runtime)
     }
 
     /// Runs stages as their parents finish until every stage has succeeded or the job fails.
@@ -140,7 +209,6 @@ impl Job {
         progress: &mut BTreeMap<StageId, StageProgress>,
         subqueries: &mut [Option<RanPlan>],
         runtime: &Arc<RuntimeEnv>,
-        slots: &Arc<Semaphore>,
         started: Instant,
     ) -> Result<()> {
         let mut evaluated = vec![false; self.graph.subqueries.len()];
@@ -159,7 +227,7 @@ impl Job {
                     continue;
                 }
                 self.lose_outputs(&stage.parents, progress, &mut losses);
-                let attempt = self.submit(stage, progress, runtime, slots, started)?;
+                let attempt = self.submit(stage, progress, runtime, started)?;
                 running.spawn(async move { (attempt.stage.id, attempt.run().await) });
             }
             let Some(finished) = running.join_next().await else {
@@ -188,7 +256,6 @@ impl Job {
         stage: &Stage,
         progress: &mut BTreeMap<StageId, StageProgress>,
         runtime: &Arc<RuntimeEnv>,
-        slots: &Arc<Semaphore>,
         started: Instant,
     ) -> Result<StageAttempt> {
         let state = progress
@@ -206,6 +273,7 @@ impl Job {
                     adaptive::optimize_stage(&planned, &self.store, &self.settings.aqe)?;
                 self.store.register(
                     optimized.id,
+                    self.id,
                     optimized.plan.input().schema(),
                     optimized.tasks(),
                 );
@@ -242,7 +310,7 @@ impl Job {
             tasks,
             shared_state,
             settings: self.settings.clone(),
-            slots: slots.clone(),
+            executors: self.executors.clone(),
             listeners: self.listeners.clone(),
             contexts: TaskContexts {
                 base: self.base.clone(),
@@ -432,6 +500,18 @@ impl Job {
             store: self.store.clone(),
         }
         .make(None, pool)
+    }
+}
+
+/// Drops a job's shuffles from the block store when dropped.
+struct JobShuffles {
+    store: Arc<ShuffleStore>,
+    job: JobId,
+}
+
+impl Drop for JobShuffles {
+    fn drop(&mut self) {
+        self.store.end_job(self.job);
     }
 }
 

@@ -14,12 +14,12 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::ExecutionPlan;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::metrics::{Measured, RanPlan, TaskMetrics};
 use super::{JobSettings, TaskMemoryPool};
 use crate::events::{Event, JobId, Listeners};
+use crate::executor::{Executors, SlotGrant};
 use crate::shuffle::{FetchFailed, ShuffleStore};
 use crate::stages::{ShuffleWriteExec, Stage};
 
@@ -100,7 +100,7 @@ pub(super) struct StageAttempt {
     pub tasks: Vec<PendingTask>,
     pub shared_state: bool,
     pub settings: JobSettings,
-    pub slots: Arc<Semaphore>,
+    pub executors: Arc<Executors>,
     pub listeners: Listeners,
     pub contexts: TaskContexts,
     pub job_started: Instant,
@@ -259,16 +259,20 @@ impl StageAttempt {
                     }
                 },
             };
-            // A task that ran out of memory is retried with the executor to itself: it takes
-            // every slot, so no other task holds memory while it runs.
-            let slots = match out_of_memory {
-                true => self.settings.slots.max(1) as u32,
+            // A task that ran out of memory is retried with an executor to itself: it takes
+            // every core of one, so no other task holds that executor's memory while it runs.
+            let cores = match out_of_memory {
+                true => self.executors.shape().cores,
                 false => 1,
             };
-            let permit = match self.slots.clone().acquire_many_owned(slots).await {
-                Ok(permit) => permit,
-                Err(e) => {
-                    run.result = Err(Stop::Job(DataFusionError::Internal(e.to_string())));
+            let grant = match self
+                .executors
+                .acquire(self.job, &self.settings.pool, cores)
+                .await
+            {
+                Ok(grant) => grant,
+                Err(error) => {
+                    run.result = Err(Stop::Job(error));
                     return run;
                 }
             };
@@ -279,8 +283,8 @@ impl StageAttempt {
                 attempt,
             });
             let plan = copy.clone().unwrap_or_else(|| self.stage.plan.clone() as _);
-            let (metrics, result) = self.attempt(task, attempt, plan).await;
-            drop(permit);
+            let (metrics, result) = self.attempt(task, attempt, plan, &grant).await;
+            drop(grant);
             self.listeners.emit(Event::TaskEnd {
                 job: self.job,
                 stage: self.stage.id,
@@ -328,12 +332,12 @@ impl StageAttempt {
         task: usize,
         attempt: usize,
         plan: Arc<dyn ExecutionPlan>,
+        slot: &SlotGrant,
     ) -> (TaskMetrics, Result<()>) {
         let started = self.job_started.elapsed();
         let clock = Instant::now();
-        let pool = Arc::new(TaskMemoryPool::new(
-            self.contexts.runtime.memory_pool.clone(),
-        ));
+        // The task's operators share its executor's memory with the other tasks running there.
+        let pool = Arc::new(TaskMemoryPool::new(slot.executor().memory.clone()));
         let context = self.contexts.make(
             Some(format!("{}.{}.{task}.{attempt}", self.job, self.stage.id)),
             Some(pool.clone()),
@@ -357,6 +361,7 @@ impl StageAttempt {
             stage_attempt: self.attempt,
             task,
             attempt,
+            executor: slot.executor().id,
             ..Default::default()
         };
         if let Ok(status) = &result {

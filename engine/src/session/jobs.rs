@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
+use crate::executor::{ExecutorShape, Executors, SchedulingMode};
 use crate::planner::{SplitScans, StagePlanning, cut_stages};
 use crate::scheduler::{Faults, Job, JobSettings, RandomFaults};
 use crate::shuffle::ShuffleStore;
@@ -38,12 +39,58 @@ impl Session {
 
     /// Slots: `spark.executor.instances` × `spark.executor.cores` (0 cores = all cores).
     pub fn slots(&self) -> usize {
+        self.executor_shape().slots().max(1)
+    }
+
+    /// What `spark.executor.instances`, `.cores` and `.memory` say.
+    fn executor_shape(&self) -> ExecutorShape {
         let instances: usize = self.setting(keys::EXECUTOR_INSTANCES).parse().unwrap_or(1);
         let cores: usize = match self.setting(keys::EXECUTOR_CORES).parse().unwrap_or(0) {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        (instances * cores).max(1)
+        ExecutorShape {
+            instances: instances.max(1),
+            cores: cores.max(1),
+            // Spark's unified memory gives execution the larger part: here 60% of each
+            // executor's memory for the operators of its running tasks, 40% (over all
+            // executors) for the block store.
+            task_memory: self.executor_memory() / 10 * 6,
+        }
+    }
+
+    /// `spark.executor.memory` in bytes.
+    fn executor_memory(&self) -> usize {
+        keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY)).unwrap_or(4 << 30) as usize
+    }
+
+    /// The session's executors as the settings now describe them: the same ones while
+    /// `spark.executor.*` stay the same; new ones (for the next jobs) when they change.
+    pub(crate) fn executors(&self) -> Arc<Executors> {
+        let shape = self.executor_shape();
+        let mode = match self.setting(keys::SCHEDULER_MODE).as_str() {
+            "fair" => SchedulingMode::Fair,
+            _ => SchedulingMode::Fifo,
+        };
+        let mut executors = self.executors.lock().unwrap_or_else(|e| e.into_inner());
+        match executors.as_ref() {
+            Some(current) if current.shape() == shape => {
+                current.set_mode(mode);
+                current.clone()
+            }
+            _ => {
+                let fresh = Executors::new(shape, mode);
+                *executors = Some(fresh.clone());
+                self.store
+                    .set_memory_budget(self.executor_memory() / 10 * 4 * shape.instances);
+                fresh
+            }
+        }
+    }
+
+    /// The session's block store.
+    pub fn block_store(&self) -> &Arc<ShuffleStore> {
+        &self.store
     }
 
     pub(crate) fn stage_planning(&self) -> StagePlanning {
@@ -120,29 +167,29 @@ impl Session {
         &self,
         plan: &LogicalPlan,
     ) -> Result<(StageGraph, SendableRecordBatchStream)> {
-        let graph = self.plan_stages_from(plan, self.next_stage_id()).await?;
-        self.take_stage_ids(graph.stages.len());
+        let graph = {
+            // Jobs planned at the same time take distinct stage ids.
+            let _planning = self.planning.lock().await;
+            let graph = self.plan_stages_from(plan, self.next_stage_id()).await?;
+            self.take_stage_ids(graph.stages.len());
+            graph
+        };
         let stages = graph.clone();
-        let total_memory = keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY))
-            .unwrap_or(4 << 30) as usize
-            * self
-                .setting(keys::EXECUTOR_INSTANCES)
-                .parse::<usize>()
-                .unwrap_or(1);
+        let executors = self.executors();
         let local_dir = match self.setting(keys::LOCAL_DIR) {
             dir if dir.is_empty() => std::env::temp_dir(),
             dir => PathBuf::from(dir),
         };
         let settings = JobSettings {
-            slots: self.slots(),
+            slots: executors.slots(),
             max_task_failures: self.setting(keys::TASK_MAX_FAILURES).parse().unwrap_or(4),
             max_stage_attempts: self
                 .setting(keys::STAGE_MAX_CONSECUTIVE_ATTEMPTS)
                 .parse()
                 .unwrap_or(4),
-            // Spark's unified memory gives execution the larger part; here 60% for operators
-            // of running tasks and 40% for shuffle data held in memory.
-            executor_memory: total_memory / 10 * 6,
+            driver_memory: executors.shape().task_memory,
+            local_dir,
+            pool: self.setting(keys::SCHEDULER_POOL),
             faults: self.faults()?,
             aqe: self.aqe_settings(),
         };
@@ -151,7 +198,8 @@ impl Session {
             sql: self.current_statement(),
             graph,
             settings,
-            store: Arc::new(ShuffleStore::new(total_memory / 10 * 4, local_dir)),
+            store: self.store.clone(),
+            executors,
             base: self.ctx.state().task_ctx(),
             listeners: self.listeners(),
         };

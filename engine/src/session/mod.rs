@@ -61,6 +61,13 @@ pub struct Session {
     pub(crate) system_snapshot: AtomicUsize,
     listeners: Mutex<Listeners>,
     history: Mutex<Vec<JobReport>>,
+    /// Where every job's tasks run; rebuilt for the next job when `spark.executor.*` change.
+    executors: Mutex<Option<Arc<crate::executor::Executors>>>,
+    /// The session's block store: shuffle outputs of running jobs.
+    store: Arc<crate::shuffle::ShuffleStore>,
+    /// Held while a job's stages are planned and their ids taken, so that jobs planned at
+    /// the same time get distinct stage ids.
+    planning: tokio::sync::Mutex<()>,
 }
 
 /// What one statement produced.
@@ -132,6 +139,9 @@ impl Session {
             system_snapshot: AtomicUsize::new(0),
             listeners: Mutex::new(Listeners::default()),
             history: Mutex::new(Vec::new()),
+            executors: Mutex::new(None),
+            store: Arc::new(crate::shuffle::ShuffleStore::new(0)),
+            planning: tokio::sync::Mutex::new(()),
         };
         for (key, value) in &options.settings {
             session.set(key, value, Source::CommandLine)?;

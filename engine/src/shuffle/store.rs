@@ -3,16 +3,17 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 
 use super::{FetchFailed, MapOutput, MapOutputSlice};
+use crate::events::JobId;
 
-/// Shuffles are numbered per job; a stage's output shuffle has its stage's number.
+/// A stage's output shuffle has its stage's number (unique in the session).
 pub type ShuffleId = usize;
 
 /// Exact sizes of a finished shuffle, per reduce partition and per map task: what adaptive
@@ -44,40 +45,94 @@ impl MapOutputStatistics {
 
 #[derive(Debug)]
 struct Shuffle {
+    job: JobId,
     schema: SchemaRef,
     maps: Vec<Option<MapOutput>>,
 }
 
-/// The map outputs of one job. See the module documentation.
+/// Where one job spills: a directory created under its `spark.local.dir` when first needed,
+/// removed with everything in it when the job ends.
+#[derive(Debug)]
+struct JobSpace {
+    root: PathBuf,
+    dir: OnceLock<tempfile::TempDir>,
+}
+
+/// The session's block store: the map outputs of the shuffles of every running job, in
+/// memory up to one budget and spilled beyond it. A job's shuffles live until the job ends
+/// (succeeds, fails or is cancelled). See the module documentation.
 #[derive(Debug)]
 pub struct ShuffleStore {
     shuffles: Mutex<HashMap<ShuffleId, Shuffle>>,
-    memory_budget: usize,
+    jobs: Mutex<HashMap<JobId, Arc<JobSpace>>>,
+    memory_budget: AtomicUsize,
     memory_used: AtomicUsize,
     spilled_bytes: AtomicU64,
-    spill_root: PathBuf,
-    spill_dir: OnceLock<tempfile::TempDir>,
     next_file: AtomicUsize,
 }
 
 impl ShuffleStore {
     /// A store that keeps up to `memory_budget` bytes of map output in memory and spills the
-    /// rest into a job directory created under `spill_root` when first needed.
-    pub fn new(memory_budget: usize, spill_root: PathBuf) -> Self {
+    /// rest into the directory of the job that wrote it.
+    pub fn new(memory_budget: usize) -> Self {
         Self {
             shuffles: Mutex::new(HashMap::new()),
-            memory_budget,
+            jobs: Mutex::new(HashMap::new()),
+            memory_budget: AtomicUsize::new(memory_budget),
             memory_used: AtomicUsize::new(0),
             spilled_bytes: AtomicU64::new(0),
-            spill_root,
-            spill_dir: OnceLock::new(),
             next_file: AtomicUsize::new(0),
         }
     }
 
-    /// Declares shuffle `id` with `maps` map tasks writing batches of `schema`. A shuffle
-    /// already declared (a new attempt of its stage) keeps the outputs it has.
-    pub fn register(&self, id: ShuffleId, schema: SchemaRef, maps: usize) {
+    /// Changes the memory budget (a new `spark.executor.memory`); outputs already in memory
+    /// stay, later ones spill while memory is over the new budget.
+    pub fn set_memory_budget(&self, bytes: usize) {
+        self.memory_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of map output held in memory now, over every job.
+    pub fn memory_used(&self) -> usize {
+        self.memory_used.load(Ordering::Relaxed)
+    }
+
+    /// A job starts: its spill files go into a directory of its own under `spill_root`.
+    pub fn begin_job(&self, job: JobId, spill_root: PathBuf) {
+        self.lock_jobs().insert(
+            job,
+            Arc::new(JobSpace {
+                root: spill_root,
+                dir: OnceLock::new(),
+            }),
+        );
+    }
+
+    /// A job ended (succeeded, failed or was cancelled): its shuffles are dropped from memory
+    /// and its spill directory is removed.
+    pub fn end_job(&self, job: JobId) {
+        let dropped: Vec<Shuffle> = {
+            let mut shuffles = self.lock();
+            let ids: Vec<ShuffleId> = shuffles
+                .iter()
+                .filter(|(_, s)| s.job == job)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| shuffles.remove(id)).collect()
+        };
+        let freed: usize = dropped
+            .iter()
+            .flat_map(|s| s.maps.iter().flatten())
+            .map(MapOutput::memory_bytes)
+            .sum();
+        self.memory_used.fetch_sub(freed, Ordering::Relaxed);
+        // Spill files are deleted as their outputs drop, then the directory.
+        drop(dropped);
+        self.lock_jobs().remove(&job);
+    }
+
+    /// Declares shuffle `id` of `job` with `maps` map tasks writing batches of `schema`. A
+    /// shuffle already declared (a new attempt of its stage) keeps the outputs it has.
+    pub fn register(&self, id: ShuffleId, job: JobId, schema: SchemaRef, maps: usize) {
         let mut shuffles = self.lock();
         if shuffles.get(&id).is_some_and(|s| s.maps.len() == maps) {
             return;
@@ -85,6 +140,7 @@ impl ShuffleStore {
         shuffles.insert(
             id,
             Shuffle {
+                job,
                 schema,
                 maps: vec![None; maps],
             },
@@ -98,8 +154,9 @@ impl ShuffleStore {
         let schema = self.schema(id)?;
         let mut spilled = 0;
         let memory = output.memory_bytes();
-        if memory > 0 && self.memory_used.load(Ordering::Relaxed) + memory > self.memory_budget {
-            spilled = output.spill(self.spill_path()?, &schema)?;
+        let budget = self.memory_budget.load(Ordering::Relaxed);
+        if memory > 0 && self.memory_used.load(Ordering::Relaxed) + memory > budget {
+            spilled = output.spill(self.spill_path(id)?, &schema)?;
             self.spilled_bytes.fetch_add(spilled, Ordering::Relaxed);
         }
         self.memory_used
@@ -118,33 +175,44 @@ impl ShuffleStore {
         Ok(spilled)
     }
 
-    /// A fresh path for a spill file in this job's directory.
-    pub fn spill_path(&self) -> Result<PathBuf> {
-        let dir = match self.spill_dir.get() {
+    /// A fresh path for a spill file of shuffle `id`, in its job's directory.
+    pub fn spill_path(&self, id: ShuffleId) -> Result<PathBuf> {
+        let space = self.job_space(id)?;
+        let dir = match space.dir.get() {
             Some(dir) => dir,
             None => {
-                std::fs::create_dir_all(&self.spill_root).map_err(|e| {
+                std::fs::create_dir_all(&space.root).map_err(|e| {
                     DataFusionError::Execution(format!(
                         "cannot create spill directory {} (spark.local.dir): {e}",
-                        self.spill_root.display()
+                        space.root.display()
                     ))
                 })?;
                 let dir = tempfile::Builder::new()
                     .prefix("stagesql-job-")
-                    .tempdir_in(&self.spill_root)
+                    .tempdir_in(&space.root)
                     .map_err(|e| {
                         DataFusionError::Execution(format!(
                             "cannot create a job directory in {} (spark.local.dir): {e}",
-                            self.spill_root.display()
+                            space.root.display()
                         ))
                     })?;
                 // Another task may have created one first; use whichever won.
-                let _ = self.spill_dir.set(dir);
-                self.spill_dir.get().expect("set above")
+                let _ = space.dir.set(dir);
+                space.dir.get().expect("set above")
             }
         };
         let n = self.next_file.fetch_add(1, Ordering::Relaxed);
-        Ok(dir.path().join(format!("shuffle-{n}.arrow")))
+        Ok(dir.path().join(format!("shuffle-{id}-{n}.arrow")))
+    }
+
+    fn job_space(&self, id: ShuffleId) -> Result<Arc<JobSpace>> {
+        let job =
+            self.lock().get(&id).map(|s| s.job).ok_or_else(|| {
+                DataFusionError::Internal(format!("shuffle {id} is not registered"))
+            })?;
+        self.lock_jobs().get(&job).cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!("job {job} of shuffle {id} has not begun"))
+        })
     }
 
     /// What map task `map` wrote for the reduce partitions `reduce`. Spilled data is read
@@ -233,9 +301,10 @@ impl ShuffleStore {
         self.spilled_bytes.load(Ordering::Relaxed)
     }
 
-    /// The job directory holding spill files, if one was created.
-    pub fn spill_dir(&self) -> Option<PathBuf> {
-        self.spill_dir.get().map(|d| d.path().to_path_buf())
+    /// The directory holding `job`'s spill files, if one was created.
+    pub fn spill_dir(&self, job: JobId) -> Option<PathBuf> {
+        let jobs = self.lock_jobs();
+        jobs.get(&job)?.dir.get().map(|d| d.path().to_path_buf())
     }
 
     fn schema(&self, id: ShuffleId) -> Result<SchemaRef> {
@@ -247,6 +316,10 @@ impl ShuffleStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShuffleId, Shuffle>> {
         self.shuffles.lock().expect("shuffle store lock poisoned")
+    }
+
+    fn lock_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<JobSpace>>> {
+        self.jobs.lock().expect("shuffle store lock poisoned")
     }
 }
 
@@ -271,10 +344,11 @@ mod tests {
     }
 
     #[test]
-    fn over_budget_outputs_spill_and_read_back_and_files_go_with_the_store() {
+    fn over_budget_outputs_spill_and_read_back_and_files_go_with_the_job() {
         let root = tempfile::tempdir().unwrap();
-        let store = ShuffleStore::new(0, root.path().to_path_buf());
-        store.register(1, batch(&[]).schema(), 2);
+        let store = ShuffleStore::new(0);
+        store.begin_job(7, root.path().to_path_buf());
+        store.register(1, 7, batch(&[]).schema(), 2);
         for map in 0..2 {
             store
                 .commit(1, map as usize, output(&[map, 10], &[map + 20]))
@@ -285,18 +359,23 @@ mod tests {
         assert_eq!(read, vec![batch(&[1, 10])]);
         let stats = store.statistics(1);
         assert_eq!(stats.rows, vec![vec![2, 1], vec![2, 1]]);
-        let dir = store.spill_dir().unwrap();
+        let dir = store.spill_dir(7).unwrap();
         assert!(dir.exists());
-        drop(store);
-        assert!(!dir.exists(), "spill directory removed with the store");
+        store.end_job(7);
+        assert!(!dir.exists(), "spill directory removed when the job ends");
+        assert!(
+            store.slice(1, 1, 0..1).is_err(),
+            "the job's shuffles are gone"
+        );
     }
 
     #[test]
     fn a_lost_output_in_memory_or_on_disk_is_a_fetch_failure() {
         let root = tempfile::tempdir().unwrap();
         for budget in [usize::MAX, 0] {
-            let store = ShuffleStore::new(budget, root.path().to_path_buf());
-            store.register(1, batch(&[]).schema(), 2);
+            let store = ShuffleStore::new(budget);
+            store.begin_job(1, root.path().to_path_buf());
+            store.register(1, 1, batch(&[]).schema(), 2);
             for map in 0..2 {
                 store.commit(1, map, output(&[1], &[2])).unwrap();
             }
@@ -317,8 +396,9 @@ mod tests {
 
     #[test]
     fn a_retried_map_task_replaces_its_earlier_output() {
-        let store = ShuffleStore::new(usize::MAX, std::env::temp_dir());
-        store.register(3, batch(&[]).schema(), 1);
+        let store = ShuffleStore::new(usize::MAX);
+        store.begin_job(1, std::env::temp_dir());
+        store.register(3, 1, batch(&[]).schema(), 1);
         store.commit(3, 0, output(&[1], &[])).unwrap();
         store.commit(3, 0, output(&[2, 3], &[])).unwrap();
         assert_eq!(store.slice(3, 0, 0..2).unwrap().rows, 2);

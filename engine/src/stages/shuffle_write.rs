@@ -130,6 +130,7 @@ impl ShuffleWriteExec {
             time,
             reservation,
             store: store.clone(),
+            shuffle: self.stage,
             spilled_bytes: 0,
         };
         let mut stream = self.input.execute(partition, context)?;
@@ -286,6 +287,8 @@ struct MapOutputWriter {
     time: Time,
     reservation: MemoryReservation,
     store: Arc<ShuffleStore>,
+    /// The shuffle written (the stage's id), whose job's directory spills go to.
+    shuffle: StageId,
     spilled_bytes: u64,
 }
 
@@ -324,7 +327,9 @@ impl MapOutputWriter {
 
     /// Writes the runs in memory to a spill file and frees their reservation.
     fn spill(&mut self) -> Result<()> {
-        self.spilled_bytes += self.output.spill(self.store.spill_path()?, &self.schema)?;
+        self.spilled_bytes += self
+            .output
+            .spill(self.store.spill_path(self.shuffle)?, &self.schema)?;
         self.reservation.free();
         Ok(())
     }

@@ -1,0 +1,366 @@
+//! The session's executors: `spark.executor.instances` executors, each with
+//! `spark.executor.cores` slots and `spark.executor.memory` of its own, shared by the tasks
+//! running on its cores — so cores and memory interact as in Spark: more cores on the same
+//! memory leave less to each task. Every job of the session runs its tasks here; when tasks
+//! of several jobs wait for a slot, `spark.scheduler.mode` decides who goes first:
+//!
+//! - `FIFO`: the earliest job's tasks first (then the earliest request);
+//! - `FAIR`: the pool (`spark.scheduler.pool`) with the fewest running tasks first, so a short
+//!   job gets slots while a long one runs; within a pool, FIFO.
+//!
+//! A task asks for one core; a task retried after running out of memory asks for all the
+//! cores of one executor, so it has that executor's memory to itself. A request that cannot
+//! be met yet waits in line and nothing behind it passes it, so it cannot starve.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool};
+use tokio::sync::oneshot;
+
+use crate::events::JobId;
+
+/// How waiting tasks of several jobs are ordered (`spark.scheduler.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedulingMode {
+    Fifo,
+    Fair,
+}
+
+/// The shape of the executors: what `spark.executor.*` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorShape {
+    pub instances: usize,
+    pub cores: usize,
+    /// Memory of each executor for its running tasks' operators (execution memory).
+    pub task_memory: usize,
+}
+
+impl ExecutorShape {
+    pub fn slots(&self) -> usize {
+        self.instances * self.cores
+    }
+}
+
+/// One executor: its cores and the memory its running tasks share.
+#[derive(Debug)]
+pub struct Executor {
+    pub id: usize,
+    pub cores: usize,
+    pub memory: Arc<dyn MemoryPool>,
+}
+
+/// The session's executors and the line of tasks waiting for their slots.
+#[derive(Debug)]
+pub struct Executors {
+    shape: ExecutorShape,
+    executors: Vec<Executor>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    mode: SchedulingMode,
+    /// Free cores per executor.
+    free: Vec<usize>,
+    /// Running tasks per pool, for FAIR.
+    running_in_pool: HashMap<String, usize>,
+    /// Running tasks per job.
+    running_in_job: HashMap<JobId, usize>,
+    waiting: Vec<Waiter>,
+    next_request: u64,
+    /// Most tasks running at once so far, over all jobs.
+    peak_running: usize,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    request: u64,
+    job: JobId,
+    pool: String,
+    cores: usize,
+    /// The grant itself travels to the task: if the task is gone by the time it arrives
+    /// (cancelled after the grant was sent), dropping it gives the cores back.
+    granted: oneshot::Sender<SlotGrant>,
+}
+
+/// Cores of one executor held by one task; given back when dropped.
+#[derive(Debug)]
+pub struct SlotGrant {
+    executors: Arc<Executors>,
+    executor: usize,
+    cores: usize,
+    job: JobId,
+    pool: String,
+    /// Whether dropping the grant gives its cores back (not when it was never handed over).
+    armed: bool,
+}
+
+impl SlotGrant {
+    /// The executor the task runs on.
+    pub fn executor(&self) -> &Executor {
+        &self.executors.executors[self.executor]
+    }
+}
+
+impl Drop for SlotGrant {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut state = self.executors.lock();
+        state.free[self.executor] += self.cores;
+        state.finished(self.job, &self.pool);
+        self.executors.dispatch(&mut state);
+    }
+}
+
+impl Executors {
+    pub fn new(shape: ExecutorShape, mode: SchedulingMode) -> Arc<Self> {
+        let shape = ExecutorShape {
+            instances: shape.instances.max(1),
+            cores: shape.cores.max(1),
+            task_memory: shape.task_memory,
+        };
+        let executors = (0..shape.instances)
+            .map(|id| Executor {
+                id,
+                cores: shape.cores,
+                memory: Arc::new(FairSpillPool::new(shape.task_memory)),
+            })
+            .collect();
+        Arc::new(Self {
+            shape,
+            executors,
+            state: Mutex::new(SlotState {
+                mode,
+                free: vec![shape.cores; shape.instances],
+                running_in_pool: HashMap::new(),
+                running_in_job: HashMap::new(),
+                waiting: Vec::new(),
+                next_request: 0,
+                peak_running: 0,
+            }),
+        })
+    }
+
+    pub fn shape(&self) -> ExecutorShape {
+        self.shape
+    }
+
+    pub fn slots(&self) -> usize {
+        self.shape.slots()
+    }
+
+    /// Changes the order of waiting tasks from now on.
+    pub fn set_mode(self: &Arc<Self>, mode: SchedulingMode) {
+        let mut state = self.lock();
+        state.mode = mode;
+        self.dispatch(&mut state);
+    }
+
+    /// Most tasks that ran at once so far.
+    pub fn peak_running(&self) -> usize {
+        self.lock().peak_running
+    }
+
+    /// Waits for `cores` cores of one executor (at most an executor's cores) for a task of
+    /// `job` in scheduler pool `pool`. Dropping the future gives up its place in line.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        job: JobId,
+        pool: &str,
+        cores: usize,
+    ) -> Result<SlotGrant> {
+        let cores = cores.clamp(1, self.shape.cores);
+        let (granted, grant) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            let request = state.next_request;
+            state.next_request += 1;
+            state.waiting.push(Waiter {
+                request,
+                job,
+                pool: pool.to_string(),
+                cores,
+                granted,
+            });
+            self.dispatch(&mut state);
+        }
+        grant.await.map_err(|_| {
+            DataFusionError::Internal("the executors stopped before granting a slot".into())
+        })
+    }
+
+    /// Grants slots to waiting tasks, best first, while the best one fits.
+    fn dispatch(self: &Arc<Self>, state: &mut SlotState) {
+        loop {
+            let Some(best) = state.best_waiter() else {
+                return;
+            };
+            let cores = state.waiting[best].cores;
+            // The executor with the most free cores: tasks spread over executors.
+            let Some(executor) = (0..state.free.len())
+                .filter(|&e| state.free[e] >= cores)
+                .max_by_key(|&e| (state.free[e], std::cmp::Reverse(e)))
+            else {
+                return;
+            };
+            let waiter = state.waiting.swap_remove(best);
+            let grant = SlotGrant {
+                executors: self.clone(),
+                executor,
+                cores,
+                job: waiter.job,
+                pool: waiter.pool.clone(),
+                armed: true,
+            };
+            if let Err(mut grant) = waiter.granted.send(grant) {
+                // The task was cancelled while it waited: the slot stays free.
+                grant.armed = false;
+                continue;
+            }
+            state.free[executor] -= cores;
+            *state.running_in_pool.entry(waiter.pool).or_default() += 1;
+            *state.running_in_job.entry(waiter.job).or_default() += 1;
+            let running = state.running_in_job.values().sum();
+            state.peak_running = state.peak_running.max(running);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl SlotState {
+    /// The waiting task to serve next, if any.
+    fn best_waiter(&self) -> Option<usize> {
+        let key = |w: &Waiter| match self.mode {
+            SchedulingMode::Fifo => (0, w.job, w.request),
+            SchedulingMode::Fair => (
+                self.running_in_pool.get(&w.pool).copied().unwrap_or(0),
+                w.job,
+                w.request,
+            ),
+        };
+        (0..self.waiting.len()).min_by_key(|&i| key(&self.waiting[i]))
+    }
+
+    fn finished(&mut self, job: JobId, pool: &str) {
+        fn one_less<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+            if let Some(count) = counts.get_mut(key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+        one_less(&mut self.running_in_pool, &pool.to_string());
+        one_less(&mut self.running_in_job, &job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executors(instances: usize, cores: usize, mode: SchedulingMode) -> Arc<Executors> {
+        Executors::new(
+            ExecutorShape {
+                instances,
+                cores,
+                task_memory: 1 << 20,
+            },
+            mode,
+        )
+    }
+
+    #[tokio::test]
+    async fn tasks_spread_over_executors_and_never_exceed_the_cores() {
+        let executors = executors(2, 2, SchedulingMode::Fifo);
+        let a = executors.acquire(1, "default", 1).await.unwrap();
+        let b = executors.acquire(1, "default", 1).await.unwrap();
+        assert_ne!(a.executor().id, b.executor().id);
+        let c = executors.acquire(1, "default", 1).await.unwrap();
+        let d = executors.acquire(1, "default", 1).await.unwrap();
+        let mut fifth = Box::pin(executors.acquire(1, "default", 1));
+        assert!(futures::poll!(fifth.as_mut()).is_pending());
+        drop(c);
+        let e = fifth.await.unwrap();
+        assert_eq!(executors.peak_running(), 4);
+        // A whole executor for a task that ran out of memory: once one is free.
+        let mut whole = Box::pin(executors.acquire(1, "default", 2));
+        assert!(futures::poll!(whole.as_mut()).is_pending());
+        let on_zero = [&a, &b, &d, &e]
+            .iter()
+            .filter(|g| g.executor().id == 0)
+            .count();
+        assert_eq!(on_zero, 2, "two tasks on each executor");
+        let (zero, one): (Vec<_>, Vec<_>) =
+            [a, b, d, e].into_iter().partition(|g| g.executor().id == 0);
+        drop(zero);
+        let whole = whole.await.unwrap();
+        assert_eq!((whole.executor().id, whole.cores), (0, 2));
+        drop(one);
+    }
+
+    #[tokio::test]
+    async fn fifo_serves_the_earlier_job_and_fair_the_emptier_pool() {
+        for (mode, first) in [(SchedulingMode::Fifo, 1), (SchedulingMode::Fair, 2)] {
+            let executors = executors(1, 2, mode);
+            // Job 1 (pool a) holds both slots and waits for more; job 2 (pool b) arrives.
+            let held = [
+                executors.acquire(1, "a", 1).await.unwrap(),
+                executors.acquire(1, "a", 1).await.unwrap(),
+            ];
+            let mut long = Box::pin(executors.acquire(1, "a", 1));
+            let mut short = Box::pin(executors.acquire(2, "b", 1));
+            assert!(futures::poll!(long.as_mut()).is_pending());
+            assert!(futures::poll!(short.as_mut()).is_pending());
+            let [one, _two] = held;
+            drop(one);
+            // Keep what a poll returns: a grant dropped at once would go to the other.
+            let long = futures::poll!(long.as_mut());
+            let short = futures::poll!(short.as_mut());
+            let served = match first {
+                1 => long.is_ready() && short.is_pending(),
+                _ => short.is_ready() && long.is_pending(),
+            };
+            assert!(served, "{mode:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_grant_that_reaches_a_cancelled_task_is_given_back() {
+        let executors = executors(1, 1, SchedulingMode::Fifo);
+        let held = executors.acquire(1, "default", 1).await.unwrap();
+        let mut waiting = Box::pin(executors.acquire(1, "default", 1));
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        // The slot is granted to the waiting task, which is cancelled before it looks.
+        drop(held);
+        assert_eq!(executors.lock().free, [0]);
+        drop(waiting);
+        assert_eq!(executors.lock().free, [1]);
+        let again = executors.acquire(2, "default", 1).await.unwrap();
+        assert_eq!(again.executor().id, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_gives_its_place_to_the_next() {
+        let executors = executors(1, 1, SchedulingMode::Fifo);
+        let held = executors.acquire(1, "default", 1).await.unwrap();
+        let mut cancelled = Box::pin(executors.acquire(1, "default", 1));
+        let mut next = Box::pin(executors.acquire(2, "default", 1));
+        assert!(futures::poll!(cancelled.as_mut()).is_pending());
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        drop(cancelled);
+        drop(held);
+        let next = next.await.unwrap();
+        assert_eq!((next.executor().id, next.job), (0, 2));
+        assert_eq!(executors.lock().free, [0]);
+        drop(next);
+        assert_eq!(executors.lock().free, [1]);
+    }
+}
