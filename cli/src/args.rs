@@ -58,6 +58,12 @@ pub struct Args {
     #[arg(long)]
     pub continue_on_error: bool,
 
+    /// Run the -f files (and -c commands) side by side on one session, each in order, each
+    /// in a scheduler pool named after it (see spark.scheduler.mode). [default: one after
+    /// the other]
+    #[arg(long)]
+    pub concurrent: bool,
+
     /// Run locally on N slots (tasks at once): `local[N]`, or `local[*]` for all cores.
     /// Sets spark.executor.instances=1 and spark.executor.cores=N. [default: local[*]]
     #[arg(long, value_name = "MASTER", value_parser = parse_master)]

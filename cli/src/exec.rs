@@ -37,8 +37,10 @@ pub enum RunStatus {
 /// The session, the tokio runtime that drives it, and the output settings.
 pub struct Executor {
     pub session: Arc<Session>,
-    pub runtime: Runtime,
+    pub runtime: Arc<Runtime>,
     pub output: OutputOptions,
+    /// The scheduler pool of this executor's jobs, when it has one of its own (`--concurrent`).
+    pub pool: Option<String>,
 }
 
 impl Executor {
@@ -105,6 +107,12 @@ impl Executor {
         // A panic in the engine is a bug, but it must not take the session (or the prompt's
         // unsaved work) down with it: it becomes this statement's error.
         let work = std::panic::AssertUnwindSafe(work).catch_unwind();
+        let work = async {
+            match self.pool.clone() {
+                Some(pool) => Session::with_scheduler_pool(pool, work).await,
+                None => work.await,
+            }
+        };
         self.runtime.block_on(async {
             tokio::select! {
                 result = work => result.unwrap_or_else(|panic| Err(Failure::Error(Error::Internal(panic_message(&panic))))),

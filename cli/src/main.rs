@@ -88,8 +88,9 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     };
     let mut executor = Executor {
         session,
-        runtime,
+        runtime: Arc::new(runtime),
         output,
+        pool: None,
     };
     if interactive {
         repl::run(&mut executor, args.history_file.clone())
@@ -118,6 +119,9 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
         sources.push(("<stdin>".to_string(), text));
     }
 
+    if args.concurrent && sources.len() > 1 {
+        return Ok(run_concurrently(&executor, sources, args.continue_on_error));
+    }
     let mut failed = false;
     for (name, text) in &sources {
         let origin = Origin {
@@ -144,6 +148,46 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--concurrent`: each source on a thread of its own, its statements in order, its jobs in
+/// a scheduler pool named after it; the session, its executors and block store are shared.
+fn run_concurrently(
+    executor: &Executor,
+    sources: Vec<(String, String)>,
+    continue_on_error: bool,
+) -> ExitCode {
+    let statuses: Vec<RunStatus> = std::thread::scope(|scope| {
+        let runs: Vec<_> = sources
+            .iter()
+            .map(|(name, text)| {
+                let mut own = Executor {
+                    session: executor.session.clone(),
+                    runtime: executor.runtime.clone(),
+                    output: executor.output.clone(),
+                    pool: Some(name.clone()),
+                };
+                scope.spawn(move || {
+                    let origin = Origin {
+                        name: Some(name),
+                        text,
+                    };
+                    own.run_text(origin, continue_on_error)
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().unwrap_or(RunStatus::Failed(1)))
+            .collect()
+    });
+    if statuses.contains(&RunStatus::Interrupted) {
+        eprintln!("cancelled");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    match statuses.iter().any(|s| matches!(s, RunStatus::Failed(_))) {
+        true => ExitCode::FAILURE,
+        false => ExitCode::SUCCESS,
+    }
 }
 
 fn load_tpch(

@@ -529,3 +529,57 @@ fn execution_modes_give_the_same_rows() {
     assert_eq!(stdout(&staged), "n_regionkey,n\n0,5\n1,5\n2,5\n3,5\n4,5\n");
     assert_eq!(stdout(&staged), stdout(&pipelined));
 }
+
+#[test]
+fn concurrent_files_run_side_by_side_each_in_order_in_a_pool_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.sql");
+    let b = dir.path().join("b.sql");
+    // Each file creates its own table, then reads it: in order within the file.
+    std::fs::write(
+        &a,
+        "create table ta as select v from generate_series(1, 1000) t(v);\nselect 'a' as file, count(*) as n from ta;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        "set spark.scheduler.pool = mine;\ncreate table tb as select v from generate_series(1, 2000) t(v);\nselect 'b' as file, sum(v) as n from tb;\n",
+    )
+    .unwrap();
+    let output = run(&[
+        "-q",
+        "--format",
+        "csv",
+        "--conf",
+        "spark.scheduler.mode=FAIR",
+        "--concurrent",
+        "-f",
+        a.to_str().unwrap(),
+        "-f",
+        b.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("a,1000\n"), "{out}");
+    assert!(out.contains("b,2001000\n"), "{out}");
+
+    // A failing file fails the run with its own location; the other one still runs.
+    std::fs::write(&a, "select 1;\nselect * from no_such_table;\n").unwrap();
+    let output = run(&[
+        "-q",
+        "--format",
+        "csv",
+        "--concurrent",
+        "-f",
+        a.to_str().unwrap(),
+        "-f",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("a.sql:2"), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("b,2001000\n"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -72,7 +72,12 @@ struct SlotState {
     next_request: u64,
     /// Most tasks running at once so far, over all jobs.
     peak_running: usize,
+    /// The jobs of the latest grants, oldest first (at most [`GRANT_LOG`]).
+    grants: std::collections::VecDeque<JobId>,
 }
+
+/// How many grants [`Executors::recent_grants`] remembers.
+const GRANT_LOG: usize = 1024;
 
 #[derive(Debug)]
 struct Waiter {
@@ -141,6 +146,7 @@ impl Executors {
                 waiting: Vec::new(),
                 next_request: 0,
                 peak_running: 0,
+                grants: std::collections::VecDeque::new(),
             }),
         })
     }
@@ -163,6 +169,20 @@ impl Executors {
     /// Most tasks that ran at once so far.
     pub fn peak_running(&self) -> usize {
         self.lock().peak_running
+    }
+
+    /// The jobs the latest slots went to, in the order they were granted: the scheduling
+    /// mode at work (the last 1024).
+    pub fn recent_grants(&self) -> Vec<JobId> {
+        self.lock().grants.iter().copied().collect()
+    }
+
+    /// The jobs with tasks waiting for a slot, each once, in job order.
+    pub fn waiting_jobs(&self) -> Vec<JobId> {
+        let mut jobs: Vec<JobId> = self.lock().waiting.iter().map(|w| w.job).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        jobs
     }
 
     /// Waits for `cores` cores of one executor (at most an executor's cores) for a task of
@@ -222,6 +242,10 @@ impl Executors {
                 continue;
             }
             state.free[executor] -= cores;
+            if state.grants.len() == GRANT_LOG {
+                state.grants.pop_front();
+            }
+            state.grants.push_back(waiter.job);
             *state.running_in_pool.entry(waiter.pool).or_default() += 1;
             *state.running_in_job.entry(waiter.job).or_default() += 1;
             let running = state.running_in_job.values().sum();

@@ -175,6 +175,7 @@ fn ran(tasks_from: &str, slots_used: usize, wall_ms: f64, task_ms: &[f64]) -> St
             stage_attempts: 1,
             resubmitted: vec![],
             failed_attempts: vec![],
+            tasks_per_executor: vec![],
             task_durations_ms: task_ms.to_vec(),
             decisions: vec![],
         }),

@@ -251,6 +251,7 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             ("error", Utf8, true),
             ("stage_attempt", UInt64, false),
             ("fetch_failed", Boolean, false),
+            ("executor_id", UInt64, false),
         ],
         vec![
             u64s(tasks.iter().map(|(j, _)| *j as u64)),
@@ -272,6 +273,7 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             Arc::new(BooleanArray::from_iter(
                 tasks.iter().map(|(_, a)| Some(a.fetch_failed)),
             )),
+            u64s(tasks.iter().map(|(_, a)| a.executor as u64)),
         ],
     )
 }

@@ -137,6 +137,8 @@ pub struct StageActuals {
     pub resubmitted: Vec<String>,
     /// Every task attempt that failed.
     pub failed_attempts: Vec<FailedAttempt>,
+    /// Tasks (their kept attempts) each executor ran, by executor id.
+    pub tasks_per_executor: Vec<(usize, usize)>,
     /// Per task (successful attempt): duration and bytes read, for skew analysis.
     pub task_durations_ms: Vec<f64>,
     /// What adaptive execution did to the stage, or why it did not.
@@ -326,6 +328,13 @@ fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
                 })
             })
             .collect(),
+        tasks_per_executor: {
+            let mut per: std::collections::BTreeMap<usize, usize> = Default::default();
+            for attempt in &succeeded {
+                *per.entry(attempt.executor).or_default() += 1;
+            }
+            per.into_iter().collect()
+        },
         task_durations_ms: durations,
         decisions: stage.decisions.clone(),
     }

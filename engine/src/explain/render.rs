@@ -133,6 +133,14 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
             human_bytes(actual.peak_memory_bytes),
             actual.retries
         ));
+        if actual.tasks_per_executor.len() > 1 {
+            let on: Vec<String> = actual
+                .tasks_per_executor
+                .iter()
+                .map(|(executor, tasks)| format!("executor {executor}: {tasks}"))
+                .collect();
+            lines.push(format!("  tasks per executor: {}", on.join(", ")));
+        }
         if actual.stage_attempts > 1 {
             lines.push(format!(
                 "  stage attempts: {} ({})",
@@ -194,6 +202,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                     "peak_memory_bytes": a.peak_memory_bytes,
                     "retries": a.retries,
                     "stage_attempts": a.stage_attempts,
+                    "tasks_per_executor": a.tasks_per_executor.iter().map(|(e, t)| json!({"executor": e, "tasks": t})).collect::<Vec<_>>(),
                     "resubmitted": a.resubmitted,
                     "failed_attempts": a.failed_attempts.iter().map(|f| json!({"task": f.task, "attempt": f.attempt, "stage_attempt": f.stage_attempt, "fetch_failed": f.fetch_failed, "error": f.error})).collect::<Vec<_>>(),
                     "aqe": a.decisions.iter().map(|d| json!({"rule": d.rule, "applied": d.applied, "change": d.change, "reason": d.reason})).collect::<Vec<_>>(),

@@ -66,7 +66,7 @@ impl Session {
 
     /// The session's executors as the settings now describe them: the same ones while
     /// `spark.executor.*` stay the same; new ones (for the next jobs) when they change.
-    pub(crate) fn executors(&self) -> Arc<Executors> {
+    pub fn executors(&self) -> Arc<Executors> {
         let shape = self.executor_shape();
         let mode = match self.setting(keys::SCHEDULER_MODE).as_str() {
             "fair" => SchedulingMode::Fair,
@@ -189,7 +189,7 @@ impl Session {
                 .unwrap_or(4),
             driver_memory: executors.shape().task_memory,
             local_dir,
-            pool: self.setting(keys::SCHEDULER_POOL),
+            pool: self.scheduler_pool(),
             faults: self.faults()?,
             aqe: self.aqe_settings(),
         };

@@ -56,7 +56,6 @@ pub struct Session {
     tpch_dir: PathBuf,
     last_job: AtomicUsize,
     last_stage: AtomicUsize,
-    statement: Mutex<String>,
     /// How many jobs the `system` tables hold.
     pub(crate) system_snapshot: AtomicUsize,
     listeners: Mutex<Listeners>,
@@ -68,6 +67,14 @@ pub struct Session {
     /// Held while a job's stages are planned and their ids taken, so that jobs planned at
     /// the same time get distinct stage ids.
     planning: tokio::sync::Mutex<()>,
+}
+
+tokio::task_local! {
+    /// The statement a task is executing, which names its jobs.
+    static STATEMENT: String;
+    /// The scheduler pool a task's jobs run in, when it has one of its own; a `SET
+    /// spark.scheduler.pool` in that task changes it for the task only.
+    static POOL: Mutex<String>;
 }
 
 /// What one statement produced.
@@ -135,7 +142,6 @@ impl Session {
                 .unwrap_or_else(tpch::default_cache_dir),
             last_job: AtomicUsize::new(0),
             last_stage: AtomicUsize::new(0),
-            statement: Mutex::new(String::new()),
             system_snapshot: AtomicUsize::new(0),
             listeners: Mutex::new(Listeners::default()),
             history: Mutex::new(Vec::new()),
@@ -200,7 +206,21 @@ impl Session {
     /// Runs one statement. DDL and settings take effect before this returns; a query returns
     /// its rows as a stream that runs as it is read.
     pub async fn execute(&self, statement: &SqlStatement) -> Result<StatementOutput> {
-        *self.statement.lock().expect("statement lock poisoned") = statement.text.clone();
+        // The statement's jobs are named after it, also when other tasks run statements on
+        // this session at the same time.
+        STATEMENT
+            .scope(statement.text.clone(), self.execute_statement(statement))
+            .await
+    }
+
+    /// Runs `work` (statements of this session) with its jobs in scheduler pool `pool`
+    /// instead of `spark.scheduler.pool`, as Spark's `setLocalProperty("spark.scheduler.pool")`
+    /// does for a thread: `--concurrent` gives each file its own pool this way.
+    pub async fn with_scheduler_pool<T>(pool: String, work: impl Future<Output = T>) -> T {
+        POOL.scope(Mutex::new(pool), work).await
+    }
+
+    async fn execute_statement(&self, statement: &SqlStatement) -> Result<StatementOutput> {
         crate::catalog::refresh_system_tables(self)?;
         if let Some(command) = Command::parse(&statement.text)? {
             if let Command::Explain { kind, query_offset } = command {
@@ -330,11 +350,15 @@ impl Session {
         self.last_stage.fetch_add(count, Ordering::Relaxed);
     }
 
+    /// The statement the calling task is executing.
     pub(crate) fn current_statement(&self) -> String {
-        self.statement
-            .lock()
-            .expect("statement lock poisoned")
-            .clone()
+        STATEMENT.try_with(String::clone).unwrap_or_default()
+    }
+
+    /// The scheduler pool of the calling task's jobs: its own, else `spark.scheduler.pool`.
+    pub(crate) fn scheduler_pool(&self) -> String {
+        POOL.try_with(|pool| pool.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_else(|_| self.setting(crate::config::keys::SCHEDULER_POOL))
     }
 
     pub(crate) fn record_job(&self, report: JobReport) {
@@ -427,7 +451,17 @@ impl Session {
     async fn run_command(&self, command: Command) -> Result<StatementOutput> {
         match command {
             Command::Set { key, value } => {
-                self.set(&key, &value, Source::Session)?;
+                // Like Spark's thread-local property: a task with a pool of its own (a
+                // `--concurrent` file) changes its own pool, not the session's.
+                let own_pool = key == crate::config::keys::SCHEDULER_POOL
+                    && POOL
+                        .try_with(|pool| {
+                            *pool.lock().unwrap_or_else(|e| e.into_inner()) = value.clone()
+                        })
+                        .is_ok();
+                if !own_pool {
+                    self.set(&key, &value, Source::Session)?;
+                }
                 done("SET")
             }
             Command::ShowSetting { key } => {
