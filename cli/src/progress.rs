@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(bar_text(&bars, stage), "[Stage 3 (retry 1): (0 + 1) / 4]");
         bars.on_event(&Event::JobEnd {
             job,
-            succeeded: true,
+            status: stagesql::events::JobStatus::Cancelled,
         });
         assert!(bars.state.lock().unwrap().bars.is_empty());
     }

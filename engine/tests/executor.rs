@@ -105,7 +105,7 @@ async fn tasks_run_on_executors_and_say_which() {
     assert!(ids.iter().all(|id| *id == "0" || *id == "1"), "{placed:?}");
     // Two tasks running at once are on different executors (the one with more free
     // cores takes the next task); tasks that never overlapped all ran on executor 0.
-    match recorder.peak_running() {
+    match session.executors().peak_running() {
         1 => assert_eq!(ids, ["0"]),
         _ => assert_eq!(ids, ["0", "1"]),
     }
@@ -275,15 +275,41 @@ async fn a_job_shuffles_are_freed_when_it_ends_fails_or_is_cancelled() {
     // Cancelled: dropped once a task has started.
     let recorder = Arc::new(Recorder::default());
     session.add_listener(recorder.clone());
-    let long = session.sql(
+    let mut long = Box::pin(session.sql(
         "select count(*) from (select v % 1000 as k from generate_series(1, 100000000000) t(v)) group by k",
-    );
+    ));
+    let running = |session: &Session| session.jobs().last().map(|j| j.status.as_str().to_string());
     tokio::select! {
-        _ = long => panic!("the job should not finish"),
+        _ = &mut long => panic!("the job should not finish"),
         _ = eventually("a task started", || !recorder.task_starts().is_empty()) => {}
     }
+    // While it runs, the job history lists it as running.
+    assert_eq!(running(&session).as_deref(), Some("running"));
+    drop(long);
     eventually("the cancelled job's shuffles are freed", || {
         store.memory_used() == 0 && empty()
     })
     .await;
+    // It ended as cancelled: listeners heard it, the history keeps what it ran.
+    let ended = recorder.events.lock().unwrap().iter().any(|e| {
+        matches!(
+            e,
+            Event::JobEnd {
+                status: stagesql::events::JobStatus::Cancelled,
+                ..
+            }
+        )
+    });
+    assert!(ended);
+    let jobs = session
+        .sql("select status, error, stages from system.jobs order by job_id desc limit 1")
+        .await
+        .unwrap();
+    assert_eq!(rows(&jobs), [["cancelled", "cancelled", "1"]]);
+    // The stage it had started is reported (its running task was killed, not finished).
+    let stages = session
+        .sql("select count(*) from system.stages s join (select max(job_id) as j from system.jobs where status = 'cancelled') c on s.job_id = c.j")
+        .await
+        .unwrap();
+    assert_eq!(rows(&stages)[0][0], "1");
 }

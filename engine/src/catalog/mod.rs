@@ -2,4 +2,4 @@
 
 mod system;
 
-pub use system::{refresh_system_tables, register_system_schema};
+pub use system::register_system_schema;

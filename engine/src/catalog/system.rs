@@ -1,27 +1,47 @@
 //! `system.jobs`, `system.stages`, `system.tasks`, `system.aqe_decisions`: the session's job
 //! history as tables.
 //!
-//! The tables are snapshots of [`Session::jobs`], replaced before a statement runs when
-//! jobs have finished since the last snapshot, so a query over them sees every job that
-//! ended before it started.
+//! Each table is a provider over the session's history, read when a statement that scans it
+//! is planned: it sees every job that ended before, and the jobs other statements are
+//! running (status `running`, as far as they got), never the scanning statement's own job.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::{MemTable, MemorySchemaProvider};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    MemTable, MemorySchemaProvider, Session as PlanningSession, TableProvider,
+};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
-use crate::scheduler::{JobReport, JobStatus};
+use crate::scheduler::JobReport;
 use crate::session::Session;
 
 const SCHEMA: &str = "system";
 
-/// Creates the empty `system` schema in the session's default catalog.
-pub fn register_system_schema(session: &Session) -> Result<()> {
+/// How a table's rows come from the job history.
+type Rows = fn(&[JobReport]) -> RecordBatch;
+
+/// The tables of the `system` schema: a name and how its rows come from the history.
+const TABLES: [(&str, Rows); 4] = [
+    ("jobs", jobs_table),
+    ("stages", stages_table),
+    ("tasks", tasks_table),
+    ("aqe_decisions", aqe_decisions_table),
+];
+
+/// Creates the `system` schema in the session's default catalog, its tables reading
+/// `history`.
+pub fn register_system_schema(
+    session: &Session,
+    history: Arc<Mutex<Vec<JobReport>>>,
+) -> Result<()> {
     let ctx = session.context();
     let catalog_name = ctx
         .state()
@@ -30,37 +50,68 @@ pub fn register_system_schema(session: &Session) -> Result<()> {
         .catalog
         .default_catalog
         .clone();
-    if let Some(catalog) = ctx.catalog(&catalog_name) {
-        catalog.register_schema(SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
-    }
-    refresh(session, &[])
-}
-
-/// Replaces the tables when the history has grown since they were made.
-pub fn refresh_system_tables(session: &Session) -> Result<()> {
-    let jobs = session.jobs();
-    if session.system_snapshot.load(Ordering::Relaxed) == jobs.len() {
+    let Some(catalog) = ctx.catalog(&catalog_name) else {
         return Ok(());
+    };
+    let schema = Arc::new(MemorySchemaProvider::new());
+    for (name, rows) in TABLES {
+        let table = SystemTable {
+            schema: rows(&[]).schema(),
+            rows,
+            history: history.clone(),
+        };
+        datafusion::catalog::SchemaProvider::register_table(
+            schema.as_ref(),
+            name.to_string(),
+            Arc::new(table),
+        )?;
     }
-    refresh(session, &jobs)?;
-    session.system_snapshot.store(jobs.len(), Ordering::Relaxed);
+    catalog.register_schema(SCHEMA, schema)?;
     Ok(())
 }
 
-fn refresh(session: &Session, jobs: &[JobReport]) -> Result<()> {
-    let ctx = session.context();
-    for (name, batch) in [
-        ("jobs", jobs_table(jobs)),
-        ("stages", stages_table(jobs)),
-        ("tasks", tasks_table(jobs)),
-        ("aqe_decisions", aqe_decisions_table(jobs)),
-    ] {
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        let reference = format!("{SCHEMA}.{name}");
-        ctx.deregister_table(reference.as_str())?;
-        ctx.register_table(reference.as_str(), Arc::new(table))?;
+/// One `system` table: its rows made from the history when a statement scans it.
+struct SystemTable {
+    schema: SchemaRef,
+    rows: Rows,
+    history: Arc<Mutex<Vec<JobReport>>>,
+}
+
+impl std::fmt::Debug for SystemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemTable")
+            .field("schema", &self.schema)
+            .finish()
     }
-    Ok(())
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn PlanningSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let jobs = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let batch = (self.rows)(&jobs);
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
 }
 
 fn u64s(values: impl Iterator<Item = u64>) -> ArrayRef {
@@ -101,12 +152,7 @@ fn jobs_table(jobs: &[JobReport]) -> RecordBatch {
         vec![
             u64s(jobs.iter().map(|j| j.job as u64)),
             strings(jobs.iter().map(|j| Some(j.sql.as_str()))),
-            strings(jobs.iter().map(|j| {
-                Some(match j.status {
-                    JobStatus::Succeeded => "succeeded",
-                    JobStatus::Failed => "failed",
-                })
-            })),
+            strings(jobs.iter().map(|j| Some(j.status.as_str()))),
             f64s(jobs.iter().map(|j| j.duration.as_secs_f64() * 1000.0)),
             u64s(jobs.iter().map(|j| j.stages.len() as u64)),
             u64s(

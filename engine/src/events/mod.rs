@@ -50,8 +50,31 @@ pub enum Event {
     },
     JobEnd {
         job: JobId,
-        succeeded: bool,
+        /// Succeeded, failed or cancelled (never running).
+        status: JobStatus,
     },
+}
+
+/// Where a job is in its life: running, then succeeded, failed or cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Dropped before it ended: Ctrl-C, a dropped result, a cancelled task of the caller.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// `running`, `succeeded`, `failed`, `cancelled`, as `system.jobs` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Receives events; called from the scheduler's tasks, so it must be quick and thread-safe.

@@ -217,13 +217,9 @@ impl StageReport {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    Succeeded,
-    Failed,
-}
+pub use crate::events::JobStatus;
 
-/// A finished job.
+/// A job: running (as far as it got), or ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobReport {
     pub job: JobId,

@@ -88,6 +88,9 @@ pub struct Job {
     pub store: Arc<ShuffleStore>,
     /// The session's executors, where the tasks run.
     pub executors: Arc<Executors>,
+    /// Gets the report of the job if it is cancelled (dropped before it ends), for the
+    /// session's history.
+    pub on_cancel: Option<Box<dyn Fn(JobReport) + Send + Sync>>,
     /// The session's task context: functions, configuration, object stores.
     pub base: Arc<TaskContext>,
     pub listeners: Listeners,
@@ -118,40 +121,35 @@ impl Job {
             store: self.store.clone(),
             job: self.id,
         };
-        let mut progress: BTreeMap<StageId, StageProgress> = self
-            .graph
-            .stages
-            .iter()
-            .map(|stage| (stage.id, StageProgress::new(stage.tasks())))
-            .collect();
-        let links = self.graph.subqueries.iter().map(|s| s.links.len()).sum();
-        let mut subqueries = vec![None; links];
-        let outcome = self
-            .run_stages(&mut progress, &mut subqueries, &runtime, started)
-            .await;
-        let succeeded = outcome.is_ok();
-        self.listeners.emit(Event::JobEnd {
-            job: self.id,
-            succeeded,
-        });
-        let mut report = JobReport {
-            job: self.id,
-            sql: self.sql.clone(),
-            status: JobStatus::Succeeded,
-            error: None,
-            slots: self.settings.slots,
-            duration: started.elapsed(),
-            stages: progress
-                .into_iter()
-                .filter_map(|(id, stage)| stage.report(id))
+        let mut running = Running {
+            job: &self,
+            started,
+            progress: self
+                .graph
+                .stages
+                .iter()
+                .map(|stage| (stage.id, StageProgress::new(stage.tasks())))
                 .collect(),
-            subqueries,
+            subqueries: vec![None; self.graph.subqueries.iter().map(|s| s.links.len()).sum()],
+            ended: false,
         };
-        let stream = outcome.and_then(|()| {
-            read_written_maps(self.graph.driver.clone(), &self.store)?
-                .execute(0, self.task_context(&runtime, None))
+        let outcome = self
+            .run_stages(
+                &mut running.progress,
+                &mut running.subqueries,
+                &runtime,
+                started,
+            )
+            .await
+            .and_then(|()| {
+                read_written_maps(self.graph.driver.clone(), &self.store)?
+                    .execute(0, self.task_context(&runtime, None))
+            });
+        let mut report = running.end(match outcome {
+            Ok(_) => JobStatus::Succeeded,
+            Err(_) => JobStatus::Failed,
         });
-        match stream {
+        match outcome {
             Ok(stream) => {
                 let schema = stream.schema();
                 let stream = stream.inspect(move |_| {
@@ -163,7 +161,6 @@ impl Job {
                 )
             }
             Err(error) => {
-                report.status = JobStatus::Failed;
                 report.error = Some(error.find_root().to_string());
                 (Err(error), report)
             }
@@ -500,6 +497,54 @@ impl Job {
             store: self.store.clone(),
         }
         .make(None, pool)
+    }
+}
+
+/// A job while its stages run. If it is dropped before [`Running::end`] — the job was
+/// cancelled — it ends the job as cancelled: listeners hear it (progress bars go away) and
+/// [`Job::on_cancel`] gets the report of what ran so far.
+struct Running<'a> {
+    job: &'a Job,
+    started: Instant,
+    progress: BTreeMap<StageId, StageProgress>,
+    subqueries: Vec<Option<RanPlan>>,
+    ended: bool,
+}
+
+impl Running<'_> {
+    /// Ends the job with `status`: tells the listeners, returns its report.
+    fn end(&mut self, status: JobStatus) -> JobReport {
+        self.ended = true;
+        self.job.listeners.emit(Event::JobEnd {
+            job: self.job.id,
+            status,
+        });
+        JobReport {
+            job: self.job.id,
+            sql: self.job.sql.clone(),
+            status,
+            error: None,
+            slots: self.job.settings.slots,
+            duration: self.started.elapsed(),
+            stages: std::mem::take(&mut self.progress)
+                .into_iter()
+                .filter_map(|(id, stage)| stage.report(id))
+                .collect(),
+            subqueries: std::mem::take(&mut self.subqueries),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let mut report = self.end(JobStatus::Cancelled);
+        report.error = Some("cancelled".to_string());
+        if let Some(on_cancel) = &self.job.on_cancel {
+            on_cancel(report);
+        }
     }
 }
 

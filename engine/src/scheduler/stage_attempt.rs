@@ -284,7 +284,8 @@ impl StageAttempt {
             });
             let plan = copy.clone().unwrap_or_else(|| self.stage.plan.clone() as _);
             let (metrics, result) = self.attempt(task, attempt, plan, &grant).await;
-            drop(grant);
+            // The task ends, then its slot is free: listeners never see more tasks running
+            // than there are slots.
             self.listeners.emit(Event::TaskEnd {
                 job: self.job,
                 stage: self.stage.id,
@@ -292,6 +293,7 @@ impl StageAttempt {
                 attempt,
                 error: metrics.error.clone(),
             });
+            drop(grant);
             run.attempts.push(metrics);
             let error = match result {
                 Ok(()) => {

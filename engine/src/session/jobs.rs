@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
@@ -17,7 +18,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 use crate::executor::{ExecutorShape, Executors, SchedulingMode};
 use crate::planner::{SplitScans, StagePlanning, cut_stages};
-use crate::scheduler::{Faults, Job, JobSettings, RandomFaults};
+use crate::scheduler::{Faults, Job, JobReport, JobSettings, JobStatus, RandomFaults};
 use crate::shuffle::ShuffleStore;
 use crate::stages::StageGraph;
 
@@ -193,13 +194,27 @@ impl Session {
             faults: self.faults()?,
             aqe: self.aqe_settings(),
         };
+        let id = self.next_job_id();
+        let sql = self.current_statement();
+        // Listed as running while it runs; replaced by its report when it ends.
+        self.record_job(JobReport {
+            job: id,
+            sql: sql.clone(),
+            status: JobStatus::Running,
+            error: None,
+            slots: settings.slots,
+            duration: Duration::ZERO,
+            stages: Vec::new(),
+            subqueries: Vec::new(),
+        });
         let job = Job {
-            id: self.next_job_id(),
-            sql: self.current_statement(),
+            id,
+            sql,
             graph,
             settings,
             store: self.store.clone(),
             executors,
+            on_cancel: Some(self.job_recorder()),
             base: self.ctx.state().task_ctx(),
             listeners: self.listeners(),
         };

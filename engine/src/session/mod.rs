@@ -56,10 +56,8 @@ pub struct Session {
     tpch_dir: PathBuf,
     last_job: AtomicUsize,
     last_stage: AtomicUsize,
-    /// How many jobs the `system` tables hold.
-    pub(crate) system_snapshot: AtomicUsize,
     listeners: Mutex<Listeners>,
-    history: Mutex<Vec<JobReport>>,
+    history: Arc<Mutex<Vec<JobReport>>>,
     /// Where every job's tasks run; rebuilt for the next job when `spark.executor.*` change.
     executors: Mutex<Option<Arc<crate::executor::Executors>>>,
     /// The session's block store: shuffle outputs of running jobs.
@@ -67,6 +65,14 @@ pub struct Session {
     /// Held while a job's stages are planned and their ids taken, so that jobs planned at
     /// the same time get distinct stage ids.
     planning: tokio::sync::Mutex<()>,
+}
+
+fn record(history: &Mutex<Vec<JobReport>>, report: JobReport) {
+    let mut history = history.lock().unwrap_or_else(|e| e.into_inner());
+    match history.iter_mut().find(|r| r.job == report.job) {
+        Some(earlier) => *earlier = report,
+        None => history.push(report),
+    }
 }
 
 tokio::task_local! {
@@ -142,9 +148,8 @@ impl Session {
                 .unwrap_or_else(tpch::default_cache_dir),
             last_job: AtomicUsize::new(0),
             last_stage: AtomicUsize::new(0),
-            system_snapshot: AtomicUsize::new(0),
             listeners: Mutex::new(Listeners::default()),
-            history: Mutex::new(Vec::new()),
+            history: Arc::default(),
             executors: Mutex::new(None),
             store: Arc::new(crate::shuffle::ShuffleStore::new(0)),
             planning: tokio::sync::Mutex::new(()),
@@ -152,7 +157,7 @@ impl Session {
         for (key, value) in &options.settings {
             session.set(key, value, Source::CommandLine)?;
         }
-        crate::catalog::register_system_schema(&session)?;
+        crate::catalog::register_system_schema(&session, session.history.clone())?;
         Ok(session)
     }
 
@@ -221,7 +226,6 @@ impl Session {
     }
 
     async fn execute_statement(&self, statement: &SqlStatement) -> Result<StatementOutput> {
-        crate::catalog::refresh_system_tables(self)?;
         if let Some(command) = Command::parse(&statement.text)? {
             if let Command::Explain { kind, query_offset } = command {
                 return self.explain(statement, kind, query_offset).await;
@@ -361,11 +365,16 @@ impl Session {
             .unwrap_or_else(|_| self.setting(crate::config::keys::SCHEDULER_POOL))
     }
 
+    /// Records `report` in the job history, in place of what was recorded for its job
+    /// before (a running job's first report).
     pub(crate) fn record_job(&self, report: JobReport) {
-        self.history
-            .lock()
-            .expect("history lock poisoned")
-            .push(report);
+        record(&self.history, report);
+    }
+
+    /// Records a report of `job` wherever it ends, also when it is cancelled (dropped).
+    pub(crate) fn job_recorder(&self) -> Box<dyn Fn(JobReport) + Send + Sync> {
+        let history = self.history.clone();
+        Box::new(move |report| record(&history, report))
     }
 
     /// Reports of the jobs this session ran, oldest first.
