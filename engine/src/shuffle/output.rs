@@ -72,6 +72,11 @@ pub struct MapOutputSlice {
 impl MapOutputSlice {
     /// Every batch of the slice, in the order the map task wrote them. A spill file that
     /// cannot be read is a [`FetchFailed`] of the map task.
+    /// Whether reading the slice reads spill files.
+    pub fn on_disk(&self) -> bool {
+        self.files.iter().any(|(_, range)| !range.is_empty())
+    }
+
     pub fn batches(self) -> Result<Vec<RecordBatch>> {
         let mut batches = Vec::new();
         for (file, range) in &self.files {

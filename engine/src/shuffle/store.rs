@@ -91,6 +91,13 @@ impl ShuffleStore {
         self.memory_budget.store(bytes, Ordering::Relaxed);
     }
 
+    /// Whether `bytes` more of map output would stay in memory (else a commit spills it).
+    pub fn has_room_for(&self, bytes: usize) -> bool {
+        bytes == 0
+            || self.memory_used.load(Ordering::Relaxed) + bytes
+                <= self.memory_budget.load(Ordering::Relaxed)
+    }
+
     /// Bytes of map output held in memory now, over every job.
     pub fn memory_used(&self) -> usize {
         self.memory_used.load(Ordering::Relaxed)

@@ -159,11 +159,23 @@ pub(crate) fn read_blocks(
     let ReadMetrics { rows, bytes, time } = metrics;
     let reduce = spec.reduce;
     let batches = futures::stream::iter(maps)
-        .map(move |m| {
-            let slice = store.slice(stage, m, reduce.clone())?;
-            rows.add(slice.rows as usize);
-            bytes.add(slice.bytes as usize);
-            slice.batches()
+        .then(move |m| {
+            let slice = store.slice(stage, m, reduce.clone());
+            let (rows, bytes) = (rows.clone(), bytes.clone());
+            async move {
+                let slice = slice?;
+                rows.add(slice.rows as usize);
+                bytes.add(slice.bytes as usize);
+                // Spilled blocks are read on a blocking thread, not on the async worker.
+                match slice.on_disk() {
+                    false => slice.batches(),
+                    true => tokio::task::spawn_blocking(move || slice.batches())
+                        .await
+                        .map_err(|e| {
+                            DataFusionError::Execution(format!("reading a spill file failed: {e}"))
+                        })?,
+                }
+            }
         })
         .flat_map(|batches: Result<Vec<_>>| match batches {
             Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),

@@ -135,7 +135,7 @@ impl ShuffleWriteExec {
         };
         let mut stream = self.input.execute(partition, context)?;
         while let Some(batch) = stream.next().await {
-            writer.push(batch?)?;
+            writer.push(batch?).await?;
             // Let the worker thread run other tasks between batches. A task woken by another
             // task (one waiting for a broadcast build side the other made, say) lands in the
             // waker's thread's LIFO slot, which other threads cannot steal from: without a
@@ -143,11 +143,20 @@ impl ShuffleWriteExec {
             // A yielding task goes to the stealable queue instead.
             tokio::task::yield_now().await;
         }
-        let (output, written_spill) = writer.finish()?;
+        let (output, written_spill) = writer.finish().await?;
         let (rows, bytes) = (output.rows(), output.bytes());
-        // Output the store has no memory left for is spilled on commit: it counts as this
-        // task's spill.
-        let spilled_bytes = written_spill + store.commit(self.stage, partition, output)?;
+        // Output the store has no memory left for is spilled on commit (on a blocking
+        // thread): it counts as this task's spill.
+        let stage = self.stage;
+        let committed = match store.has_room_for(output.memory_bytes()) {
+            true => store.commit(stage, partition, output),
+            false => tokio::task::spawn_blocking(move || store.commit(stage, partition, output))
+                .await
+                .map_err(|e| {
+                    DataFusionError::Execution(format!("committing map output failed: {e}"))
+                })?,
+        };
+        let spilled_bytes = written_spill + committed?;
         rows_out.add(rows as usize);
         bytes_out.add(bytes as usize);
         spilled.add(spilled_bytes as usize);
@@ -293,18 +302,18 @@ struct MapOutputWriter {
 }
 
 impl MapOutputWriter {
-    fn push(&mut self, batch: RecordBatch) -> Result<()> {
+    async fn push(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         self.input.push_batch(batch)?;
         while let Some(full) = self.input.next_completed_batch() {
-            self.write(full)?;
+            self.write(full).await?;
         }
         Ok(())
     }
 
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         let timer = self.time.timer();
         let size = match &mut self.router {
             Router::Hash(router) => {
@@ -320,24 +329,33 @@ impl MapOutputWriter {
         };
         timer.done();
         if self.reservation.try_grow(size).is_err() {
-            self.spill()?;
+            self.spill().await?;
         }
         Ok(())
     }
 
-    /// Writes the runs in memory to a spill file and frees their reservation.
-    fn spill(&mut self) -> Result<()> {
-        self.spilled_bytes += self
-            .output
-            .spill(self.store.spill_path(self.shuffle)?, &self.schema)?;
+    /// Writes the runs in memory to a spill file and frees their reservation. The file is
+    /// written on a blocking thread, not on the async worker running the task.
+    async fn spill(&mut self) -> Result<()> {
+        let path = self.store.spill_path(self.shuffle)?;
+        let schema = self.schema.clone();
+        let mut output = std::mem::replace(&mut self.output, MapOutput::new(0));
+        let (output, written) = tokio::task::spawn_blocking(move || {
+            let written = output.spill(path, &schema);
+            (output, written)
+        })
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("writing a spill file failed: {e}")))?;
+        self.output = output;
+        self.spilled_bytes += written?;
         self.reservation.free();
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(MapOutput, u64)> {
+    async fn finish(mut self) -> Result<(MapOutput, u64)> {
         self.input.finish_buffered_batch()?;
         while let Some(batch) = self.input.next_completed_batch() {
-            self.write(batch)?;
+            self.write(batch).await?;
         }
         // The store accounts for committed output itself.
         self.reservation.free();
