@@ -153,7 +153,9 @@ fn ran(tasks_from: &str, slots_used: usize, wall_ms: f64, task_ms: &[f64]) -> St
         parents: vec![],
         tasks: task_ms.len(),
         tasks_from: tasks_from.to_string(),
-        exchange: "shuffle hash(k) → 4".to_string(),
+        exchange: stagesql::stages::Exchange::Shuffle(
+            stagesql::datafusion::physical_plan::Partitioning::RoundRobinBatch(4),
+        ),
         operators: vec![],
         waves: task_ms.len().div_ceil(slots_used.max(1)),
         adaptive: false,

@@ -181,6 +181,7 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
                 .join(",")
         })
         .collect();
+    let exchanges: Vec<String> = stages.iter().map(|(_, s)| s.exchange.to_string()).collect();
     // Why each stage attempt after the first ran.
     let resubmitted: Vec<String> = stages
         .iter()
@@ -208,7 +209,7 @@ fn stages_table(jobs: &[JobReport]) -> RecordBatch {
             u64s(stages.iter().map(|(j, _)| *j as u64)),
             u64s(stages.iter().map(|(_, s)| s.stage as u64)),
             strings(parents.iter().map(|p| Some(p.as_str()))),
-            strings(stages.iter().map(|(_, s)| Some(s.exchange.as_str()))),
+            strings(exchanges.iter().map(|e| Some(e.as_str()))),
             u64s(stages.iter().map(|(_, s)| s.initial_tasks as u64)),
             u64s(stages.iter().map(|(_, s)| s.tasks as u64)),
             u64s(stages.iter().map(|(_, s)| s.attempts.len() as u64)),

@@ -72,7 +72,7 @@ pub fn advise(job: &JobView, broadcast_threshold: Option<u64>) -> Vec<Advisory> 
                 ),
             );
         }
-        if stage.exchange == "broadcast"
+        if stage.exchange == crate::stages::Exchange::Broadcast
             && let Some(threshold) = broadcast_threshold
             && actual.bytes_out > threshold
         {

@@ -50,14 +50,14 @@ impl JobView {
     pub fn shuffles(&self) -> usize {
         self.stages
             .iter()
-            .filter(|s| s.exchange.starts_with("shuffle"))
+            .filter(|s| s.exchange.is_shuffle())
             .count()
     }
 
     pub fn broadcasts(&self) -> usize {
         self.stages
             .iter()
-            .filter(|s| s.exchange == "broadcast")
+            .filter(|s| s.exchange == Exchange::Broadcast)
             .count()
     }
 
@@ -74,8 +74,8 @@ pub struct StageView {
     pub tasks: usize,
     /// Where the task count comes from, e.g. `file splits of lineitem (4 files, 212.3 MiB)`.
     pub tasks_from: String,
-    /// `shuffle hash(l_orderkey) → 200`, `gather → 1`, `broadcast`, `result`.
-    pub exchange: String,
+    /// Shown as `shuffle hash(l_orderkey) → 200`, `gather → 1`, `broadcast`, `result`.
+    pub exchange: Exchange,
     /// Operators, root first: the plan that ran, once the job has run (after adaptive
     /// execution), with what each did.
     pub operators: Vec<OperatorView>,
@@ -214,7 +214,7 @@ pub fn describe(
                 parents: stage.parents.clone(),
                 tasks,
                 tasks_from: tasks_from(stage.plan.input(), tasks, &|id| launched(report, id)),
-                exchange: exchange_text(stage.exchange()),
+                exchange: stage.exchange().clone(),
                 operators: match ran {
                     Some(ran) => measured_operators(&plan, &ran.plans),
                     None => operators(&plan),
@@ -281,10 +281,6 @@ fn launched(report: Option<&JobReport>, stage: StageId) -> Option<usize> {
         .map(|s| s.tasks)
 }
 
-fn exchange_text(exchange: &Exchange) -> String {
-    exchange.to_string()
-}
-
 fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
     let succeeded = stage.kept_attempts();
     let durations: Vec<f64> = succeeded.iter().map(|a| a.duration_ms).collect();
@@ -301,7 +297,7 @@ fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
         rows_out: sum(&|a| a.rows_out),
         bytes_out: sum(&|a| a.bytes_out),
         shuffle_read_bytes: sum(&|a| a.shuffle_read_bytes),
-        shuffle_write_bytes: if stage.exchange.starts_with("shuffle") {
+        shuffle_write_bytes: if stage.exchange.is_shuffle() {
             sum(&|a| a.bytes_out)
         } else {
             0

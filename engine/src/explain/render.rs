@@ -213,7 +213,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                 "parents": stage.parents,
                 "tasks": stage.tasks,
                 "tasks_from": stage.tasks_from,
-                "exchange": stage.exchange,
+                "exchange": stage.exchange.to_string(),
                 "waves": stage.waves,
                 "adaptive": stage.adaptive,
                 "adaptive_skew_split": stage.skew_split,

@@ -10,7 +10,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::Metric;
 
 use crate::events::JobId;
-use crate::stages::{ShuffleReadExec, StageId};
+use crate::stages::{Exchange, ShuffleReadExec, StageId};
 
 /// One attempt of one task.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -168,7 +168,7 @@ impl PartialEq for RanPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageReport {
     pub stage: StageId,
-    pub exchange: String,
+    pub exchange: Exchange,
     pub parents: Vec<StageId>,
     /// Tasks as planned, and as launched after adaptive execution.
     pub initial_tasks: usize,

@@ -657,7 +657,7 @@ impl StageProgress {
         }
         Some(StageReport {
             stage: id,
-            exchange: prepared.stage.exchange().to_string(),
+            exchange: prepared.stage.exchange().clone(),
             parents: prepared.stage.parents.clone(),
             initial_tasks: prepared.initial_tasks,
             tasks: self.pending,

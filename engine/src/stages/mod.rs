@@ -36,7 +36,7 @@ pub use shuffle_write::ShuffleWriteExec;
 pub type StageId = usize;
 
 /// How a stage's output reaches the stages (or the driver) that read it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Exchange {
     /// Hash (or round-robin) partitioning into buckets: a shuffle.
     Shuffle(Partitioning),
@@ -49,6 +49,10 @@ pub enum Exchange {
 }
 
 impl Exchange {
+    pub fn is_shuffle(&self) -> bool {
+        matches!(self, Exchange::Shuffle(_))
+    }
+
     /// Buckets each map task writes.
     pub fn buckets(&self) -> usize {
         match self {
