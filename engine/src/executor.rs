@@ -19,7 +19,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool};
 use tokio::sync::oneshot;
 
-use crate::events::JobId;
+use crate::ids::JobId;
 
 /// How waiting tasks of several jobs are ordered (`spark.scheduler.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

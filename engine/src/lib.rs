@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod explain;
+pub mod ids;
 pub mod planner;
 pub mod scheduler;
 pub mod session;

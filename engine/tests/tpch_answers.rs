@@ -36,7 +36,7 @@ async fn check_all_in(settings: &[(&str, &str)]) -> (Vec<String>, Session) {
         ..SessionOptions::default()
     })
     .unwrap();
-    tpch::register(&session, &dir).await.unwrap();
+    tpch::register(session.context(), &dir).await.unwrap();
     let mut failures = Vec::new();
     for number in 1..=22 {
         let batches = run_query(&session, number).await;

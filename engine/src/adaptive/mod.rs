@@ -32,7 +32,7 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use skew::SideSkew;
 
-use crate::explain::human_bytes;
+use crate::config::human_bytes;
 use crate::shuffle::{MapOutputStatistics, ShuffleStore};
 use crate::stages::{PartitionSpec, ReadSpec, ShuffleReadExec, Stage, StageId};
 
@@ -336,12 +336,12 @@ fn switch_to_broadcast(
             return Ok(Transformed::no(node));
         }
         let bytes: u64 = store.statistics(build.stage()).bytes_by_partition().iter().sum();
-        let size = crate::explain::human_bytes(bytes);
+        let size = human_bytes(bytes);
         let Some(threshold) = settings.broadcast_threshold else {
             decisions.push(AqeDecision::not_applied(stage.id, rule, format!("build side {size}; spark.sql.adaptive.autoBroadcastJoinThreshold is -1")));
             return Ok(Transformed::no(node));
         };
-        let limit = crate::explain::human_bytes(threshold);
+        let limit = human_bytes(threshold);
         if bytes >= threshold {
             decisions.push(AqeDecision::not_applied(stage.id, rule, format!("build side {size} is not under spark.sql.adaptive.autoBroadcastJoinThreshold ({limit})")));
             return Ok(Transformed::no(node));

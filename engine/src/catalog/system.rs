@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
 use crate::scheduler::JobReport;
-use crate::session::Session;
+use datafusion::prelude::SessionContext;
 
 const SCHEMA: &str = "system";
 
@@ -39,10 +39,9 @@ const TABLES: [(&str, Rows); 4] = [
 /// Creates the `system` schema in the session's default catalog, its tables reading
 /// `history`.
 pub fn register_system_schema(
-    session: &Session,
+    ctx: &SessionContext,
     history: Arc<Mutex<Vec<JobReport>>>,
 ) -> Result<()> {
-    let ctx = session.context();
     let catalog_name = ctx
         .state()
         .config()

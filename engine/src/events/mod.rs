@@ -3,10 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::stages::StageId;
-
-/// Jobs are numbered per session from 1.
-pub type JobId = usize;
+pub use crate::ids::{JobId, StageId};
 
 /// Something that happened while a job ran.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 use datafusion::physical_plan::metrics::MetricValue;
 
+pub use crate::config::human_bytes;
 use crate::scheduler::{JobReport, RanPlan, StageReport, partition_metrics};
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, StageGraph, StageId,
@@ -692,19 +693,4 @@ fn short_name(node: &Arc<dyn ExecutionPlan>) -> String {
         return format!("Scan({table})");
     }
     node.name().trim_end_matches("Exec").to_string()
-}
-
-/// `1536` → `1.5 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} B"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
 }

@@ -157,7 +157,7 @@ impl Session {
         for (key, value) in &options.settings {
             session.set(key, value, Source::CommandLine)?;
         }
-        crate::catalog::register_system_schema(&session, session.history.clone())?;
+        crate::catalog::register_system_schema(&session.ctx, session.history.clone())?;
         Ok(session)
     }
 
@@ -453,7 +453,7 @@ impl Session {
         let dir = tokio::task::spawn_blocking(move || tpch::ensure_data(&cache_dir, scale_factor))
             .await
             .map_err(|e| Error::Tpch(format!("generator task failed: {e}")))??;
-        tpch::register(self, &dir).await?;
+        tpch::register(&self.ctx, &dir).await?;
         Ok(dir)
     }
 

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 
 use super::{FetchFailed, MapOutput, MapOutputSlice};
-use crate::events::JobId;
+use crate::ids::JobId;
 
 /// A stage's output shuffle has its stage's number (unique in the session).
 pub type ShuffleId = usize;

@@ -11,7 +11,7 @@
 //! Every stage's plan is rooted in a [`ShuffleWriteExec`] that writes each task's output to
 //! the job's shuffle store; the stages that consume it start with a [`ShuffleReadExec`] (or a
 //! [`BroadcastReadExec`] for a broadcast build side). The graph is built by
-//! [`crate::planner::cut_stages`].
+//! the planner (`planner::cut_stages`).
 
 mod broadcast_read;
 mod shuffle_read;
@@ -32,8 +32,7 @@ pub use broadcast_read::BroadcastReadExec;
 pub use shuffle_read::{PartitionSpec, ReadSpec, ShuffleReadExec, read_written_maps};
 pub use shuffle_write::ShuffleWriteExec;
 
-/// Stages are numbered per session from 1, in the order they can run (parents first).
-pub type StageId = usize;
+pub use crate::ids::StageId;
 
 /// How a stage's output reaches the stages (or the driver) that read it.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use datafusion::prelude::ParquetReadOptions;
 pub use generate::ensure_data;
 
 use crate::error::{Error, Result};
-use crate::session::Session;
+use datafusion::prelude::SessionContext;
 
 /// The eight TPC-H tables.
 pub const TABLES: [&str; 8] = [
@@ -52,16 +52,14 @@ pub fn parse_scale_factor(text: &str) -> Result<f64> {
     }
 }
 
-/// Registers the eight tables found under `dir` (as written by [`ensure_data`]) in `session`.
-pub async fn register(session: &Session, dir: &Path) -> Result<()> {
+/// Registers the eight tables found under `dir` (as written by [`ensure_data`]) in `ctx`.
+pub async fn register(ctx: &SessionContext, dir: &Path) -> Result<()> {
     for table in TABLES {
         let path = dir.join(table);
         let location = path
             .to_str()
             .ok_or_else(|| Error::Tpch(format!("path is not UTF-8: {}", path.display())))?;
-        session
-            .context()
-            .register_parquet(table, location, ParquetReadOptions::default())
+        ctx.register_parquet(table, location, ParquetReadOptions::default())
             .await?;
     }
     Ok(())
