@@ -83,21 +83,101 @@ impl AqeDecision {
     }
 }
 
-/// Applies the rules to `stage` before it is submitted; returns the stage to run. In order:
-/// the join strategy switch, skew join, coalescing (both decide the partition specs of the
-/// shuffle reads together), then empty relation propagation on the rewritten plan.
+/// One adaptive rule: rewrites a stage whose parents have finished, from the exact sizes of
+/// the shuffles it reads, and records what it decided (also when it did nothing).
+pub trait AdaptiveRule: Send + Sync {
+    /// The rule's name in decisions, e.g. `switch join strategy`.
+    fn name(&self) -> &'static str;
+
+    fn apply(
+        &self,
+        stage: &Stage,
+        store: &ShuffleStore,
+        settings: &AqeSettings,
+        decisions: &mut Vec<AqeDecision>,
+    ) -> Result<Stage>;
+}
+
+/// A partitioned join whose build side turned out small becomes a broadcast join.
+struct SwitchJoinStrategy;
+
+/// Skewed join partitions are split by map ranges and small partitions coalesced: the two
+/// decide the partition specs of the stage's shuffle reads together.
+struct PartitionReads;
+
+/// Joins and aggregates that a stage's empty input makes empty become empty relations.
+struct PropagateEmptyRelation;
+
+impl AdaptiveRule for SwitchJoinStrategy {
+    fn name(&self) -> &'static str {
+        "switch join strategy"
+    }
+
+    fn apply(
+        &self,
+        stage: &Stage,
+        store: &ShuffleStore,
+        settings: &AqeSettings,
+        decisions: &mut Vec<AqeDecision>,
+    ) -> Result<Stage> {
+        switch_to_broadcast(stage, store, settings, decisions)
+    }
+}
+
+impl AdaptiveRule for PartitionReads {
+    fn name(&self) -> &'static str {
+        "skew join, coalesce partitions"
+    }
+
+    fn apply(
+        &self,
+        stage: &Stage,
+        store: &ShuffleStore,
+        settings: &AqeSettings,
+        decisions: &mut Vec<AqeDecision>,
+    ) -> Result<Stage> {
+        partition_reads(stage, store, settings, decisions)
+    }
+}
+
+impl AdaptiveRule for PropagateEmptyRelation {
+    fn name(&self) -> &'static str {
+        "propagate empty relation"
+    }
+
+    fn apply(
+        &self,
+        stage: &Stage,
+        store: &ShuffleStore,
+        _settings: &AqeSettings,
+        decisions: &mut Vec<AqeDecision>,
+    ) -> Result<Stage> {
+        empty::propagate(stage, store, decisions)
+    }
+}
+
+/// The rules, in the order they run on a stage.
+pub const RULES: [&dyn AdaptiveRule; 3] = [
+    &SwitchJoinStrategy,
+    &PartitionReads,
+    &PropagateEmptyRelation,
+];
+
+/// Applies [`RULES`] to `stage` before it is submitted; returns the stage to run and what
+/// each rule decided.
 pub fn optimize_stage(
     stage: &Stage,
     store: &ShuffleStore,
     settings: &AqeSettings,
 ) -> Result<(Stage, Vec<AqeDecision>)> {
     let mut decisions = Vec::new();
+    let mut stage = stage.clone();
     if !settings.enabled {
-        return Ok((stage.clone(), decisions));
+        return Ok((stage, decisions));
     }
-    let stage = switch_to_broadcast(stage, store, settings, &mut decisions)?;
-    let stage = partition_reads(&stage, store, settings, &mut decisions)?;
-    let stage = empty::propagate(&stage, store, &mut decisions)?;
+    for rule in RULES {
+        stage = rule.apply(&stage, store, settings, &mut decisions)?;
+    }
     Ok((stage, decisions))
 }
 
@@ -719,5 +799,21 @@ mod tests {
         assert_eq!(splittable(JoinType::LeftAnti), [true, false]);
         assert_eq!(splittable(JoinType::RightSemi), [false, true]);
         assert_eq!(splittable(JoinType::Full), [false, false]);
+    }
+}
+
+#[cfg(test)]
+mod rule_order {
+    #[test]
+    fn the_rules_run_in_spark_order() {
+        let names: Vec<&str> = super::RULES.iter().map(|rule| rule.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "switch join strategy",
+                "skew join, coalesce partitions",
+                "propagate empty relation"
+            ]
+        );
     }
 }
