@@ -23,6 +23,7 @@ use crate::output::OutputOptions;
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
+    stagesql::executor::limit_allocator_arenas();
     // Panics are caught per statement and reported as internal errors; the default hook's
     // backtrace noise would only bury that message.
     std::panic::set_hook(Box::new(|info| {
