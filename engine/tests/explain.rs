@@ -572,3 +572,36 @@ async fn scalar_subqueries_show_where_they_run_and_who_uses_them() {
     );
     assert_eq!(job["subqueries"][1]["operators"][0]["rows"], 1, "{job:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_of_several_coalesced_partitions_says_how_many() {
+    let session = session(&[
+        ("spark.sql.shuffle.partitions", "40"),
+        ("spark.executor.cores", "2"),
+        ("spark.sql.adaptive.advisoryPartitionSizeInBytes", "16k"),
+        (
+            "spark.sql.adaptive.coalescePartitions.minPartitionSize",
+            "1k",
+        ),
+    ])
+    .await;
+    let lines = explain(
+        &session,
+        "EXPLAIN ANALYZE select l_orderkey, count(*) from lineitem group by 1",
+    )
+    .await;
+    let read = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("ShuffleRead(stage 1, "))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let shown = read.trim_start();
+    let (partitions, rest) = shown["ShuffleRead(stage 1, ".len()..]
+        .split_once(" partitions: ")
+        .unwrap_or_else(|| panic!("{shown}"));
+    let partitions: usize = partitions.parse().unwrap();
+    assert!(partitions > 1 && partitions < 40, "{shown}");
+    assert!(
+        rest.starts_with(&format!("{partitions} coalesced)")),
+        "{shown}"
+    );
+}

@@ -643,11 +643,8 @@ fn short_name(node: &Arc<dyn ExecutionPlan>) -> String {
             ReadSpec::MapOutputs(_) => format!("ShuffleRead(gather of stage {stage})"),
             ReadSpec::ReducePartitions(_) => format!("ShuffleRead(stage {stage})"),
             ReadSpec::Explicit(specs) => {
-                let count = |n: usize, what: &str| match n {
-                    0 => None,
-                    1 => Some(format!("1 {what}")),
-                    n => Some(format!("{n} {what}s")),
-                };
+                // `3 coalesced`, `1 split`: words that do not take a plural.
+                let count = |n: usize, what: &str| (n > 0).then(|| format!("{n} {what}"));
                 let coalesced = specs.iter().filter(|s| s.reduce.len() > 1).count();
                 let split = specs.iter().filter(|s| s.maps.is_some()).count();
                 let parts: Vec<String> = [count(coalesced, "coalesced"), count(split, "split")]
