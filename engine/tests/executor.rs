@@ -4,22 +4,15 @@
 //! states, never from timings.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use stagesql::events::{Event, Listener};
-use stagesql::{Session, SessionOptions, StatementResult};
+use stagesql::{Session, StatementResult};
+
+mod common;
+use common::eventually;
 
 async fn session(settings: &[(&str, &str)]) -> Arc<Session> {
-    let session = Session::with_options(SessionOptions {
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..SessionOptions::default()
-    })
-    .unwrap();
-    session.load_tpch(0.01).await.unwrap();
-    Arc::new(session)
+    Arc::new(common::tpch_session(settings, 0.01).await)
 }
 
 fn rows(results: &[StatementResult]) -> Vec<Vec<String>> {
@@ -65,18 +58,6 @@ impl Recorder {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// Waits for `done` with a limit meant for the slowest machine, not for a measurement.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let patience = std::time::Instant::now();
-    while !done() {
-        assert!(
-            patience.elapsed() < Duration::from_secs(120),
-            "still not true after two minutes: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

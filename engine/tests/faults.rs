@@ -6,19 +6,12 @@
 use stagesql::datafusion::arrow::array::RecordBatch;
 use stagesql::datafusion::arrow::util::pretty::pretty_format_batches;
 use stagesql::scheduler::JobReport;
-use stagesql::{Session, SessionOptions, StatementResult};
+use stagesql::{Session, StatementResult};
+
+mod common;
 
 async fn session(settings: &[(&str, &str)], scale_factor: f64) -> Session {
-    let session = Session::with_options(SessionOptions {
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..SessionOptions::default()
-    })
-    .unwrap();
-    session.load_tpch(scale_factor).await.unwrap();
-    session
+    common::tpch_session(settings, scale_factor).await
 }
 
 /// The rows of the last statement of `sql`, as a table (sorted when `sorted`).

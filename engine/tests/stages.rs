@@ -1,11 +1,11 @@
 //! The stage model through the Session API: how plans are cut, that the executor launches
 //! the predicted tasks, retries, spilling with cleanup, and cancellation.
-
-use std::time::Duration;
-
 use stagesql::scheduler::JobReport;
 use stagesql::stages::StageGraph;
 use stagesql::{Session, SessionOptions, StatementResult};
+
+mod common;
+use common::eventually;
 
 async fn session(settings: &[(&str, &str)]) -> Session {
     // Adaptive execution off: these tests pin task counts as planned.
@@ -323,18 +323,6 @@ impl stagesql::events::Listener for TaskStarts {
         if matches!(event, stagesql::events::Event::TaskStart { .. }) {
             let _ = self.0.send(());
         }
-    }
-}
-
-/// Waits for `done` with a limit meant for the slowest machine, not for a measurement.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let patience = std::time::Instant::now();
-    while !done() {
-        assert!(
-            patience.elapsed() < Duration::from_secs(120),
-            "still not true after two minutes: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
