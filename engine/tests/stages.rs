@@ -1,5 +1,6 @@
 //! The stage model through the Session API: how plans are cut, that the executor launches
 //! the predicted tasks, retries, spilling with cleanup, and cancellation.
+
 use stagesql::scheduler::JobReport;
 use stagesql::stages::StageGraph;
 use stagesql::{Session, SessionOptions, StatementResult};
