@@ -402,6 +402,25 @@ mod tests {
     }
 
     #[test]
+    fn ending_a_job_frees_its_shuffles_and_only_its_own() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ShuffleStore::new(usize::MAX);
+        for (job, shuffle) in [(1, 10), (2, 20)] {
+            store.begin_job(job, root.path().to_path_buf());
+            store.register(shuffle, job, batch(&[]).schema(), 1);
+            store.commit(shuffle, 0, output(&[1, 2], &[3])).unwrap();
+        }
+        let both = store.memory_used();
+        assert!(both > 0);
+        store.end_job(1);
+        assert_eq!(store.memory_used(), both / 2);
+        assert!(store.slice(10, 0, 0..2).is_err(), "job 1's shuffle is gone");
+        assert_eq!(store.slice(20, 0, 0..2).unwrap().rows, 3, "job 2's stays");
+        store.end_job(2);
+        assert_eq!(store.memory_used(), 0);
+    }
+
+    #[test]
     fn a_retried_map_task_replaces_its_earlier_output() {
         let store = ShuffleStore::new(usize::MAX);
         store.begin_job(1, std::env::temp_dir());
