@@ -1,5 +1,6 @@
 //! What a job, its stages and their task attempts measured.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::metrics::Metric;
+use datafusion::physical_plan::metrics::{Label, Metric};
 
 use crate::events::JobId;
 use crate::stages::{Exchange, ShuffleReadExec, StageId};
@@ -115,19 +116,20 @@ pub(crate) fn partition_metrics(node: &Arc<dyn ExecutionPlan>) -> Option<Vec<Arc
     if !node.is::<DataSourceExec>() {
         return Some(set.iter().cloned().collect());
     }
+    // Per partition, metric and labels: where its largest entry is in `kept`.
+    let mut largest: HashMap<(Option<usize>, &str, &[Label]), usize> = HashMap::new();
     let mut kept: Vec<Arc<Metric>> = Vec::new();
     for metric in set.iter() {
-        let same = |m: &Arc<Metric>| {
-            m.partition() == metric.partition()
-                && m.value().name() == metric.value().name()
-                && m.labels() == metric.labels()
-        };
-        match kept.iter().position(same) {
-            Some(i) if kept[i].value().as_usize() < metric.value().as_usize() => {
+        let key = (metric.partition(), metric.value().name(), metric.labels());
+        match largest.get(&key) {
+            Some(&i) if kept[i].value().as_usize() < metric.value().as_usize() => {
                 kept[i] = metric.clone()
             }
             Some(_) => {}
-            None => kept.push(metric.clone()),
+            None => {
+                largest.insert(key, kept.len());
+                kept.push(metric.clone());
+            }
         }
     }
     Some(kept)
