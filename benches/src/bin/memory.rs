@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use stagesql::config::human_bytes;
 use stagesql::{Session, SessionOptions, tpch};
+use stagesql_benches::Args;
 
 struct Options {
     scale_factor: f64,
@@ -28,46 +29,23 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let list = |flag: &str| -> Option<Vec<String>> {
-        value(flag).map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-    };
+    let args = Args::from_env();
     Options {
-        scale_factor: value("--sf").and_then(|v| v.parse().ok()).unwrap_or(10.0),
-        memory: list("--memory").unwrap_or_else(|| vec!["1g".into(), "2g".into()]),
-        slots: value("--slots")
+        scale_factor: args
+            .value("--sf")
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        queries: list("--queries")
-            .map(|qs| {
-                qs.iter()
-                    .map(|q| {
-                        q.trim_start_matches(['Q', 'q'])
-                            .parse()
-                            .expect("--queries: numbers 1 to 22")
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|| (1..=22).collect()),
-        conf: args
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| *a == "--conf")
-            .filter_map(|(i, _)| args.get(i + 1))
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').expect("--conf key=value");
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
-        child: value("--child-query")
+            .unwrap_or(10.0),
+        memory: args.value("--memory").map_or_else(
+            || vec!["1g".into(), "2g".into()],
+            |v| v.split(',').map(|s| s.trim().to_string()).collect(),
+        ),
+        slots: args.slots(),
+        queries: args.queries(),
+        conf: args.conf(),
+        child: args
+            .value("--child-query")
             .and_then(|q| q.parse().ok())
-            .zip(value("--child-memory")),
+            .zip(args.value("--child-memory")),
     }
 }
 

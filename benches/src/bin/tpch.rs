@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use stagesql::{Session, SessionOptions, tpch};
-use stagesql_benches::{median, rows};
+use stagesql_benches::{Args, median, rows};
 
 struct Options {
     scale_factor: f64,
@@ -37,51 +37,27 @@ enum Baseline {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = Args::from_env();
     Options {
-        scale_factor: value("--sf").and_then(|v| v.parse().ok()).unwrap_or(1.0),
-        runs: value("--runs")
+        scale_factor: args
+            .value("--sf")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1.0),
+        runs: args
+            .value("--runs")
             .and_then(|v| v.parse().ok())
             .unwrap_or(3)
             .max(1),
-        partitions: value("--partitions").and_then(|v| v.parse().ok()),
-        slots: value("--slots")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        against: match value("--against").as_deref() {
+        partitions: args.value("--partitions").and_then(|v| v.parse().ok()),
+        slots: args.slots(),
+        against: match args.value("--against").as_deref() {
             None | Some("pipelined") => Baseline::Pipelined,
             Some("aqe-off") => Baseline::AqeOff,
             Some(other) => panic!("--against {other}: expected pipelined or aqe-off"),
         },
-        explain: args.iter().any(|a| a == "--explain"),
-        queries: value("--queries")
-            .map(|list| {
-                list.split(',')
-                    .map(|q| {
-                        q.trim()
-                            .trim_start_matches(['Q', 'q'])
-                            .parse()
-                            .expect("--queries: numbers 1 to 22")
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|| (1..=22).collect()),
-        conf: args
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| *a == "--conf")
-            .filter_map(|(i, _)| args.get(i + 1))
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').expect("--conf key=value");
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
+        explain: args.has("--explain"),
+        queries: args.queries(),
+        conf: args.conf(),
     }
 }
 
