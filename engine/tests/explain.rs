@@ -4,19 +4,12 @@
 //! thresholds on constructed figures, and the job history is queryable.
 
 use stagesql::explain::{JobView, StageActuals, StageView, TaskTimes, advise};
-use stagesql::{Session, SessionOptions, StatementResult};
+use stagesql::{Session, StatementResult};
+
+mod common;
 
 async fn session(settings: &[(&str, &str)]) -> Session {
-    let session = Session::with_options(SessionOptions {
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..SessionOptions::default()
-    })
-    .unwrap();
-    session.load_tpch(0.01).await.unwrap();
-    session
+    common::tpch_session(settings, 0.01).await
 }
 
 /// The `plan` column of an EXPLAIN, as lines.

@@ -54,6 +54,18 @@ fn next_stage(session: &Session, n: usize) -> usize {
     last + n
 }
 
+/// Makes the next job lose the output of map task 0 of its first stage before the stage
+/// reading it starts; returns that stage's id.
+async fn lose_first_map_output_of_next_job(session: &Session) -> usize {
+    let stage = next_stage(session, 1);
+    set(
+        session,
+        &[("stagesql.test.lose_shuffle_output", &format!("{stage}.0"))],
+    )
+    .await;
+    stage
+}
+
 /// `stagesql.test.fail_tasks` for task 0 of each of the next job's first `stages` stages.
 fn every_stage_fails_once(session: &Session, stages: usize) -> String {
     (1..=stages)
@@ -223,12 +235,7 @@ async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
         )
         .await;
         let expected = rows(&session, sql).await;
-        let stage = next_stage(&session, 1);
-        set(
-            &session,
-            &[("stagesql.test.lose_shuffle_output", &format!("{stage}.0"))],
-        )
-        .await;
+        let stage = lose_first_map_output_of_next_job(&session).await;
         assert_eq!(rows(&session, sql).await, expected, "memory {memory}");
         let job = last_job(&session);
         let map_stage = &job.stages[0];
@@ -270,12 +277,7 @@ async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
         .await;
         assert!(!fetch_failures.contains("| 0 "), "{fetch_failures}");
         // EXPLAIN ANALYZE of a run that loses the same output shows the attempts and why.
-        let stage = next_stage(&session, 1);
-        set(
-            &session,
-            &[("stagesql.test.lose_shuffle_output", &format!("{stage}.0"))],
-        )
-        .await;
+        lose_first_map_output_of_next_job(&session).await;
         let explain = rows(&session, &format!("explain analyze {sql}")).await;
         assert!(
             explain.contains("stage attempts: 2 (attempt 2: lost output of stage")
@@ -375,12 +377,7 @@ async fn figures_count_the_attempt_that_was_kept_once() {
     let sql = "select l_returnflag, count(*) from lineitem group by 1";
     let scan_line = format!("Scan(lineitem)  rows={count} ");
     // A lost map output: the map stage runs its task twice.
-    let stage = next_stage(&session, 1);
-    set(
-        &session,
-        &[("stagesql.test.lose_shuffle_output", &format!("{stage}.0"))],
-    )
-    .await;
+    let stage = lose_first_map_output_of_next_job(&session).await;
     let explain = rows(&session, &format!("explain analyze {sql}")).await;
     assert!(explain.contains("stage attempts: 2"), "{explain}");
     assert!(explain.contains(&scan_line), "{explain}");

@@ -5,7 +5,9 @@
 //! the TPC-H cache directory (`$STAGESQL_TPCH_DIR` or the user cache dir) and reused.
 
 use stagesql::datafusion::arrow::array::RecordBatch;
-use stagesql::{Session, SessionOptions, StatementResult, tpch};
+use stagesql::{Session, StatementResult, tpch};
+
+mod common;
 
 async fn run_query(session: &Session, number: usize) -> Vec<RecordBatch> {
     let text = tpch::query(number).expect("22 queries");
@@ -27,16 +29,7 @@ async fn check_all(settings: &[(&str, &str)]) -> Vec<String> {
 }
 
 async fn check_all_in(settings: &[(&str, &str)]) -> (Vec<String>, Session) {
-    let dir = tpch::ensure_data(&tpch::default_cache_dir(), 1.0).expect("TPC-H SF 1 data");
-    let session = Session::with_options(SessionOptions {
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..SessionOptions::default()
-    })
-    .unwrap();
-    tpch::register(session.context(), &dir).await.unwrap();
+    let session = common::tpch_session(settings, 1.0).await;
     let mut failures = Vec::new();
     for number in 1..=22 {
         let batches = run_query(&session, number).await;
