@@ -244,7 +244,7 @@ pub fn describe(
                 .and_then(Option::as_ref);
             SubqueryView {
                 id: i + 1,
-                after: stages_read(&link.plan),
+                after: crate::stages::read_stages(&link.plan),
                 read_by: graph
                     .stages
                     .iter()
@@ -456,22 +456,6 @@ fn table_name(location: &str) -> String {
         [file, ..] => file.to_string(),
         [] => location.to_string(),
     }
-}
-
-/// The stages whose output `plan` reads, in order.
-fn stages_read(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
-    let mut stages = Vec::new();
-    let _ = plan.apply(|node| {
-        if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
-            stages.push(reader.stage());
-        } else if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
-            stages.push(reader.stage());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    stages.sort_unstable();
-    stages.dedup();
-    stages
 }
 
 /// The input of a stage plan (below its shuffle writer).

@@ -38,7 +38,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitio
 
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, Stage, StageGraph,
-    StageId, SubqueryStep, reads_subquery_results,
+    StageId, SubqueryStep, read_stages, reads_subquery_results,
 };
 
 /// Cuts `plan` into stages numbered from `first_id` (stage ids are unique in a session);
@@ -292,22 +292,6 @@ fn gather_reader(id: StageId, input: &Arc<dyn ExecutionPlan>) -> ShuffleReadExec
         Partitioning::UnknownPartitioning(maps),
         Some(input.equivalence_properties().clone()),
     )
-}
-
-/// The stages whose output a stage plan reads.
-fn read_stages(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
-    let mut parents = Vec::new();
-    let _ = plan.apply(|node| {
-        if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
-            parents.push(reader.stage());
-        } else if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
-            parents.push(reader.stage());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    parents.sort_unstable();
-    parents.dedup();
-    parents
 }
 
 fn contains<T: ExecutionPlan>(plan: &Arc<dyn ExecutionPlan>) -> bool {

@@ -174,6 +174,22 @@ pub struct SubqueryStep {
     pub reads: Vec<StageId>,
 }
 
+/// The stages whose output `plan` reads (its shuffle and broadcast reads), in order.
+pub fn read_stages(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
+    let mut parents = Vec::new();
+    let _ = plan.apply(|node| {
+        if let Some(reader) = node.downcast_ref::<ShuffleReadExec>() {
+            parents.push(reader.stage());
+        } else if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
+            parents.push(reader.stage());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    parents.sort_unstable();
+    parents.dedup();
+    parents
+}
+
 /// Whether an expression of some operator of `plan` reads the values in `results`.
 pub fn reads_subquery_results(
     plan: &Arc<dyn ExecutionPlan>,
