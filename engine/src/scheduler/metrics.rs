@@ -189,7 +189,8 @@ pub struct StageReport {
     /// whose tasks share state made the whole stage run again.
     pub stage_attempts: usize,
     /// The plans the tasks ran on: the first is the stage's plan after adaptive execution,
-    /// the one EXPLAIN ANALYZE renders.
+    /// the one EXPLAIN ANALYZE renders. Empty in the session's history
+    /// ([`JobReport::without_plans`]).
     pub plans: Vec<RanPlan>,
 }
 
@@ -235,4 +236,17 @@ pub struct JobReport {
     /// The plans of the job's uncorrelated scalar subqueries as they ran on the driver, in
     /// the order of the stage graph's subqueries; `None` for one that never ran.
     pub subqueries: Vec<Option<RanPlan>>,
+}
+
+impl JobReport {
+    /// The report without the plans the job ran on. An executed plan holds what its
+    /// operators built (a broadcast join's hash table, say): a history of reports must not
+    /// keep those alive.
+    pub fn without_plans(mut self) -> Self {
+        for stage in &mut self.stages {
+            stage.plans.clear();
+        }
+        self.subqueries.iter_mut().for_each(|ran| *ran = None);
+        self
+    }
 }

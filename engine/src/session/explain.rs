@@ -100,9 +100,8 @@ impl Session {
         &self,
         plan: &LogicalPlan,
     ) -> Result<(StageGraph, crate::scheduler::JobReport)> {
-        let (graph, stream) = self.run_job_with_graph(plan).await?;
+        let (graph, stream, report) = self.run_job_with_graph(plan).await?;
         let _: Vec<RecordBatch> = stream.try_collect().await?;
-        let report = self.jobs().pop().expect("the job just ran was recorded");
         Ok((graph, report))
     }
 }

@@ -163,11 +163,12 @@ impl Session {
         Ok(self.run_job_with_graph(plan).await?.1)
     }
 
-    /// Runs `plan` as a job; returns its stages and the result rows.
+    /// Runs `plan` as a job; returns its stages, the result rows and its report with the
+    /// plans its tasks ran on (the history keeps the report without them).
     pub(crate) async fn run_job_with_graph(
         &self,
         plan: &LogicalPlan,
-    ) -> Result<(StageGraph, SendableRecordBatchStream)> {
+    ) -> Result<(StageGraph, SendableRecordBatchStream, JobReport)> {
         let graph = {
             // Jobs planned at the same time take distinct stage ids.
             let _planning = self.planning.lock().await;
@@ -219,8 +220,8 @@ impl Session {
             listeners: self.listeners(),
         };
         let (stream, report) = job.run().await;
-        self.record_job(report);
-        Ok((stages, stream?))
+        self.record_job(report.clone());
+        Ok((stages, stream?, report))
     }
 }
 

@@ -67,7 +67,9 @@ pub struct Session {
     planning: tokio::sync::Mutex<()>,
 }
 
+/// Records `report`, without the plans it ran on, in place of the earlier report of its job.
 fn record(history: &Mutex<Vec<JobReport>>, report: JobReport) {
+    let report = report.without_plans();
     let mut history = history.lock().unwrap_or_else(|e| e.into_inner());
     match history.iter_mut().find(|r| r.job == report.job) {
         Some(earlier) => *earlier = report,
