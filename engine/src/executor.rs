@@ -46,13 +46,45 @@ pub enum SchedulingMode {
     Fair,
 }
 
-/// The shape of the executors: what `spark.executor.*` says.
+/// The shape of the executors: what `spark.executor.*` and `spark.memory.*` say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecutorShape {
     pub instances: usize,
     pub cores: usize,
     /// Memory of each executor for its running tasks' operators (execution memory).
     pub task_memory: usize,
+    /// Memory of each executor for shuffle output kept in the block store (storage memory).
+    pub storage_memory: usize,
+}
+
+/// How one executor's memory divides, as Spark's unified memory manager divides a heap:
+/// memory reserved for the system, then `spark.memory.fraction` of the rest for data —
+/// `spark.memory.storageFraction` of that for storage, the remainder for execution — and
+/// what is left (Spark's "user memory") for everything the engine does not account for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLayout {
+    pub reserved: usize,
+    pub execution: usize,
+    pub storage: usize,
+}
+
+impl MemoryLayout {
+    /// Spark's `RESERVED_SYSTEM_MEMORY_BYTES`.
+    pub const RESERVED: usize = 300 << 20;
+
+    /// `memory` is `spark.executor.memory`. Spark refuses executors below 1.5 × 300 MiB;
+    /// here an executor below 900 MiB reserves a third of its memory instead, so that
+    /// small executors can be tried (to watch spills).
+    pub fn new(memory: usize, fraction: f64, storage_fraction: f64) -> Self {
+        let reserved = Self::RESERVED.min(memory / 3);
+        let data = ((memory - reserved) as f64 * fraction.clamp(0.0, 1.0)) as usize;
+        let storage = (data as f64 * storage_fraction.clamp(0.0, 1.0)) as usize;
+        Self {
+            reserved,
+            execution: data - storage,
+            storage,
+        }
+    }
 }
 
 impl ExecutorShape {
@@ -144,7 +176,7 @@ impl Executors {
         let shape = ExecutorShape {
             instances: shape.instances.max(1),
             cores: shape.cores.max(1),
-            task_memory: shape.task_memory,
+            ..shape
         };
         let executors = (0..shape.instances)
             .map(|id| Executor {
@@ -308,12 +340,30 @@ impl SlotState {
 mod tests {
     use super::*;
 
+    #[test]
+    fn memory_divides_as_in_spark() {
+        const MIB: usize = 1 << 20;
+        // 1g: (1024 - 300) MiB x 0.6 = 434.4 MiB for data, half of it storage.
+        let layout = MemoryLayout::new(1024 * MIB, 0.6, 0.5);
+        assert_eq!(layout.reserved, 300 * MIB);
+        assert_eq!(layout.execution + layout.storage, 455_501_414);
+        assert_eq!(layout.storage, 227_750_707);
+        // Small executors reserve a third instead of refusing to start.
+        let small = MemoryLayout::new(30 * MIB, 0.6, 0.5);
+        assert_eq!(small.reserved, 10 * MIB);
+        assert_eq!(small.execution, 6 * MIB);
+        assert_eq!(small.storage, 6 * MIB);
+        // All to execution.
+        assert_eq!(MemoryLayout::new(30 * MIB, 1.0, 0.0).execution, 20 * MIB);
+    }
+
     fn executors(instances: usize, cores: usize, mode: SchedulingMode) -> Arc<Executors> {
         Executors::new(
             ExecutorShape {
                 instances,
                 cores,
                 task_memory: 1 << 20,
+                storage_memory: 1 << 20,
             },
             mode,
         )

@@ -252,7 +252,6 @@ async fn a_job_shuffles_are_freed_when_it_ends_fails_or_is_cancelled() {
     assert_eq!(store.memory_used(), 0);
     assert!(empty());
     session.sql("reset stagesql.test.fail_tasks").await.unwrap();
-    // Cancelled: dropped once its first stage has written and its second has started.
     // Cancelled: dropped once a task has started.
     let recorder = Arc::new(Recorder::default());
     session.add_listener(recorder.clone());
@@ -287,10 +286,57 @@ async fn a_job_shuffles_are_freed_when_it_ends_fails_or_is_cancelled() {
         .await
         .unwrap();
     assert_eq!(rows(&jobs), [["cancelled", "cancelled", "1"]]);
-    // The stage it had started is reported (its running task was killed, not finished).
+    // The stage it had started is reported, with its running tasks killed: listeners heard
+    // each of them end, and system.tasks lists them with the reason.
     let stages = session
         .sql("select count(*) from system.stages s join (select max(job_id) as j from system.jobs where status = 'cancelled') c on s.job_id = c.j")
         .await
         .unwrap();
     assert_eq!(rows(&stages)[0][0], "1");
+    assert_eq!(
+        recorder.running.lock().unwrap().0,
+        0,
+        "every started task ended"
+    );
+    let killed = session
+        .sql("select count(*), min(error), max(error) from system.tasks t join (select max(job_id) as j from system.jobs where status = 'cancelled') c on t.job_id = c.j where killed")
+        .await
+        .unwrap();
+    let killed = &rows(&killed)[0];
+    assert!(killed[0].parse::<usize>().unwrap() >= 1, "{killed:?}");
+    assert!(killed[1].starts_with("killed: "), "{killed:?}");
+}
+
+/// Bytes the stages of the session's last job spilled.
+async fn last_job_spill(session: &Session) -> u64 {
+    let spilled = session
+        .sql("select coalesce(sum(spill_bytes), 0) from system.stages where job_id = (select max(job_id) from system.jobs)")
+        .await
+        .unwrap();
+    rows(&spilled)[0][0].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_cores_on_the_same_memory_spill_more() {
+    // Four reduce tasks aggregating on every distinct comment: on one core each has the
+    // executor's execution memory to itself; on four cores they share it, a quarter each.
+    let query = "select l_comment, count(*) from lineitem group by l_comment";
+    let mut spill = Vec::new();
+    let mut answers = Vec::new();
+    for cores in ["1", "4"] {
+        let session = session(&[
+            ("spark.executor.cores", cores),
+            ("spark.executor.memory", "24m"),
+            ("spark.sql.shuffle.partitions", "4"),
+            ("spark.sql.adaptive.enabled", "false"),
+        ])
+        .await;
+        let mut answer = rows(&session.sql(query).await.unwrap());
+        answer.sort();
+        answers.push(answer);
+        spill.push(last_job_spill(&session).await);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(spill[0], 0, "one core: no spill");
+    assert!(spill[1] > 0, "four cores on the same memory: spill");
 }

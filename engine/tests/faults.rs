@@ -221,14 +221,15 @@ async fn writes_are_applied_once_however_often_tasks_fail() {
 async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
     // The first stage shuffles every distinct line (about 2 MiB).
     let sql = "select l_returnflag, l_linestatus, count(*), sum(l_quantity) from (select distinct l_orderkey, l_linenumber, l_returnflag, l_linestatus, l_quantity from lineitem) group by 1, 2 order by 1, 2";
-    for memory in ["4g", "6m"] {
-        // With 6m of executor memory the store keeps map outputs on disk: the spill file
-        // is what gets lost.
+    for (memory, storage) in [("4g", "0.5"), ("12m", "0")] {
+        // With no storage memory the store keeps map outputs on disk: the spill file is
+        // what gets lost.
         let session = session(
             &[
                 ("spark.executor.cores", "2"),
                 ("spark.sql.shuffle.partitions", "4"),
                 ("spark.executor.memory", memory),
+                ("spark.memory.storageFraction", storage),
                 ("datafusion.execution.sort_spill_reservation_bytes", "65536"),
             ],
             0.01,
@@ -240,7 +241,7 @@ async fn lost_shuffle_output_is_computed_again_by_a_new_stage_attempt() {
         let job = last_job(&session);
         let map_stage = &job.stages[0];
         assert_eq!(map_stage.stage_attempts, 2, "{job:?}");
-        if memory == "6m" {
+        if memory == "12m" {
             assert!(
                 map_stage.spill_bytes() > 0,
                 "the map output was not on disk"

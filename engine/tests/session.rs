@@ -139,3 +139,54 @@ async fn settings_track_their_source_and_reset() {
         error.message()
     );
 }
+
+#[tokio::test]
+async fn our_settings_live_in_datafusion_configuration() {
+    let session = Session::with_options(stagesql::SessionOptions {
+        settings: vec![("spark.sql.shuffle.partitions".into(), "16".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    session
+        .sql("SET spark.memory.fraction = 0.5")
+        .await
+        .unwrap();
+    // DataFusion's own configuration carries them (what a task's context and a serialized
+    // plan carry), so its settings table lists them.
+    let listed = session
+        .sql("select name, value from information_schema.df_settings where name in ('spark.sql.shuffle.partitions', 'spark.memory.fraction', 'stagesql.execution.mode') order by name")
+        .await
+        .unwrap();
+    let rows = stagesql::tpch::answers::rows(listed.last().unwrap().batches().unwrap()).unwrap();
+    assert_eq!(
+        rows,
+        [
+            ["spark.memory.fraction", "0.5"],
+            ["spark.sql.shuffle.partitions", "16"],
+            ["stagesql.execution.mode", "stages"],
+        ]
+    );
+    let options = session.context().state().config().options().clone();
+    assert_eq!(
+        stagesql::config::options::get(&options, "spark.sql.shuffle.partitions"),
+        "16"
+    );
+    // Values are checked as before, and RESET returns to the startup value.
+    let error = session
+        .sql("SET spark.memory.fraction = 1.5")
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("a number from 0 to 1"),
+        "{}",
+        error.message()
+    );
+    session.sql("RESET spark.memory.fraction").await.unwrap();
+    session
+        .sql("SET spark.sql.shuffle.partitions = 4")
+        .await
+        .unwrap();
+    session.sql("RESET").await.unwrap();
+    assert_eq!(session.setting("spark.memory.fraction"), "0.6");
+    assert_eq!(session.setting("spark.sql.shuffle.partitions"), "16");
+}

@@ -298,6 +298,7 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             ("stage_attempt", UInt64, false),
             ("fetch_failed", Boolean, false),
             ("executor_id", UInt64, false),
+            ("killed", Boolean, false),
         ],
         vec![
             u64s(tasks.iter().map(|(j, _)| *j as u64)),
@@ -320,6 +321,9 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
                 tasks.iter().map(|(_, a)| Some(a.fetch_failed)),
             )),
             u64s(tasks.iter().map(|(_, a)| a.executor as u64)),
+            Arc::new(BooleanArray::from_iter(
+                tasks.iter().map(|(_, a)| Some(a.killed)),
+            )),
         ],
     )
 }

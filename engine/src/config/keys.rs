@@ -10,6 +10,8 @@ pub enum ValueType {
     Integer { min: i64 },
     /// A number (fractions allowed) at least `min`.
     Number { min: f64 },
+    /// A number from 0 to 1.
+    Fraction,
     /// A size in bytes: `134217728`, `128m`, `1g`, `64MiB`; `-1` where the key allows "off".
     Bytes { allow_negative_one: bool },
     /// One of the listed words.
@@ -31,6 +33,8 @@ pub const SHUFFLE_PARTITIONS: &str = "spark.sql.shuffle.partitions";
 pub const EXECUTOR_INSTANCES: &str = "spark.executor.instances";
 pub const EXECUTOR_CORES: &str = "spark.executor.cores";
 pub const EXECUTOR_MEMORY: &str = "spark.executor.memory";
+pub const MEMORY_FRACTION: &str = "spark.memory.fraction";
+pub const MEMORY_STORAGE_FRACTION: &str = "spark.memory.storageFraction";
 pub const MAX_PARTITION_BYTES: &str = "spark.sql.files.maxPartitionBytes";
 pub const OPEN_COST_IN_BYTES: &str = "spark.sql.files.openCostInBytes";
 pub const AUTO_BROADCAST_JOIN_THRESHOLD: &str = "spark.sql.autoBroadcastJoinThreshold";
@@ -86,7 +90,19 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         value_type: ValueType::Bytes {
             allow_negative_one: false,
         },
-        description: "Memory per executor, shared by the tasks running on its cores: 60% for their operators (sorts, aggregations, joins share it and spill to spark.local.dir beyond it), 40% for shuffle output kept in memory by the session's block store (the rest is spilled).",
+        description: "Memory per executor, shared by the tasks running on its cores. As in Spark, 300 MiB of it is reserved (a third of it below 900 MiB), and spark.memory.fraction of the rest is for data: operators (sorts, aggregations, joins spill to spark.local.dir beyond their share) and the block store's shuffle output (spilled beyond its share). The remainder covers what is not accounted: batches in flight, decoding buffers, the allocator.",
+    },
+    KeyDefinition {
+        key: MEMORY_FRACTION,
+        default: "0.6",
+        value_type: ValueType::Fraction,
+        description: "Share of (spark.executor.memory - reserved memory) for execution and storage: the operators of running tasks and the block store. Lower means more spilling and more room for what is not accounted.",
+    },
+    KeyDefinition {
+        key: MEMORY_STORAGE_FRACTION,
+        default: "0.5",
+        value_type: ValueType::Fraction,
+        description: "Share of spark.memory.fraction's memory for the block store (shuffle output kept in memory); the rest is for operators.",
     },
     KeyDefinition {
         key: MAX_PARTITION_BYTES,
@@ -231,7 +247,7 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
     KeyDefinition {
         key: TEST_FAULT_PROBABILITY,
         default: "0.1",
-        value_type: ValueType::Number { min: 0.0 },
+        value_type: ValueType::Fraction,
         description: "Testing only: probability (0 to 1) that a task attempt fails when stagesql.test.fault_seed is set.",
     },
     KeyDefinition {
@@ -249,6 +265,10 @@ pub fn definition(key: &str) -> Option<&'static KeyDefinition> {
 
 /// Checks `value` against the key's type; returns the value in its canonical form.
 pub fn validate(definition: &KeyDefinition, value: &str) -> Result<String> {
+    // A key's default is valid, also where it means "not set" (empty).
+    if value.trim() == definition.default {
+        return Ok(definition.default.to_string());
+    }
     let invalid = |expected: &str| {
         Error::Config(format!(
             "invalid value '{value}' for '{}': expected {expected}",
@@ -263,6 +283,10 @@ pub fn validate(definition: &KeyDefinition, value: &str) -> Result<String> {
         ValueType::Number { min } => match value.trim().parse::<f64>() {
             Ok(n) if n.is_finite() && n >= min => Ok(value.trim().to_string()),
             _ => Err(invalid(&format!("a number of at least {min}"))),
+        },
+        ValueType::Fraction => match value.trim().parse::<f64>() {
+            Ok(n) if (0.0..=1.0).contains(&n) => Ok(value.trim().to_string()),
+            _ => Err(invalid("a number from 0 to 1")),
         },
         ValueType::Bytes { allow_negative_one } => {
             if allow_negative_one && value.trim() == "-1" {

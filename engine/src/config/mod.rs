@@ -6,11 +6,13 @@
 //! and `SET -v` shows it. `RESET` returns a key to the value it had when the session started.
 //!
 //! Our own keys ([`keys`]: Spark's names such as `spark.sql.shuffle.partitions`, and
-//! `stagesql.*`) are validated and stored here. DataFusion's keys (`datafusion.*`) are passed
-//! through to its `ConfigOptions`, which validates them. Unknown keys are errors, never
-//! silently stored.
+//! `stagesql.*`) are validated by their definitions and stored, like DataFusion's keys
+//! (`datafusion.*`), in the session's `ConfigOptions` — ours as configuration extensions
+//! ([`options`]), so every key travels with the configuration. Unknown keys are errors,
+//! never silently stored.
 
 pub mod keys;
+pub mod options;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,46 +49,15 @@ pub struct SettingRow {
     pub source: Source,
 }
 
-/// Which keys were set from where, and the values the session started with.
+/// Which keys were set from where, and the values the session started with. The values
+/// themselves live in the session's `ConfigOptions` ([`options`]).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Settings {
     sources: BTreeMap<String, Source>,
     startup: BTreeMap<String, String>,
-    /// Current values of our own keys that differ from the default.
-    values: BTreeMap<String, String>,
 }
 
 impl Settings {
-    /// The value of one of our keys ([`keys::DEFINITIONS`]).
-    pub(crate) fn get(&self, key: &str) -> &str {
-        match self.values.get(key) {
-            Some(value) => value,
-            None => keys::definition(key).map_or("", |d| d.default),
-        }
-    }
-
-    /// Validates and stores a value of one of our keys.
-    pub(crate) fn set_own(
-        &mut self,
-        definition: &keys::KeyDefinition,
-        value: &str,
-        source: Source,
-    ) -> Result<()> {
-        let value = keys::validate(definition, value)?;
-        self.record(definition.key, &value, source);
-        self.values.insert(definition.key.to_string(), value);
-        Ok(())
-    }
-
-    /// Returns one of our keys to its startup value.
-    pub(crate) fn reset_own(&mut self, key: &str) {
-        match self.startup.get(key).cloned() {
-            Some(value) => self.values.insert(key.to_string(), value),
-            None => self.values.remove(key),
-        };
-        self.forget(key);
-    }
-
     pub(crate) fn record(&mut self, key: &str, value: &str, source: Source) {
         self.sources.insert(key.to_string(), source);
         if source == Source::CommandLine {
@@ -116,35 +87,23 @@ impl Settings {
 
     /// Every known key, ours first, then DataFusion's, as `SET -v` shows them.
     pub(crate) fn rows(&self, options: &ConfigOptions) -> Vec<SettingRow> {
-        let own = keys::DEFINITIONS.iter().map(|definition| SettingRow {
-            key: definition.key.to_string(),
-            value: self.get(definition.key).to_string(),
-            default: definition.default.to_string(),
-            description: definition.description.to_string(),
-            source: self
-                .sources
-                .get(definition.key)
-                .copied()
-                .unwrap_or(Source::Default),
-        });
-        own.chain(self.datafusion_rows(options)).collect()
-    }
-
-    fn datafusion_rows(&self, options: &ConfigOptions) -> Vec<SettingRow> {
         let defaults: BTreeMap<String, Option<String>> = ConfigOptions::default()
             .entries()
             .into_iter()
             .map(|entry| (entry.key, entry.value))
             .collect();
-        options
+        let mut rows: Vec<SettingRow> = options
             .entries()
             .into_iter()
             .map(|entry| SettingRow {
-                default: defaults
-                    .get(&entry.key)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| "NULL".into()),
+                default: match keys::definition(&entry.key) {
+                    Some(definition) => definition.default.to_string(),
+                    None => defaults
+                        .get(&entry.key)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| "NULL".into()),
+                },
                 source: self
                     .sources
                     .get(&entry.key)
@@ -154,7 +113,16 @@ impl Settings {
                 description: entry.description.to_string(),
                 key: entry.key,
             })
-            .collect()
+            .collect();
+        // Ours in their defined order, then DataFusion's in its own.
+        let rank = |key: &str| {
+            keys::DEFINITIONS
+                .iter()
+                .position(|d| d.key == key)
+                .unwrap_or(keys::DEFINITIONS.len())
+        };
+        rows.sort_by_key(|row| rank(&row.key));
+        rows
     }
 }
 

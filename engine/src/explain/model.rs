@@ -113,6 +113,8 @@ pub struct FailedAttempt {
     pub error: String,
     /// Whether it failed because a parent stage's output was lost (Spark's FetchFailed).
     pub fetch_failed: bool,
+    /// Whether it was stopped before it finished (its stage attempt or job ended).
+    pub killed: bool,
 }
 
 /// Measured figures of one stage.
@@ -322,6 +324,7 @@ fn actuals(stage: &StageReport, slots: usize) -> StageActuals {
                     stage_attempt: a.stage_attempt,
                     error: a.error.clone()?,
                     fetch_failed: a.fetch_failed,
+                    killed: a.killed,
                 })
             })
             .collect(),

@@ -149,14 +149,20 @@ fn stage_lines(stage: &StageView, lines: &mut Vec<String>) {
             ));
         }
         for failed in &actual.failed_attempts {
-            let kind = if failed.fetch_failed {
-                "fetch failed"
-            } else {
-                "failed"
+            let (kind, error) = match (failed.killed, failed.fetch_failed) {
+                (true, _) => (
+                    "killed",
+                    failed
+                        .error
+                        .strip_prefix("killed: ")
+                        .unwrap_or(&failed.error),
+                ),
+                (false, true) => ("fetch failed", failed.error.as_str()),
+                (false, false) => ("failed", failed.error.as_str()),
             };
             lines.push(format!(
-                "  task {} attempt {} (stage attempt {}) {kind}: {}",
-                failed.task, failed.attempt, failed.stage_attempt, failed.error
+                "  task {} attempt {} (stage attempt {}) {kind}: {error}",
+                failed.task, failed.attempt, failed.stage_attempt
             ));
         }
         for decision in &actual.decisions {
@@ -204,7 +210,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
                     "stage_attempts": a.stage_attempts,
                     "tasks_per_executor": a.tasks_per_executor.iter().map(|(e, t)| json!({"executor": e, "tasks": t})).collect::<Vec<_>>(),
                     "resubmitted": a.resubmitted,
-                    "failed_attempts": a.failed_attempts.iter().map(|f| json!({"task": f.task, "attempt": f.attempt, "stage_attempt": f.stage_attempt, "fetch_failed": f.fetch_failed, "error": f.error})).collect::<Vec<_>>(),
+                    "failed_attempts": a.failed_attempts.iter().map(|f| json!({"task": f.task, "attempt": f.attempt, "stage_attempt": f.stage_attempt, "fetch_failed": f.fetch_failed, "killed": f.killed, "error": f.error})).collect::<Vec<_>>(),
                     "aqe": a.decisions.iter().map(|d| json!({"rule": d.rule, "applied": d.applied, "change": d.change, "reason": d.reason})).collect::<Vec<_>>(),
                 })
             });

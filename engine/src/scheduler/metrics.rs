@@ -44,6 +44,9 @@ pub struct TaskMetrics {
     /// Whether it failed because a parent's output was lost (which is not the task's fault
     /// and does not count toward `spark.task.maxFailures`).
     pub fetch_failed: bool,
+    /// Whether it was stopped before it finished: its stage attempt ended early, or its job
+    /// failed or was cancelled (not the task's fault either).
+    pub killed: bool,
 }
 
 impl TaskMetrics {

@@ -49,7 +49,8 @@ pub use memory::TaskMemoryPool;
 pub(crate) use metrics::partition_metrics;
 pub use metrics::{JobReport, JobStatus, RanPlan, StageReport, TaskMetrics};
 use stage_attempt::{
-    AttemptOutcome, AttemptReport, PendingTask, StageAttempt, TaskContexts, fresh_copy, job_runtime,
+    AttemptOutcome, AttemptReport, InFlight, PendingTask, StageAttempt, TaskContexts, fresh_copy,
+    job_runtime,
 };
 
 use crate::adaptive::{self, AqeDecision, AqeSettings};
@@ -124,6 +125,7 @@ impl Job {
         let mut running = Running {
             job: &self,
             started,
+            in_flight: InFlight::new(self.id, started, self.listeners.clone()),
             progress: self
                 .graph
                 .stages
@@ -137,6 +139,7 @@ impl Job {
             .run_stages(
                 &mut running.progress,
                 &mut running.subqueries,
+                &running.in_flight,
                 &runtime,
                 started,
             )
@@ -205,12 +208,42 @@ impl Job {
         &self,
         progress: &mut BTreeMap<StageId, StageProgress>,
         subqueries: &mut [Option<RanPlan>],
+        in_flight: &InFlight,
+        runtime: &Arc<RuntimeEnv>,
+        started: Instant,
+    ) -> Result<()> {
+        let mut running: JoinSet<(StageId, AttemptReport)> = JoinSet::new();
+        // Dropped before `running` (which stops the stages still running): says why their
+        // attempts are killed. Dropped mid-way, the job was cancelled.
+        let mut stop = StopReason {
+            in_flight: in_flight.clone(),
+            reason: Some(format!("job {} cancelled", self.id)),
+        };
+        let result = self
+            .drive_stages(
+                &mut running,
+                progress,
+                subqueries,
+                in_flight,
+                runtime,
+                started,
+            )
+            .await;
+        stop.reason = result.is_err().then(|| format!("job {} failed", self.id));
+        result
+    }
+
+    async fn drive_stages(
+        &self,
+        running: &mut JoinSet<(StageId, AttemptReport)>,
+        progress: &mut BTreeMap<StageId, StageProgress>,
+        subqueries: &mut [Option<RanPlan>],
+        in_flight: &InFlight,
         runtime: &Arc<RuntimeEnv>,
         started: Instant,
     ) -> Result<()> {
         let mut evaluated = vec![false; self.graph.subqueries.len()];
         let mut losses = self.settings.faults.lost_outputs.clone();
-        let mut running: JoinSet<(StageId, AttemptReport)> = JoinSet::new();
         loop {
             self.evaluate_subqueries(progress, &mut evaluated, subqueries, runtime)
                 .await?;
@@ -224,7 +257,7 @@ impl Job {
                     continue;
                 }
                 self.lose_outputs(&stage.parents, progress, &mut losses);
-                let attempt = self.submit(stage, progress, runtime, started)?;
+                let attempt = self.submit(stage, progress, in_flight, runtime, started)?;
                 running.spawn(async move { (attempt.stage.id, attempt.run().await) });
             }
             let Some(finished) = running.join_next().await else {
@@ -239,7 +272,7 @@ impl Job {
             let (id, report) = finished.map_err(|e| {
                 DataFusionError::Execution(format!("job {}: a stage panicked: {e}", self.id))
             })?;
-            // Returning an error drops `running`, which cancels the stages still running.
+            // An error ends the job: the stages still running are stopped.
             self.finish_attempt(id, report, progress, started)?;
         }
     }
@@ -252,6 +285,7 @@ impl Job {
         &self,
         stage: &Stage,
         progress: &mut BTreeMap<StageId, StageProgress>,
+        in_flight: &InFlight,
         runtime: &Arc<RuntimeEnv>,
         started: Instant,
     ) -> Result<StageAttempt> {
@@ -308,7 +342,7 @@ impl Job {
             shared_state,
             settings: self.settings.clone(),
             executors: self.executors.clone(),
-            listeners: self.listeners.clone(),
+            in_flight: in_flight.clone(),
             contexts: TaskContexts {
                 base: self.base.clone(),
                 runtime: runtime.clone(),
@@ -506,6 +540,7 @@ impl Job {
 struct Running<'a> {
     job: &'a Job,
     started: Instant,
+    in_flight: InFlight,
     progress: BTreeMap<StageId, StageProgress>,
     subqueries: Vec<Option<RanPlan>>,
     ended: bool,
@@ -515,6 +550,16 @@ impl Running<'_> {
     /// Ends the job with `status`: tells the listeners, returns its report.
     fn end(&mut self, status: JobStatus) -> JobReport {
         self.ended = true;
+        // Attempts of stages still running when the job failed or was cancelled.
+        if status != JobStatus::Succeeded {
+            let reason = format!("job {} {}", self.job.id, status.as_str());
+            self.in_flight.stopping(None, reason);
+        }
+        for killed in self.in_flight.kill(None) {
+            if let Some(stage) = self.progress.get_mut(&killed.stage) {
+                stage.attempts.push(killed);
+            }
+        }
         self.job.listeners.emit(Event::JobEnd {
             job: self.job.id,
             status,
@@ -544,6 +589,20 @@ impl Drop for Running<'_> {
         report.error = Some("cancelled".to_string());
         if let Some(on_cancel) = &self.job.on_cancel {
             on_cancel(report);
+        }
+    }
+}
+
+/// When dropped, tells the job's attempts still running why they are being stopped.
+struct StopReason {
+    in_flight: InFlight,
+    reason: Option<String>,
+}
+
+impl Drop for StopReason {
+    fn drop(&mut self) {
+        if let Some(reason) = self.reason.take() {
+            self.in_flight.stopping(None, reason);
         }
     }
 }
@@ -620,7 +679,7 @@ impl StageProgress {
             task,
             attempt: made.clone().map(|a| a.attempt).max().unwrap_or(0) + 1,
             failures: made
-                .filter(|a| a.error.is_some() && !a.fetch_failed)
+                .filter(|a| a.error.is_some() && !a.fetch_failed && !a.killed)
                 .count(),
         }
     }

@@ -5,7 +5,8 @@
 //! lost map tasks first), and any failure in a stage whose tasks share state
 //! ([`Stage::tasks_share_state`]: the whole stage must run again).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -18,7 +19,7 @@ use tokio::task::JoinSet;
 
 use super::metrics::{Measured, RanPlan, TaskMetrics};
 use super::{JobSettings, TaskMemoryPool};
-use crate::events::{Event, JobId, Listeners};
+use crate::events::{Event, JobId, Listeners, StageId};
 use crate::executor::{Executors, SlotGrant};
 use crate::shuffle::{FetchFailed, ShuffleStore};
 use crate::stages::{ShuffleWriteExec, Stage};
@@ -81,6 +82,137 @@ pub(super) fn fresh_copy(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
         .map(|t| t.data)
 }
 
+/// The task attempts of a job running now. An attempt that is stopped before it finishes —
+/// its stage attempt ended early, its job failed or was cancelled — never reports itself,
+/// so it is ended here as killed, with the reason: listeners hear it before its slot is
+/// free, and the job's report keeps it (Spark's `TaskKilled`).
+#[derive(Clone)]
+pub(super) struct InFlight {
+    job: JobId,
+    job_started: Instant,
+    listeners: Listeners,
+    state: Arc<Mutex<InFlightState>>,
+}
+
+#[derive(Default)]
+struct InFlightState {
+    running: BTreeMap<(StageId, usize, usize), TaskMetrics>,
+    /// Attempts ended as killed, not yet taken into a report.
+    killed: Vec<TaskMetrics>,
+    /// Why the attempts of a stage (or, under `None`, of every stage) are being stopped.
+    stopping: BTreeMap<Option<StageId>, String>,
+}
+
+impl InFlight {
+    pub fn new(job: JobId, job_started: Instant, listeners: Listeners) -> Self {
+        Self {
+            job,
+            job_started,
+            listeners,
+            state: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An attempt starts: listeners hear it. Dropping the returned guard before
+    /// [`Attempt::finish`] ends it as killed.
+    fn start(&self, started: TaskMetrics) -> Attempt {
+        self.listeners.emit(Event::TaskStart {
+            job: self.job,
+            stage: started.stage,
+            task: started.task,
+            attempt: started.attempt,
+        });
+        let key = (started.stage, started.task, started.attempt);
+        self.lock().running.insert(key, started);
+        Attempt {
+            in_flight: self.clone(),
+            key,
+        }
+    }
+
+    /// Why `stage`'s attempts are stopped from now on.
+    pub fn stopping(&self, stage: Option<StageId>, reason: String) {
+        self.lock().stopping.insert(stage, reason);
+    }
+
+    fn kill_one(&self, state: &mut InFlightState, key: (StageId, usize, usize)) {
+        let Some(mut attempt) = state.running.remove(&key) else {
+            return;
+        };
+        let reason = state
+            .stopping
+            .get(&Some(key.0))
+            .or_else(|| state.stopping.get(&None))
+            .map_or("its job ended", String::as_str);
+        attempt.duration_ms = self.job_started.elapsed().as_secs_f64() * 1000.0 - attempt.start_ms;
+        attempt.error = Some(format!("killed: {reason}"));
+        attempt.killed = true;
+        self.listeners.emit(Event::TaskEnd {
+            job: self.job,
+            stage: attempt.stage,
+            task: attempt.task,
+            attempt: attempt.attempt,
+            error: attempt.error.clone(),
+        });
+        state.killed.push(attempt);
+    }
+
+    /// Ends the attempts still running — of `stage`, or of every stage — as killed, and
+    /// returns them with those killed before.
+    pub fn kill(&self, stage: Option<StageId>) -> Vec<TaskMetrics> {
+        let mut state = self.lock();
+        let keys: Vec<_> = state
+            .running
+            .keys()
+            .filter(|(s, _, _)| stage.is_none_or(|stage| *s == stage))
+            .copied()
+            .collect();
+        for key in keys {
+            self.kill_one(&mut state, key);
+        }
+        let (taken, kept) = std::mem::take(&mut state.killed)
+            .into_iter()
+            .partition(|a| stage.is_none_or(|stage| a.stage == stage));
+        state.killed = kept;
+        if stage.is_some() {
+            state.stopping.remove(&stage);
+        }
+        taken
+    }
+}
+
+/// One running task attempt; dropped before it finishes (its future was), it is killed.
+struct Attempt {
+    in_flight: InFlight,
+    key: (StageId, usize, usize),
+}
+
+impl Attempt {
+    /// The attempt ran to its end: listeners hear how.
+    fn finish(self, metrics: &TaskMetrics) {
+        if self.in_flight.lock().running.remove(&self.key).is_some() {
+            self.in_flight.listeners.emit(Event::TaskEnd {
+                job: self.in_flight.job,
+                stage: metrics.stage,
+                task: metrics.task,
+                attempt: metrics.attempt,
+                error: metrics.error.clone(),
+            });
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let mut state = self.in_flight.lock();
+        self.in_flight.kill_one(&mut state, self.key);
+    }
+}
+
 /// What a task still to run brings to an attempt of its stage.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PendingTask {
@@ -101,7 +233,7 @@ pub(super) struct StageAttempt {
     pub shared_state: bool,
     pub settings: JobSettings,
     pub executors: Arc<Executors>,
-    pub listeners: Listeners,
+    pub in_flight: InFlight,
     pub contexts: TaskContexts,
     pub job_started: Instant,
 }
@@ -159,20 +291,29 @@ impl StageAttempt {
             plans: Vec::new(),
             succeeded: Vec::new(),
         };
+        let mut stopped = None;
         while let Some(finished) = running.join_next().await {
             let run = match finished {
                 Ok(run) => run,
+                // Aborted after the attempt was stopped.
+                Err(e) if e.is_cancelled() => continue,
                 Err(e) => {
                     report.outcome = Err(DataFusionError::Execution(format!(
                         "a task of stage {} panicked: {e}",
                         this.stage.id
                     )));
-                    break;
+                    if stopped.is_none() {
+                        let reason = format!("a task of stage {} panicked", this.stage.id);
+                        this.in_flight.stopping(Some(this.stage.id), reason.clone());
+                        running.abort_all();
+                        stopped = Some(reason);
+                    }
+                    continue;
                 }
             };
             let task = run.attempts.last().map(|a| a.task);
             report.attempts.extend(run.attempts);
-            match run.result {
+            let stop = match run.result {
                 Ok(()) => {
                     let task = task.expect("a finished task made an attempt");
                     report.succeeded.push(task);
@@ -182,19 +323,42 @@ impl StageAttempt {
                             tasks: vec![task],
                         });
                     }
+                    continue;
                 }
-                // Dropping `running` cancels the tasks still running: the attempt is over.
-                Err(Stop::Outcome(outcome)) => {
-                    report.outcome = Ok(outcome);
-                    break;
-                }
-                Err(Stop::Job(error)) => {
-                    report.outcome = Err(error);
-                    break;
-                }
+                Err(stop) => stop,
+            };
+            if stopped.is_some() {
+                continue;
             }
+            // The attempt is over: the tasks still running are stopped, and those that
+            // finish meanwhile are recorded as they are.
+            let reason = match &stop {
+                Stop::Outcome(AttemptOutcome::FetchFailed(failed)) => {
+                    format!(
+                        "stage {} attempt {} ended: {failed}",
+                        this.stage.id, this.attempt
+                    )
+                }
+                Stop::Outcome(AttemptOutcome::TaskFailed { task, attempt, .. }) => format!(
+                    "stage {} attempt {} ended: task {task} attempt {attempt} failed",
+                    this.stage.id, this.attempt
+                ),
+                Stop::Outcome(AttemptOutcome::Succeeded) => String::new(),
+                Stop::Job(_) => format!("job {} failed", this.job),
+            };
+            this.in_flight.stopping(Some(this.stage.id), reason.clone());
+            running.abort_all();
+            stopped = Some(reason);
+            report.outcome = match stop {
+                Stop::Outcome(outcome) => Ok(outcome),
+                Stop::Job(error) => Err(error),
+            };
         }
-        drop(running);
+        if stopped.is_some() {
+            report
+                .attempts
+                .extend(this.in_flight.kill(Some(this.stage.id)));
+        }
         this.measure_shared_plan(&mut report);
         report
     }
@@ -276,23 +440,20 @@ impl StageAttempt {
                     return run;
                 }
             };
-            self.listeners.emit(Event::TaskStart {
-                job: self.job,
+            let running = self.in_flight.start(TaskMetrics {
                 stage: self.stage.id,
+                stage_attempt: self.attempt,
                 task,
                 attempt,
+                executor: grant.executor().id,
+                start_ms: self.job_started.elapsed().as_secs_f64() * 1000.0,
+                ..Default::default()
             });
             let plan = copy.clone().unwrap_or_else(|| self.stage.plan.clone() as _);
             let (metrics, result) = self.attempt(task, attempt, plan, &grant).await;
             // The task ends, then its slot is free: listeners never see more tasks running
             // than there are slots.
-            self.listeners.emit(Event::TaskEnd {
-                job: self.job,
-                stage: self.stage.id,
-                task,
-                attempt,
-                error: metrics.error.clone(),
-            });
+            running.finish(&metrics);
             drop(grant);
             run.attempts.push(metrics);
             let error = match result {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
-use crate::executor::{ExecutorShape, Executors, SchedulingMode};
+use crate::executor::{ExecutorShape, Executors, MemoryLayout, SchedulingMode};
 use crate::planner::{SplitScans, StagePlanning, cut_stages};
 use crate::scheduler::{Faults, Job, JobReport, JobSettings, JobStatus, RandomFaults};
 use crate::shuffle::ShuffleStore;
@@ -50,19 +50,23 @@ impl Session {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let memory = self.memory_layout();
         ExecutorShape {
             instances: instances.max(1),
             cores: cores.max(1),
-            // Spark's unified memory gives execution the larger part: here 60% of each
-            // executor's memory for the operators of its running tasks, 40% (over all
-            // executors) for the block store.
-            task_memory: self.executor_memory() / 10 * 6,
+            task_memory: memory.execution,
+            storage_memory: memory.storage,
         }
     }
 
-    /// `spark.executor.memory` in bytes.
-    fn executor_memory(&self) -> usize {
-        keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY)).unwrap_or(4 << 30) as usize
+    /// How each executor's `spark.executor.memory` divides (`spark.memory.*`).
+    pub fn memory_layout(&self) -> MemoryLayout {
+        let fraction = |key: &str, default: f64| self.setting(key).parse().unwrap_or(default);
+        MemoryLayout::new(
+            keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY)).unwrap_or(4 << 30) as usize,
+            fraction(keys::MEMORY_FRACTION, 0.6),
+            fraction(keys::MEMORY_STORAGE_FRACTION, 0.5),
+        )
     }
 
     /// The session's executors as the settings now describe them: the same ones while
@@ -83,7 +87,7 @@ impl Session {
                 let fresh = Executors::new(shape, mode);
                 *executors = Some(fresh.clone());
                 self.store
-                    .set_memory_budget(self.executor_memory() / 10 * 4 * shape.instances);
+                    .set_memory_budget(shape.storage_memory * shape.instances);
                 fresh
             }
         }

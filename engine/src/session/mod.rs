@@ -141,6 +141,7 @@ impl Session {
         let mut config = SessionConfig::new().with_information_schema(true);
         // Spans let planning errors (an unknown column, say) point at their place in the SQL.
         config.options_mut().sql_parser.collect_spans = true;
+        config::options::register(config.options_mut());
         let session = Self {
             ctx: SessionContext::new_with_config(config).enable_url_table(),
             settings: Mutex::new(Settings::default()),
@@ -302,9 +303,10 @@ impl Session {
 
     /// Sets `key` to `value`, remembering where the value came from.
     pub fn set(&self, key: &str, value: &str, source: Source) -> Result<()> {
-        if let Some(definition) = config::keys::definition(key) {
-            return self.settings().set_own(definition, value, source);
-        }
+        let value = match config::keys::definition(key) {
+            Some(definition) => &config::keys::validate(definition, value)?,
+            None => value,
+        };
         let state = self.ctx.state_ref();
         {
             let mut state = state.write();
@@ -386,7 +388,7 @@ impl Session {
 
     /// The current value of one of our own keys ([`config::keys`]).
     pub fn setting(&self, key: &str) -> String {
-        self.settings().get(key).to_string()
+        config::options::get(self.ctx.state_ref().read().config().options(), key)
     }
 
     /// Returns `key` (or every key) to its startup value.
@@ -399,17 +401,14 @@ impl Session {
             None => self.settings().keys_set_in_session(),
         };
         for key in keys {
-            if config::keys::definition(&key).is_some() {
-                self.settings().reset_own(&key);
-                continue;
-            }
             let startup = self.settings().startup_value(&key).map(str::to_string);
             let state = self.ctx.state_ref();
             let mut state = state.write();
             let options = state.config_mut().options_mut();
-            match startup {
-                Some(value) => options.set(&key, &value)?,
-                None => options.reset(&key)?,
+            match (startup, config::keys::definition(&key)) {
+                (Some(value), _) => options.set(&key, &value)?,
+                (None, Some(definition)) => options.set(&key, definition.default)?,
+                (None, None) => options.reset(&key)?,
             }
             self.settings().forget(&key);
         }
