@@ -11,6 +11,7 @@
 //! ([`options`]), so every key travels with the configuration. Unknown keys are errors,
 //! never silently stored.
 
+pub mod file;
 pub mod keys;
 pub mod options;
 

@@ -65,10 +65,9 @@ pub fn advise(job: &JobView, broadcast_threshold: Option<u64>) -> Vec<Advisory> 
             say(
                 "spill",
                 format!(
-                    "spilled {} to disk (largest task peak {} in memory). About {} more spark.executor.memory would have kept it in memory.",
+                    "spilled {} to disk (largest task peak {} in memory). Each task's share is the executor's execution memory over the tasks running beside it: more spark.executor.memory (or spark.memory.fraction), or fewer spark.executor.cores on the same memory, would keep more in memory.",
                     human_bytes(actual.spill_bytes),
-                    human_bytes(actual.peak_memory_bytes),
-                    human_bytes(actual.spill_bytes)
+                    human_bytes(actual.peak_memory_bytes)
                 ),
             );
         }

@@ -50,20 +50,26 @@ impl Session {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let memory = self.memory_layout();
+        let layout = self.memory_layout();
         ExecutorShape {
             instances: instances.max(1),
             cores: cores.max(1),
-            task_memory: memory.execution,
-            storage_memory: memory.storage,
+            task_memory: layout.execution,
+            storage_memory: layout.storage,
+            memory: self.executor_memory(),
         }
+    }
+
+    /// `spark.executor.memory` in bytes.
+    fn executor_memory(&self) -> usize {
+        keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY)).unwrap_or(4 << 30) as usize
     }
 
     /// How each executor's `spark.executor.memory` divides (`spark.memory.*`).
     pub fn memory_layout(&self) -> MemoryLayout {
         let fraction = |key: &str, default: f64| self.setting(key).parse().unwrap_or(default);
         MemoryLayout::new(
-            keys::parse_bytes(&self.setting(keys::EXECUTOR_MEMORY)).unwrap_or(4 << 30) as usize,
+            self.executor_memory(),
             fraction(keys::MEMORY_FRACTION, 0.6),
             fraction(keys::MEMORY_STORAGE_FRACTION, 0.5),
         )
