@@ -294,9 +294,14 @@ impl Executors {
         self.lock().grants.iter().copied().collect()
     }
 
+    /// The job of every task waiting for a slot, in line order.
+    pub fn waiting_tasks(&self) -> Vec<JobId> {
+        self.lock().waiting.iter().map(|w| w.job).collect()
+    }
+
     /// The jobs with tasks waiting for a slot, each once, in job order.
     pub fn waiting_jobs(&self) -> Vec<JobId> {
-        let mut jobs: Vec<JobId> = self.lock().waiting.iter().map(|w| w.job).collect();
+        let mut jobs = self.waiting_tasks();
         jobs.sort_unstable();
         jobs.dedup();
         jobs
