@@ -64,9 +64,9 @@ fn release_freed_memory_above(limit: usize) {
     let _ = limit;
 }
 
-/// While `executors` are in use, checks the process's resident memory every 20 ms — memory
-/// freed and kept by the allocator also grows within a long task — and releases what the
-/// allocator keeps once it is above the executors' memory.
+/// While `executors` are in use, checks the process's resident memory every 20 ms (off the
+/// tasks' threads; memory freed and kept by the allocator also grows within a long task)
+/// and releases what the allocator keeps once it is above the executors' memory.
 fn watch_resident_memory(executors: std::sync::Weak<Executors>) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -80,7 +80,7 @@ fn watch_resident_memory(executors: std::sync::Weak<Executors>) {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             });
-        // Without the watcher, task ends still release memory.
+        // Without the watcher (no thread to be had), memory is only not given back early.
         drop(watcher);
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -228,11 +228,6 @@ impl Drop for SlotGrant {
         state.free[self.executor] += self.cores;
         state.finished(self.job, &self.pool);
         self.executors.dispatch(&mut state);
-        drop(state);
-        // A task ended: what it freed goes back to the system if the process holds more
-        // than its executors' memory.
-        let shape = self.executors.shape;
-        release_freed_memory_above(shape.memory * shape.instances);
     }
 }
 

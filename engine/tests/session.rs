@@ -82,6 +82,16 @@ async fn unknown_columns_point_at_their_place() {
     assert_eq!(error.position().map(|p| p.line), Some(2));
 }
 
+/// `sql` fails with an error whose message contains `expected`.
+async fn assert_set_fails(session: &Session, sql: &str, expected: &str) {
+    let error = session.sql(sql).await.unwrap_err();
+    assert!(
+        error.message().contains(expected),
+        "{sql}: {}",
+        error.message()
+    );
+}
+
 #[tokio::test]
 async fn settings_track_their_source_and_reset() {
     let session = Session::with_options(stagesql::SessionOptions {
@@ -129,15 +139,12 @@ async fn settings_track_their_source_and_reset() {
             .message()
             .contains("unknown configuration key 'spark.nonsense'")
     );
-    let error = session
-        .sql("SET datafusion.execution.batch_size = lots")
-        .await
-        .unwrap_err();
-    assert!(
-        error.message().contains("invalid value 'lots'"),
-        "{}",
-        error.message()
-    );
+    assert_set_fails(
+        &session,
+        "SET datafusion.execution.batch_size = lots",
+        "invalid value 'lots'",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -172,15 +179,12 @@ async fn our_settings_live_in_datafusion_configuration() {
         "16"
     );
     // Values are checked as before, and RESET returns to the startup value.
-    let error = session
-        .sql("SET spark.memory.fraction = 1.5")
-        .await
-        .unwrap_err();
-    assert!(
-        error.message().contains("a number from 0 to 1"),
-        "{}",
-        error.message()
-    );
+    assert_set_fails(
+        &session,
+        "SET spark.memory.fraction = 1.5",
+        "a number from 0 to 1",
+    )
+    .await;
     session.sql("RESET spark.memory.fraction").await.unwrap();
     session
         .sql("SET spark.sql.shuffle.partitions = 4")

@@ -550,11 +550,8 @@ impl Running<'_> {
     /// Ends the job with `status`: tells the listeners, returns its report.
     fn end(&mut self, status: JobStatus) -> JobReport {
         self.ended = true;
-        // Attempts of stages still running when the job failed or was cancelled.
-        if status != JobStatus::Succeeded {
-            let reason = format!("job {} {}", self.job.id, status.as_str());
-            self.in_flight.stopping(None, reason);
-        }
+        // Attempts of stages still running when the job failed or was cancelled (why, the
+        // StopReason of `run_stages` said).
         for killed in self.in_flight.kill(None) {
             if let Some(stage) = self.progress.get_mut(&killed.stage) {
                 stage.attempts.push(killed);

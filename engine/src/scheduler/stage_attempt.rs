@@ -291,7 +291,14 @@ impl StageAttempt {
             plans: Vec::new(),
             succeeded: Vec::new(),
         };
-        let mut stopped = None;
+        let mut stopped = false;
+        // Ends the attempt: the tasks still running are stopped (killed, with `reason`), and
+        // those that finish meanwhile are recorded as they are.
+        let stop = |running: &mut JoinSet<TaskRun>, reason: String| {
+            this.in_flight.stopping(Some(this.stage.id), reason);
+            running.abort_all();
+            true
+        };
         while let Some(finished) = running.join_next().await {
             let run = match finished {
                 Ok(run) => run,
@@ -302,18 +309,16 @@ impl StageAttempt {
                         "a task of stage {} panicked: {e}",
                         this.stage.id
                     )));
-                    if stopped.is_none() {
-                        let reason = format!("a task of stage {} panicked", this.stage.id);
-                        this.in_flight.stopping(Some(this.stage.id), reason.clone());
-                        running.abort_all();
-                        stopped = Some(reason);
-                    }
+                    stopped = stop(
+                        &mut running,
+                        format!("a task of stage {} panicked", this.stage.id),
+                    );
                     continue;
                 }
             };
             let task = run.attempts.last().map(|a| a.task);
             report.attempts.extend(run.attempts);
-            let stop = match run.result {
+            match run.result {
                 Ok(()) => {
                     let task = task.expect("a finished task made an attempt");
                     report.succeeded.push(task);
@@ -323,38 +328,28 @@ impl StageAttempt {
                             tasks: vec![task],
                         });
                     }
-                    continue;
                 }
-                Err(stop) => stop,
-            };
-            if stopped.is_some() {
-                continue;
+                // The first reason to stop decides the attempt's outcome.
+                Err(_) if stopped => {}
+                Err(Stop::Outcome(outcome)) => {
+                    let ended = format!("stage {} attempt {} ended", this.stage.id, this.attempt);
+                    let reason = match &outcome {
+                        AttemptOutcome::FetchFailed(failed) => format!("{ended}: {failed}"),
+                        AttemptOutcome::TaskFailed { task, attempt, .. } => {
+                            format!("{ended}: task {task} attempt {attempt} failed")
+                        }
+                        AttemptOutcome::Succeeded => ended,
+                    };
+                    stopped = stop(&mut running, reason);
+                    report.outcome = Ok(outcome);
+                }
+                Err(Stop::Job(error)) => {
+                    stopped = stop(&mut running, format!("job {} failed", this.job));
+                    report.outcome = Err(error);
+                }
             }
-            // The attempt is over: the tasks still running are stopped, and those that
-            // finish meanwhile are recorded as they are.
-            let reason = match &stop {
-                Stop::Outcome(AttemptOutcome::FetchFailed(failed)) => {
-                    format!(
-                        "stage {} attempt {} ended: {failed}",
-                        this.stage.id, this.attempt
-                    )
-                }
-                Stop::Outcome(AttemptOutcome::TaskFailed { task, attempt, .. }) => format!(
-                    "stage {} attempt {} ended: task {task} attempt {attempt} failed",
-                    this.stage.id, this.attempt
-                ),
-                Stop::Outcome(AttemptOutcome::Succeeded) => String::new(),
-                Stop::Job(_) => format!("job {} failed", this.job),
-            };
-            this.in_flight.stopping(Some(this.stage.id), reason.clone());
-            running.abort_all();
-            stopped = Some(reason);
-            report.outcome = match stop {
-                Stop::Outcome(outcome) => Ok(outcome),
-                Stop::Job(error) => Err(error),
-            };
         }
-        if stopped.is_some() {
+        if stopped {
             report
                 .attempts
                 .extend(this.in_flight.kill(Some(this.stage.id)));
@@ -440,7 +435,7 @@ impl StageAttempt {
                     return run;
                 }
             };
-            let running = self.in_flight.start(TaskMetrics {
+            let started = TaskMetrics {
                 stage: self.stage.id,
                 stage_attempt: self.attempt,
                 task,
@@ -448,9 +443,10 @@ impl StageAttempt {
                 executor: grant.executor().id,
                 start_ms: self.job_started.elapsed().as_secs_f64() * 1000.0,
                 ..Default::default()
-            });
+            };
+            let running = self.in_flight.start(started.clone());
             let plan = copy.clone().unwrap_or_else(|| self.stage.plan.clone() as _);
-            let (metrics, result) = self.attempt(task, attempt, plan, &grant).await;
+            let (metrics, result) = self.attempt(started, plan, &grant).await;
             // The task ends, then its slot is free: listeners never see more tasks running
             // than there are slots.
             running.finish(&metrics);
@@ -490,14 +486,14 @@ impl StageAttempt {
         }
     }
 
+    /// Runs one attempt; `metrics` say which and when it started.
     async fn attempt(
         &self,
-        task: usize,
-        attempt: usize,
+        mut metrics: TaskMetrics,
         plan: Arc<dyn ExecutionPlan>,
         slot: &SlotGrant,
     ) -> (TaskMetrics, Result<()>) {
-        let started = self.job_started.elapsed();
+        let (task, attempt) = (metrics.task, metrics.attempt);
         let clock = Instant::now();
         // The task's operators share its executor's memory with the other tasks running there.
         let pool = Arc::new(TaskMemoryPool::new(slot.executor().memory.clone()));
@@ -519,14 +515,6 @@ impl StageAttempt {
         {
             result = Err(DataFusionError::Execution(reason));
         }
-        let mut metrics = TaskMetrics {
-            stage: self.stage.id,
-            stage_attempt: self.attempt,
-            task,
-            attempt,
-            executor: slot.executor().id,
-            ..Default::default()
-        };
         if let Ok(status) = &result {
             metrics.rows_out = status.rows;
             metrics.bytes_out = status.bytes;
@@ -537,7 +525,6 @@ impl StageAttempt {
                 metrics.add(measured);
             }
         }
-        metrics.start_ms = started.as_secs_f64() * 1000.0;
         metrics.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
         metrics.peak_memory_bytes = pool.peak() as u64;
         if let Err(error) = &result {
