@@ -83,10 +83,17 @@ fn main() -> ExitCode {
                     .collect(),
                 ..SessionOptions::default()
             },
-            labels: match mode.contains("faults") {
-                true => vec!["faults".to_string()],
-                false => Vec::new(),
-            },
+            // Records whose output shows injected failures, or stages and blocks that
+            // pipelined mode does not have, are skipped there (`skipif faults`,
+            // `skipif pipelined`).
+            labels: [
+                mode.contains("faults").then_some("faults"),
+                (mode == "pipelined").then_some("pipelined"),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect(),
         };
         match runtime.block_on(slt::run(&files, &options, &mut stdout)) {
             Ok(summary) => {

@@ -58,6 +58,12 @@ pub struct Args {
     #[arg(long)]
     pub continue_on_error: bool,
 
+    /// After the -f files and -c commands, print one row per job they ran: statement
+    /// (file:line), job, stages, tasks, time, rows read and returned, cache hits, and the
+    /// stages that computed again what an earlier job had.
+    #[arg(long)]
+    pub summary: bool,
+
     /// Run the -f files (and -c commands) side by side on one session, each in order, each
     /// in a scheduler pool named after it (see spark.scheduler.mode). [default: one after
     /// the other]
@@ -69,10 +75,32 @@ pub struct Args {
     #[arg(long, value_name = "MASTER", value_parser = parse_master)]
     pub master: Option<usize>,
 
+    /// Executors: sets spark.executor.instances.
+    #[arg(long, value_name = "N")]
+    pub num_executors: Option<String>,
+
+    /// Slots (tasks at once) per executor: sets spark.executor.cores.
+    #[arg(long, value_name = "N")]
+    pub executor_cores: Option<String>,
+
+    /// Memory per executor, e.g. 2g: sets spark.executor.memory.
+    #[arg(long, value_name = "SIZE")]
+    pub executor_memory: Option<String>,
+
+    /// Memory of the driver, e.g. 1g: sets spark.driver.memory.
+    #[arg(long, value_name = "SIZE")]
+    pub driver_memory: Option<String>,
+
     /// Set a configuration key at startup, e.g. --conf spark.sql.shuffle.partitions=8
-    /// (repeatable; `SET -v` lists every key).
+    /// (repeatable; `SET -v` lists every key and where its value came from).
     #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub conf: Vec<(String, String)>,
+
+    /// Start from the settings in this file (Spark's format: `key value` or `key=value` per
+    /// line, `#` comments), ranked below --conf and the flags above.
+    /// [default: ./stagesql-defaults.conf, else <user config dir>/stagesql/stagesql-defaults.conf]
+    #[arg(long, value_name = "FILE")]
+    pub properties_file: Option<PathBuf>,
 
     /// History file of the interactive prompt [default: ~/.stagesql_history].
     #[arg(long, value_name = "FILE")]

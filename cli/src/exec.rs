@@ -47,7 +47,11 @@ impl Executor {
     /// Runs every statement of `origin.text`. Stops at the first failure unless
     /// `continue_on_error`.
     pub fn run_text(&mut self, origin: Origin<'_>, continue_on_error: bool) -> RunStatus {
-        let statements = match self.session.statements(origin.text) {
+        let statements = match origin.name {
+            Some(name) => self.session.statements_from(origin.text, name),
+            None => self.session.statements(origin.text),
+        };
+        let statements = match statements {
             Ok(statements) => statements,
             Err(error) => {
                 report_error(&error, origin, None);

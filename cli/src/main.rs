@@ -7,12 +7,15 @@ mod meta;
 mod output;
 mod progress;
 mod repl;
+mod summary;
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use stagesql::config::file::{find_properties_file, read_properties};
+use stagesql::config::{Source, keys};
 use stagesql::{Session, SessionOptions, slt, tpch};
 
 use crate::args::{Args, Command};
@@ -59,16 +62,63 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, String> {
+/// The settings a session starts with, lowest precedence first: the properties file, then
+/// `--conf`, then the flags that name a setting (as `spark-submit` ranks them).
+fn startup_settings(args: &Args) -> Result<Vec<(String, String, Source)>, String> {
     let mut settings = Vec::new();
-    if let Some(cores) = args.master {
-        settings.push(("spark.executor.instances".to_string(), "1".to_string()));
-        settings.push(("spark.executor.cores".to_string(), cores.to_string()));
+    if let Some(file) =
+        find_properties_file(args.properties_file.as_deref()).map_err(|e| e.message())?
+    {
+        settings.extend(read_properties(&file).map_err(|e| e.message())?);
     }
-    settings.extend(args.conf.iter().cloned());
+    settings.extend(
+        args.conf
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone(), Source::conf_flag())),
+    );
+    let flag = |flag: &str| Source::CommandLine { flag: flag.into() };
+    if let Some(cores) = args.master {
+        settings.push((
+            keys::EXECUTOR_INSTANCES.into(),
+            "1".into(),
+            flag("--master"),
+        ));
+        settings.push((
+            keys::EXECUTOR_CORES.into(),
+            cores.to_string(),
+            flag("--master"),
+        ));
+    }
+    for (value, key, name) in [
+        (
+            &args.num_executors,
+            keys::EXECUTOR_INSTANCES,
+            "--num-executors",
+        ),
+        (
+            &args.executor_cores,
+            keys::EXECUTOR_CORES,
+            "--executor-cores",
+        ),
+        (
+            &args.executor_memory,
+            keys::EXECUTOR_MEMORY,
+            "--executor-memory",
+        ),
+        (&args.driver_memory, keys::DRIVER_MEMORY, "--driver-memory"),
+    ] {
+        if let Some(value) = value {
+            settings.push((key.to_string(), value.clone(), flag(name)));
+        }
+    }
+    Ok(settings)
+}
+
+fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, String> {
     let session = Session::with_options(SessionOptions {
-        settings,
+        startup: startup_settings(&args)?,
         tpch_dir: args.tpch_dir.clone(),
+        ..SessionOptions::default()
     })
     .map_err(|e| e.message())?;
     let session = Arc::new(session);
@@ -120,8 +170,33 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
         sources.push(("<stdin>".to_string(), text));
     }
 
+    let first_job = executor.session.jobs().len();
+    let code = run_sources(&executor, &args, sources);
+    // What the run's jobs did, and what they computed more than once.
+    let jobs: Vec<_> = executor.session.jobs().split_off(first_job);
+    if args.summary
+        && let Err(error) = executor.print_batch(summary::jobs_table(&executor.session, &jobs))
+    {
+        eprintln!("error: cannot print the summary: {error:?}");
+    }
+    if !args.quiet
+        && let Some(line) = summary::recomputation_line(&executor.session, &jobs)
+    {
+        eprintln!("{line}");
+    }
+    Ok(code)
+}
+
+/// Runs every source, one after the other (or side by side with --concurrent).
+fn run_sources(executor: &Executor, args: &Args, sources: Vec<(String, String)>) -> ExitCode {
+    let mut executor = Executor {
+        session: executor.session.clone(),
+        runtime: executor.runtime.clone(),
+        output: executor.output.clone(),
+        pool: None,
+    };
     if args.concurrent && sources.len() > 1 {
-        return Ok(run_concurrently(&executor, sources, args.continue_on_error));
+        return run_concurrently(&executor, sources, args.continue_on_error);
     }
     let mut failed = false;
     for (name, text) in &sources {
@@ -139,16 +214,16 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
             }
             RunStatus::Interrupted => {
                 eprintln!("cancelled");
-                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+                return ExitCode::from(EXIT_INTERRUPTED);
             }
-            RunStatus::OutputClosed => return Ok(ExitCode::SUCCESS),
+            RunStatus::OutputClosed => return ExitCode::SUCCESS,
         }
     }
-    Ok(if failed {
+    if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// `--concurrent`: each source on a thread of its own, its statements in order, its jobs in

@@ -8,6 +8,8 @@ use std::process::{Command, Output, Stdio};
 fn stagesql() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stagesql"));
     command.env_remove("STAGESQL_TPCH_DIR");
+    // No user's stagesql-defaults.conf changes what the tests see.
+    command.env("STAGESQL_CONF_DIR", "/nonexistent/stagesql-conf");
     command
 }
 
@@ -242,7 +244,7 @@ fn set_and_conf_flag_report_their_source() {
     ]);
     let text = stdout(&output);
     assert!(
-        text.contains("datafusion.execution.batch_size,1024,8192,command line,"),
+        text.contains("datafusion.execution.batch_size,1024,8192,--conf,"),
         "{text}"
     );
     assert!(
@@ -471,6 +473,137 @@ fn test_command_names_a_missing_path() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("/no/such/suite"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn settings_rank_default_file_flags_and_set_and_say_where_each_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stagesql-defaults.conf"),
+        "# team defaults\nspark.executor.memory 2g\nspark.sql.shuffle.partitions=16\nspark.executor.cores 3\nspark.memory.fraction 0.5\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("queries.sql"),
+        "select 1;\nSET spark.sql.shuffle.partitions = 8;\nSET -v;\n",
+    )
+    .unwrap();
+    let output = stagesql()
+        .current_dir(dir.path())
+        .args([
+            "--executor-memory",
+            "3g",
+            "--conf",
+            "spark.executor.cores=5",
+            "--conf",
+            "spark.executor.memory=1g",
+            "--format",
+            "csv",
+            "-q",
+            "-f",
+            "queries.sql",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let row = |key: &str| -> String {
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(&format!("{key},")))
+            .unwrap_or_else(|| panic!("{key} not in {text}"));
+        line.split(',').take(4).collect::<Vec<_>>().join(",")
+    };
+    // default → file → --conf → flag → SET, each naming where the value came from.
+    assert_eq!(
+        row("spark.executor.instances"),
+        "spark.executor.instances,1,1,default"
+    );
+    assert_eq!(
+        row("spark.memory.fraction"),
+        "spark.memory.fraction,0.5,0.6,file stagesql-defaults.conf:5"
+    );
+    assert_eq!(
+        row("spark.executor.cores"),
+        "spark.executor.cores,5,0,--conf"
+    );
+    assert_eq!(
+        row("spark.executor.memory"),
+        "spark.executor.memory,3g,4g,--executor-memory"
+    );
+    assert_eq!(
+        row("spark.sql.shuffle.partitions"),
+        "spark.sql.shuffle.partitions,8,200,SET at queries.sql:2"
+    );
+
+    // --properties-file replaces the file in the working directory.
+    let other = dir.path().join("other.conf");
+    std::fs::write(&other, "spark.sql.shuffle.partitions 12\n").unwrap();
+    let output = stagesql()
+        .current_dir(dir.path())
+        .args(["--properties-file", other.to_str().unwrap()])
+        .args([
+            "--format",
+            "csv",
+            "-q",
+            "-c",
+            "SET spark.sql.shuffle.partitions; SET spark.executor.memory",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&output),
+        "key,value\nspark.sql.shuffle.partitions,12\nkey,value\nspark.executor.memory,4g\n",
+        "{}",
+        stderr(&output)
+    );
+
+    // A setting fixed at startup is refused by SET, naming where its value came from.
+    let output = stagesql()
+        .current_dir(dir.path())
+        .args(["-c", "SET spark.executor.memory = 8g"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(
+        error.contains("cannot modify the value of 'spark.executor.memory' with SET")
+            && error.contains("its value 2g comes from file stagesql-defaults.conf:2")
+            && error.contains("--executor-memory"),
+        "{error}"
+    );
+
+    // A bad line of the file, a missing file and a bad flag value are named.
+    std::fs::write(&other, "spark.sql.shuffle.partitions zero\n").unwrap();
+    let output = run(&[
+        "--properties-file",
+        other.to_str().unwrap(),
+        "-c",
+        "select 1",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("other.conf:1: invalid value 'zero' for 'spark.sql.shuffle.partitions'"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&["--properties-file", "/nonexistent/x.conf", "-c", "select 1"]);
+    assert!(
+        stderr(&output)
+            .contains("properties file '/nonexistent/x.conf' (--properties-file) does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&["--executor-memory", "lots", "-c", "select 1"]);
+    assert!(
+        stderr(&output).contains("invalid value 'lots' for 'spark.executor.memory'"),
         "{}",
         stderr(&output)
     );

@@ -5,6 +5,7 @@
 //! benchmark) needs goes through it.
 
 pub mod adaptive;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod events;
 pub mod executor;
 pub mod explain;
 pub mod ids;
+pub mod lineage;
 pub mod planner;
 pub mod scheduler;
 pub mod session;

@@ -2,7 +2,7 @@
 //! renders it and compares. After changing a key, rewrite the page with
 //! `STAGESQL_BLESS=1 cargo test -p stagesql --test configuration_docs`.
 
-use stagesql::config::keys::{DEFINITIONS, ValueType};
+use stagesql::config::keys::{DEFINITIONS, ValueType, is_static};
 
 fn render() -> String {
     let mut page = String::from(
@@ -36,8 +36,14 @@ fn render() -> String {
             "" => "(unset)".to_string(),
             value => format!("`{value}`"),
         };
+        let fixed = match is_static(definition.key) {
+            true => {
+                "**Fixed when the session starts** (properties file or command line; `SET` refuses it). "
+            }
+            false => "",
+        };
         page.push_str(&format!(
-            "| `{}` | {default} | {accepts} | {} |\n",
+            "| `{}` | {default} | {accepts} | {fixed}{} |\n",
             definition.key,
             definition.description.replace('|', "\\|")
         ));

@@ -184,6 +184,7 @@ fn advice_on(slots: usize, stage: StageView) -> Vec<(&'static str, String)> {
         stages: vec![stage],
         subqueries: vec![],
         driver: vec![],
+        result: None,
     };
     advise(&job, None)
         .into_iter()

@@ -341,11 +341,11 @@ async fn tpch_under_random_task_failures_matches_pipelined_mode() {
     for number in 1..=22 {
         expected.push(rows(&session, stagesql::tpch::query(number).unwrap()).await);
     }
-    set(&session, &[("stagesql.execution.mode", "stages")]).await;
     let mut mismatches = Vec::new();
     let mut retries = 0;
     for settings in configurations {
-        set(&session, settings).await;
+        // Executor cores are fixed when a session starts: a session per configuration.
+        let session = self::session(settings, 0.1).await;
         for number in 1..=22 {
             let jobs_before = session.jobs().len();
             let actual = rows(&session, stagesql::tpch::query(number).unwrap()).await;

@@ -106,7 +106,7 @@ async fn settings_track_their_source_and_reset() {
     };
     assert_eq!(
         (row(&session).value, row(&session).source),
-        ("100".into(), Source::CommandLine)
+        ("100".into(), Source::conf_flag())
     );
     session
         .sql("SET datafusion.execution.batch_size = 200")
@@ -114,7 +114,7 @@ async fn settings_track_their_source_and_reset() {
         .unwrap();
     assert_eq!(
         (row(&session).value, row(&session).source),
-        ("200".into(), Source::Session)
+        ("200".into(), Source::Session { at: None })
     );
     session
         .sql("RESET datafusion.execution.batch_size")
@@ -122,7 +122,7 @@ async fn settings_track_their_source_and_reset() {
         .unwrap();
     assert_eq!(
         (row(&session).value, row(&session).source),
-        ("100".into(), Source::CommandLine)
+        ("100".into(), Source::conf_flag())
     );
     assert_eq!(
         single_value(
@@ -150,14 +150,13 @@ async fn settings_track_their_source_and_reset() {
 #[tokio::test]
 async fn our_settings_live_in_datafusion_configuration() {
     let session = Session::with_options(stagesql::SessionOptions {
-        settings: vec![("spark.sql.shuffle.partitions".into(), "16".into())],
+        settings: vec![
+            ("spark.sql.shuffle.partitions".into(), "16".into()),
+            ("spark.memory.fraction".into(), "0.5".into()),
+        ],
         ..Default::default()
     })
     .unwrap();
-    session
-        .sql("SET spark.memory.fraction = 0.5")
-        .await
-        .unwrap();
     // DataFusion's own configuration carries them (what a task's context and a serialized
     // plan carry), so its settings table lists them.
     let listed = session
@@ -181,16 +180,61 @@ async fn our_settings_live_in_datafusion_configuration() {
     // Values are checked as before, and RESET returns to the startup value.
     assert_set_fails(
         &session,
-        "SET spark.memory.fraction = 1.5",
-        "a number from 0 to 1",
+        "SET spark.sql.adaptive.skewJoin.skewedPartitionFactor = -2",
+        "a number of at least 0",
     )
     .await;
-    session.sql("RESET spark.memory.fraction").await.unwrap();
     session
         .sql("SET spark.sql.shuffle.partitions = 4")
         .await
         .unwrap();
     session.sql("RESET").await.unwrap();
-    assert_eq!(session.setting("spark.memory.fraction"), "0.6");
+    assert_eq!(session.setting("spark.memory.fraction"), "0.5");
     assert_eq!(session.setting("spark.sql.shuffle.partitions"), "16");
+}
+
+#[tokio::test]
+async fn a_result_larger_than_max_result_size_fails_before_the_driver_reads_it() {
+    let session = Session::with_options(stagesql::SessionOptions {
+        settings: vec![
+            ("spark.driver.maxResultSize".into(), "64k".into()),
+            ("spark.sql.shuffle.partitions".into(), "4".into()),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let error = session
+        .sql("select v, v * 2 as w from generate_series(1, 100000) as t(v)")
+        .await
+        .unwrap_err()
+        .message();
+    assert!(
+        error.contains("Total size of results of")
+            && error.contains("is bigger than spark.driver.maxResultSize (64.0 KiB)"),
+        "{error}"
+    );
+    let failed = session.jobs().pop().unwrap();
+    assert_eq!(failed.status, stagesql::scheduler::JobStatus::Failed);
+    // A small result of the same data passes, and EXPLAIN ANALYZE shows its size.
+    let explained = session
+        .sql("EXPLAIN ANALYZE select count(*), sum(v) from generate_series(1, 100000) as t(v)")
+        .await
+        .unwrap();
+    let text = stagesql::tpch::answers::rows(explained[0].batches().unwrap())
+        .unwrap()
+        .concat()
+        .join("\n");
+    assert!(text.contains("result: 1 rows, "), "{text}");
+    // Writes send their rows to files, not to the user: no limit.
+    session
+        .sql("create table big as select v from generate_series(1, 100000) as t(v)")
+        .await
+        .unwrap();
+    // The limit is fixed for the session, as Spark's driver settings are.
+    assert_set_fails(
+        &session,
+        "SET spark.driver.maxResultSize = 0",
+        "cannot modify the value of 'spark.driver.maxResultSize' with SET",
+    )
+    .await;
 }

@@ -1,5 +1,5 @@
 //! `system.jobs`, `system.stages`, `system.tasks`, `system.aqe_decisions`: the session's job
-//! history as tables.
+//! history as tables; `system.cache`: the cached relations.
 //!
 //! Each table is a provider over the session's history, read when a statement that scans it
 //! is planned: it sees every job that ended before, and the jobs other statements are
@@ -19,6 +19,7 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::cache::CacheManager;
 use crate::error::Result;
 use crate::scheduler::JobReport;
 use datafusion::prelude::SessionContext;
@@ -41,6 +42,7 @@ const TABLES: [(&str, Rows); 4] = [
 pub fn register_system_schema(
     ctx: &SessionContext,
     history: Arc<Mutex<Vec<JobReport>>>,
+    cache: Arc<CacheManager>,
 ) -> Result<()> {
     let catalog_name = ctx
         .state()
@@ -65,8 +67,70 @@ pub fn register_system_schema(
             Arc::new(table),
         )?;
     }
+    datafusion::catalog::SchemaProvider::register_table(
+        schema.as_ref(),
+        "cache".to_string(),
+        Arc::new(CacheTable { cache }),
+    )?;
     catalog.register_schema(SCHEMA, schema)?;
     Ok(())
+}
+
+/// `system.cache`: every cached relation and where its blocks are (Spark UI's Storage tab).
+#[derive(Debug)]
+struct CacheTable {
+    cache: Arc<CacheManager>,
+}
+
+fn cache_rows(cache: &CacheManager) -> RecordBatch {
+    use DataType::*;
+    let status = cache.status();
+    batch(
+        vec![
+            ("name", Utf8, false),
+            ("storage_level", Utf8, false),
+            ("partitions_cached", UInt64, false),
+            ("partitions", UInt64, false),
+            ("rows", UInt64, false),
+            ("memory_bytes", UInt64, false),
+            ("disk_bytes", UInt64, false),
+        ],
+        vec![
+            strings(status.iter().map(|s| Some(s.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                status.iter().map(|s| s.level.to_string()),
+            )),
+            u64s(status.iter().map(|s| s.partitions_cached as u64)),
+            u64s(status.iter().map(|s| s.partitions as u64)),
+            u64s(status.iter().map(|s| s.rows)),
+            u64s(status.iter().map(|s| s.memory_bytes)),
+            u64s(status.iter().map(|s| s.disk_bytes)),
+        ],
+    )
+}
+
+#[async_trait]
+impl TableProvider for CacheTable {
+    fn schema(&self) -> SchemaRef {
+        cache_rows(&self.cache).schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn PlanningSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let batch = cache_rows(&self.cache);
+        MemTable::try_new(batch.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
 }
 
 /// One `system` table: its rows made from the history when a statement scans it.

@@ -1,7 +1,59 @@
 //! Properties files in Spark's format (`spark-defaults.conf`): one setting per line, as
 //! `key value` or `key=value`; blank lines and lines starting with `#` are skipped.
+//!
+//! A session starts from one file, as `spark-submit` does: the one `--properties-file`
+//! names, else `stagesql-defaults.conf` in the working directory, else the one in the
+//! user's configuration directory (`$STAGESQL_CONF_DIR`, else `~/.config/stagesql` on
+//! Linux). Its settings rank above the defaults and below the command line.
 
+use std::path::{Path, PathBuf};
+
+use super::Source;
 use crate::error::{Error, Result};
+
+/// The name of the properties file a session looks for.
+pub const DEFAULTS_FILE: &str = "stagesql-defaults.conf";
+
+/// The properties file to start from: `explicit` (which must exist), else
+/// [`DEFAULTS_FILE`] in the working directory, else in the user's configuration directory.
+pub fn find_properties_file(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
+    if let Some(path) = explicit {
+        return match path.is_file() {
+            true => Ok(Some(path.to_path_buf())),
+            false => Err(Error::Config(format!(
+                "properties file '{}' (--properties-file) does not exist or is not a file",
+                path.display()
+            ))),
+        };
+    }
+    let user_dir = std::env::var_os("STAGESQL_CONF_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|dir| dir.join("stagesql")));
+    Ok([
+        Some(PathBuf::from(DEFAULTS_FILE)),
+        user_dir.map(|d| d.join(DEFAULTS_FILE)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|path| path.is_file()))
+}
+
+/// The settings of the properties file at `path`, each with its [`Source`] (file and line).
+pub fn read_properties(path: &Path) -> Result<Vec<(String, String, Source)>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read properties file '{name}': {e}")))?;
+    Ok(parse_properties(&name, &text)?
+        .into_iter()
+        .map(|setting| {
+            let source = Source::File {
+                path: name.clone(),
+                line: setting.line,
+            };
+            (setting.key, setting.value, source)
+        })
+        .collect())
+}
 
 /// One setting of a properties file, with its line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,27 @@ pub const TEST_FAULT_PROBABILITY: &str = "stagesql.test.fault_probability";
 pub const TEST_LOSE_SHUFFLE_OUTPUT: &str = "stagesql.test.lose_shuffle_output";
 pub const SCHEDULER_MODE: &str = "spark.scheduler.mode";
 pub const SCHEDULER_POOL: &str = "spark.scheduler.pool";
+pub const DRIVER_MEMORY: &str = "spark.driver.memory";
+pub const DRIVER_MAX_RESULT_SIZE: &str = "spark.driver.maxResultSize";
+
+/// Keys fixed when the session starts, as Spark's core settings are: they describe the
+/// executors and the driver, which exist for the whole session. `SET` rejects them; they
+/// come from the properties file or the command line.
+pub const STATIC_KEYS: &[&str] = &[
+    EXECUTOR_INSTANCES,
+    EXECUTOR_CORES,
+    EXECUTOR_MEMORY,
+    MEMORY_FRACTION,
+    MEMORY_STORAGE_FRACTION,
+    DRIVER_MEMORY,
+    DRIVER_MAX_RESULT_SIZE,
+    LOCAL_DIR,
+];
+
+/// Whether `key` is fixed when the session starts ([`STATIC_KEYS`]).
+pub fn is_static(key: &str) -> bool {
+    STATIC_KEYS.contains(&key)
+}
 
 /// `0` for `spark.executor.cores` means "all cores of this machine".
 pub const ALL_CORES: &str = "0";
@@ -103,6 +124,22 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "0.5",
         value_type: ValueType::Fraction,
         description: "Share of spark.memory.fraction's memory for the block store (shuffle output kept in memory); the rest is for operators.",
+    },
+    KeyDefinition {
+        key: DRIVER_MEMORY,
+        default: "1g",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "Memory of the driver: what it collects (query results, broadcast sides, scalar subquery values) and the merge of a job's result. A result larger than spark.driver.maxResultSize fails before the driver runs out of it.",
+    },
+    KeyDefinition {
+        key: DRIVER_MAX_RESULT_SIZE,
+        default: "1g",
+        value_type: ValueType::Bytes {
+            allow_negative_one: false,
+        },
+        description: "Largest result a query may return to the driver (the in-memory size of its rows); a larger one fails the job with an error naming this key. 0 means no limit, bounded by spark.driver.memory only.",
     },
     KeyDefinition {
         key: MAX_PARTITION_BYTES,

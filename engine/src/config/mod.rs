@@ -1,7 +1,8 @@
 //! Session configuration: every key with its value, default, description and *source*.
 //!
-//! Values come from several places, lowest precedence first: the built-in default → the
-//! command line (`--conf k=v`) → `SET k=v` in the session. When a setting seems ignored the
+//! Values come from several places, lowest precedence first: the built-in default → a
+//! properties file ([`file`]: `--properties-file`, else `stagesql-defaults.conf`) → the
+//! command line (`--conf k=v`, `--executor-memory` …) → `SET k=v` in the session. When a setting seems ignored the
 //! first question is where its value came from, so [`Settings`] remembers that for every key
 //! and `SET -v` shows it. `RESET` returns a key to the value it had when the session started.
 //!
@@ -22,21 +23,49 @@ use datafusion::config::ConfigOptions;
 
 use crate::error::{Error, Result};
 
-/// Where a setting's current value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Where a setting's current value came from, lowest precedence first: the built-in
+/// default, a properties file, a command-line flag, `SET` in the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Default,
-    CommandLine,
-    Session,
+    /// A properties file (`--properties-file`, `stagesql-defaults.conf`) and the line.
+    File {
+        path: String,
+        line: usize,
+    },
+    /// A command-line flag: `--conf`, `--master`, `--executor-memory` …
+    CommandLine {
+        flag: String,
+    },
+    /// `SET` in the session; `at` is `file:line` when the statement came from a file.
+    Session {
+        at: Option<String>,
+    },
+}
+
+impl Source {
+    /// `--conf key=value`.
+    pub fn conf_flag() -> Source {
+        Source::CommandLine {
+            flag: "--conf".into(),
+        }
+    }
+
+    /// Whether the value was given when the session started (what `RESET` returns to).
+    pub fn is_startup(&self) -> bool {
+        matches!(self, Source::File { .. } | Source::CommandLine { .. })
+    }
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Default => "default",
-            Source::CommandLine => "command line",
-            Source::Session => "SET",
-        })
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path, line } => write!(f, "file {path}:{line}"),
+            Source::CommandLine { flag } => f.write_str(flag),
+            Source::Session { at: Some(at) } => write!(f, "SET at {at}"),
+            Source::Session { at: None } => f.write_str("SET"),
+        }
     }
 }
 
@@ -55,33 +84,39 @@ pub struct SettingRow {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Settings {
     sources: BTreeMap<String, Source>,
-    startup: BTreeMap<String, String>,
+    startup: BTreeMap<String, (String, Source)>,
 }
 
 impl Settings {
     pub(crate) fn record(&mut self, key: &str, value: &str, source: Source) {
-        self.sources.insert(key.to_string(), source);
-        if source == Source::CommandLine {
-            self.startup.insert(key.to_string(), value.to_string());
+        if source.is_startup() {
+            self.startup
+                .insert(key.to_string(), (value.to_string(), source.clone()));
         }
+        self.sources.insert(key.to_string(), source);
+    }
+
+    /// Where the current value of `key` came from.
+    pub(crate) fn source(&self, key: &str) -> Source {
+        self.sources.get(key).cloned().unwrap_or(Source::Default)
     }
 
     /// The value `RESET key` restores: the startup value if there was one, else the default.
     pub(crate) fn startup_value(&self, key: &str) -> Option<&str> {
-        self.startup.get(key).map(String::as_str)
+        self.startup.get(key).map(|(value, _)| value.as_str())
     }
 
     pub(crate) fn forget(&mut self, key: &str) {
-        match self.startup.contains_key(key) {
-            true => self.sources.insert(key.to_string(), Source::CommandLine),
-            false => self.sources.remove(key),
+        match self.startup.get(key) {
+            Some((_, source)) => self.sources.insert(key.to_string(), source.clone()),
+            None => self.sources.remove(key),
         };
     }
 
     pub(crate) fn keys_set_in_session(&self) -> Vec<String> {
         self.sources
             .iter()
-            .filter(|(_, source)| **source == Source::Session)
+            .filter(|(_, source)| matches!(source, Source::Session { .. }))
             .map(|(key, _)| key.clone())
             .collect()
     }
@@ -105,11 +140,7 @@ impl Settings {
                         .flatten()
                         .unwrap_or_else(|| "NULL".into()),
                 },
-                source: self
-                    .sources
-                    .get(&entry.key)
-                    .copied()
-                    .unwrap_or(Source::Default),
+                source: self.source(&entry.key),
                 value: entry.value.unwrap_or_else(|| "NULL".into()),
                 description: entry.description.to_string(),
                 key: entry.key,
@@ -195,10 +226,15 @@ mod tests {
     #[test]
     fn reset_returns_to_the_startup_value() {
         let mut settings = Settings::default();
-        settings.record("k", "1", Source::CommandLine);
-        settings.record("k", "2", Source::Session);
+        let file = Source::File {
+            path: "stagesql-defaults.conf".into(),
+            line: 3,
+        };
+        settings.record("k", "1", file.clone());
+        settings.record("k", "2", Source::Session { at: None });
         assert_eq!(settings.startup_value("k"), Some("1"));
         settings.forget("k");
-        assert_eq!(settings.sources.get("k"), Some(&Source::CommandLine));
+        assert_eq!(settings.source("k"), file);
+        assert_eq!(file.to_string(), "file stagesql-defaults.conf:3");
     }
 }

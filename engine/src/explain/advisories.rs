@@ -2,12 +2,14 @@
 //! with the numbers behind each and the setting to change.
 
 use super::model::{JobView, StageActuals, human_bytes};
+use crate::lineage::Recomputation;
 
 /// One piece of advice about one stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Advisory {
     pub stage: usize,
-    /// `under-parallelism`, `over-parallelism`, `skew`, `spill`, `oversized broadcast`.
+    /// `under-parallelism`, `over-parallelism`, `skew`, `spill`, `oversized broadcast`,
+    /// `recomputes`.
     pub kind: &'static str,
     pub message: String,
 }
@@ -86,6 +88,46 @@ pub fn advise(job: &JobView, broadcast_threshold: Option<u64>) -> Vec<Advisory> 
         }
     }
     advice
+}
+
+/// The recompute advisory: stages that computed again what a stage of an earlier job of the
+/// session computed, with what it cost then. Before a run (`ran: false`) they would.
+pub fn recompute_advice(recomputations: &[Recomputation], ran: bool) -> Vec<Advisory> {
+    recomputations
+        .iter()
+        .map(|r| Advisory {
+            stage: r.stage,
+            kind: "recomputes",
+            message: format!(
+                "what job {}'s stage {} computed ({} rows, {:.0} ms): CACHE TABLE it (see docs/pipelines.md){}",
+                r.earlier.job,
+                r.earlier.stage,
+                human_count(r.earlier.rows),
+                r.earlier.ms,
+                if ran { "" } else { " before it runs again" }
+            ),
+        })
+        .collect()
+}
+
+/// `6100000` → `6.1 M`.
+pub fn human_count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1} K", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} M", n as f64 / 1e6),
+        _ => format!("{:.1} G", n as f64 / 1e9),
+    }
+}
+
+impl Advisory {
+    /// `! stage 3 skew: …`; `! stage 9 recomputes what job 2's stage 4 computed …`.
+    pub fn line(&self) -> String {
+        match self.kind {
+            "recomputes" => format!("! stage {} recomputes {}", self.stage, self.message),
+            kind => format!("! stage {} {kind}: {}", self.stage, self.message),
+        }
+    }
 }
 
 fn skew(actual: &StageActuals) -> Option<String> {

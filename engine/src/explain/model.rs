@@ -13,6 +13,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 use datafusion::physical_plan::metrics::MetricValue;
 
+use crate::cache::InMemoryScanExec;
 pub use crate::config::human_bytes;
 use crate::scheduler::{JobReport, RanPlan, StageReport, partition_metrics};
 use crate::stages::{
@@ -30,6 +31,8 @@ pub struct JobView {
     pub subqueries: Vec<SubqueryView>,
     /// The driver's part: the merge of the last stage's outputs, in short form.
     pub driver: Vec<OperatorView>,
+    /// After a run, what the last stage returned to the driver.
+    pub result: Option<crate::scheduler::ResultSize>,
 }
 
 /// An uncorrelated scalar subquery: computed once, on the driver, after the stages it reads
@@ -101,6 +104,9 @@ pub struct OperatorView {
     /// After a run: time it spent computing (a scan: opening and reading its files), summed
     /// over the tasks' successful attempts.
     pub time_ms: Option<f64>,
+    /// After a run, what else the operator counted: a cache scan's blocks found, not
+    /// found and computed again.
+    pub detail: Option<String>,
 }
 
 /// A task attempt that failed, and why.
@@ -167,6 +173,9 @@ impl OperatorView {
         }
         if let Some(ms) = self.time_ms {
             line.push_str(&format!(" time={ms:.1}ms"));
+        }
+        if let Some(detail) = &self.detail {
+            line.push_str(&format!(" {detail}"));
         }
         line
     }
@@ -272,6 +281,7 @@ pub fn describe(
         stages,
         subqueries,
         driver: operators(&graph.driver),
+        result: report.and_then(|r| r.result),
     }
 }
 
@@ -443,6 +453,10 @@ fn leaf_source(node: &Arc<dyn ExecutionPlan>) -> String {
             human_bytes(bytes)
         );
     }
+    if let Some(scan) = node.downcast_ref::<InMemoryScanExec>() {
+        let noun = if partitions == 1 { "block" } else { "blocks" };
+        return format!("{partitions} cached {noun} of {}", scan.name());
+    }
     let what = match node.name() {
         "DataSourceExec" => "an in-memory table",
         "PlaceholderRowExec" => "a single row",
@@ -524,6 +538,7 @@ fn operators(plan: &Arc<dyn ExecutionPlan>) -> Vec<OperatorView> {
             name: name_in_place(&node, parent.as_ref()),
             rows: None,
             time_ms: None,
+            detail: None,
         })
         .collect()
 }
@@ -538,6 +553,8 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
     let mut rows = vec![0u64; shape.len()];
     let mut nanos = vec![0u64; shape.len()];
     let mut measured = vec![false; shape.len()];
+    // A cache scan's blocks: found, not found, computed again.
+    let mut cache = vec![[0u64; 3]; shape.len()];
     // Every copy of a plan shares its scans' metrics (they live in the file source): a scan
     // is read once, from the first copy, for the tasks of every copy.
     let all_tasks: Vec<usize> = ran.iter().flat_map(|r| r.tasks.iter().copied()).collect();
@@ -583,6 +600,14 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
                         rows[i] += count.value() as u64;
                         measured[i] = true;
                     }
+                    MetricValue::Count { name, count } if name.starts_with("cache_") => {
+                        let slot = match name.as_ref() {
+                            "cache_hits" => 0,
+                            "cache_misses" => 1,
+                            _ => 2,
+                        };
+                        cache[i][slot] += count.value() as u64;
+                    }
                     MetricValue::ElapsedCompute(time) => compute += time.value() as u64,
                     MetricValue::Time { name, time } if scan_phases.contains(&name.as_ref()) => {
                         scanning += time.value() as u64
@@ -619,6 +644,10 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
             name: name_in_place(&node, parent.as_ref()),
             rows: measured[i].then_some(rows[i]),
             time_ms: measured[i].then_some(nanos[i] as f64 / 1e6),
+            detail: node.is::<InMemoryScanExec>().then(|| {
+                let [hits, misses, recomputed] = cache[i];
+                format!("cache hits={hits} misses={misses} recomputed={recomputed}")
+            }),
         })
         .collect()
 }
@@ -654,6 +683,9 @@ fn short_name(node: &Arc<dyn ExecutionPlan>) -> String {
     }
     if let Some(reader) = node.downcast_ref::<BroadcastReadExec>() {
         return format!("BroadcastRead(stage {})", reader.stage());
+    }
+    if let Some(scan) = node.downcast_ref::<InMemoryScanExec>() {
+        return scan.describe();
     }
     if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
         return format!("Aggregate({:?})", aggregate.mode());

@@ -23,16 +23,30 @@ pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
     }
     lines.push("Driver: merges the result".to_string());
     lines.extend(job.driver.iter().map(|op| format!("    {}", op.line())));
+    if let Some(result) = job.result {
+        lines.push(format!(
+            "    result: {} rows, {} from {} tasks",
+            result.rows,
+            human_bytes(result.bytes),
+            result.tasks
+        ));
+    }
+    if job.job.is_none() && !advisories.is_empty() {
+        // Before a run: what the job would do again.
+        lines.push("Advisories".to_string());
+        lines.extend(
+            advisories
+                .iter()
+                .map(|advice| format!("  {}", advice.line())),
+        );
+    }
     if job.job.is_some() {
         if advisories.is_empty() {
             lines.push("Advisories: none".to_string());
         } else {
             lines.push("Advisories".to_string());
             for advice in advisories {
-                lines.push(format!(
-                    "  ! stage {} {}: {}",
-                    advice.stage, advice.kind, advice.message
-                ));
+                lines.push(format!("  {}", advice.line()));
             }
         }
     }
@@ -246,6 +260,7 @@ pub fn render_json(job: &JobView, advisories: &[Advisory]) -> String {
             "operators": q.operators.iter().map(operator_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "driver": job.driver.iter().map(operator_json).collect::<Vec<_>>(),
+        "result": job.result.map(|r| json!({"tasks": r.tasks, "rows": r.rows, "bytes": r.bytes})),
         "advisories": advisories
             .iter()
             .map(|a| json!({"stage": a.stage, "kind": a.kind, "message": a.message}))

@@ -230,6 +230,8 @@ pub use crate::events::JobStatus;
 pub struct JobReport {
     pub job: JobId,
     pub sql: String,
+    /// Where the statement came from (`file:line`), when it came from a file.
+    pub at: Option<String>,
     pub status: JobStatus,
     /// Why the job failed, if it did.
     pub error: Option<String>,
@@ -239,6 +241,21 @@ pub struct JobReport {
     /// The plans of the job's uncorrelated scalar subqueries as they ran on the driver, in
     /// the order of the stage graph's subqueries; `None` for one that never ran.
     pub subqueries: Vec<Option<RanPlan>>,
+    /// What the job's last stage returned to the driver, once every stage has succeeded.
+    pub result: Option<ResultSize>,
+    /// Cached blocks its tasks read, and cached blocks they did not find (and computed
+    /// again).
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+/// The size of a job's result as its last stage's tasks returned it to the driver (what
+/// `spark.driver.maxResultSize` bounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultSize {
+    pub tasks: usize,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 impl JobReport {

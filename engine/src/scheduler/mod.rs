@@ -39,18 +39,18 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
 pub use faults::{Faults, RandomFaults};
 pub use memory::TaskMemoryPool;
 pub(crate) use metrics::partition_metrics;
-pub use metrics::{JobReport, JobStatus, RanPlan, StageReport, TaskMetrics};
+pub use metrics::{JobReport, JobStatus, RanPlan, ResultSize, StageReport, TaskMetrics};
+pub(crate) use stage_attempt::fresh_copy;
 use stage_attempt::{
-    AttemptOutcome, AttemptReport, InFlight, PendingTask, StageAttempt, TaskContexts, fresh_copy,
-    job_runtime,
+    AttemptOutcome, AttemptReport, InFlight, PendingTask, StageAttempt, TaskContexts, job_runtime,
 };
 
 use crate::adaptive::{self, AqeDecision, AqeSettings};
@@ -68,6 +68,8 @@ pub struct JobSettings {
     pub max_stage_attempts: usize,
     /// Memory of the driver's part (subqueries, the merge of the result).
     pub driver_memory: usize,
+    /// The largest result the driver accepts (`spark.driver.maxResultSize`); `None`: any.
+    pub max_result_size: Option<u64>,
     /// Where the job's shuffle and operator spill files go (`spark.local.dir`).
     pub local_dir: std::path::PathBuf,
     /// The scheduler pool of the job's tasks (`spark.scheduler.pool`).
@@ -83,6 +85,8 @@ pub struct Job {
     pub id: JobId,
     /// The statement that started the job, for the job history.
     pub sql: String,
+    /// Where the statement came from (`file:line`).
+    pub at: Option<String>,
     pub graph: StageGraph,
     pub settings: JobSettings,
     /// The session's block store.
@@ -97,10 +101,58 @@ pub struct Job {
     pub listeners: Listeners,
 }
 
+/// Spark's error for a result above `spark.driver.maxResultSize`.
+pub fn result_too_large(what: &str, bytes: u64, limit: u64) -> DataFusionError {
+    DataFusionError::ResourcesExhausted(format!(
+        "Total size of {what} ({}) is bigger than spark.driver.maxResultSize ({}): aggregate or \
+         filter the result, write it with COPY … TO or INSERT, or start the session with a larger \
+         spark.driver.maxResultSize (0: no limit)",
+        crate::config::human_bytes(bytes),
+        crate::config::human_bytes(limit)
+    ))
+}
+
+/// What a job leaves for the driver once every stage has succeeded: the driver's plan over
+/// the last stage's output, the context to run it in, and the job's shuffles, which live
+/// until this (or what it is turned into) is dropped.
+pub struct DriverOutput {
+    pub plan: Arc<dyn ExecutionPlan>,
+    pub context: Arc<TaskContext>,
+    pub shuffles: JobShuffles,
+}
+
+impl DriverOutput {
+    /// The result as one stream (the driver's plan has one partition); the job's shuffles
+    /// are dropped with it.
+    pub fn into_stream(self) -> Result<SendableRecordBatchStream> {
+        let stream = self.plan.execute(0, self.context)?;
+        let schema = stream.schema();
+        let shuffles = self.shuffles;
+        let stream = stream.inspect(move |_| {
+            let _ = &shuffles;
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
 impl Job {
     /// Runs every stage, then returns the driver's stream over the result, and the report
     /// (also when the job failed).
     pub async fn run(self) -> (Result<SendableRecordBatchStream>, JobReport) {
+        let (output, mut report) = self.run_to_driver().await;
+        match output.and_then(DriverOutput::into_stream) {
+            Ok(stream) => (Ok(stream), report),
+            Err(error) => {
+                report.status = JobStatus::Failed;
+                report.error = Some(error.find_root().to_string());
+                (Err(error), report)
+            }
+        }
+    }
+
+    /// Runs every stage, then returns what the driver reads (for a job whose driver plan
+    /// has several partitions, each read on its own: caching a relation), and the report.
+    pub async fn run_to_driver(self) -> (Result<DriverOutput>, JobReport) {
         let started = Instant::now();
         let runtime = match self.job_runtime() {
             Ok(runtime) => Arc::new(runtime),
@@ -144,29 +196,61 @@ impl Job {
                 started,
             )
             .await
-            .and_then(|()| {
-                read_written_maps(self.graph.driver.clone(), &self.store)?
-                    .execute(0, self.task_context(&runtime, None))
+            .and_then(|()| self.check_result_size())
+            .and_then(|result| {
+                let plan = read_written_maps(self.graph.driver.clone(), &self.store)?;
+                Ok((plan, result))
             });
         let mut report = running.end(match outcome {
             Ok(_) => JobStatus::Succeeded,
             Err(_) => JobStatus::Failed,
         });
         match outcome {
-            Ok(stream) => {
-                let schema = stream.schema();
-                let stream = stream.inspect(move |_| {
-                    let _ = &shuffles;
-                });
-                (
-                    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream))),
-                    report,
-                )
+            Ok((plan, result)) => {
+                report.result = result;
+                let output = DriverOutput {
+                    plan,
+                    context: self.task_context(&runtime, None),
+                    shuffles,
+                };
+                (Ok(output), report)
             }
             Err(error) => {
                 report.error = Some(error.find_root().to_string());
                 (Err(error), report)
             }
+        }
+    }
+
+    /// The size of what the last stage returns to the driver, checked against
+    /// `spark.driver.maxResultSize` before the driver reads any of it (as Spark checks task
+    /// results as they arrive). A write's rows go to its files, not to the user: no limit.
+    fn check_result_size(&self) -> Result<Option<ResultSize>> {
+        let Some(last) = self
+            .graph
+            .stages
+            .iter()
+            .find(|stage| *stage.exchange() == crate::stages::Exchange::Result)
+        else {
+            return Ok(None);
+        };
+        let statistics = self.store.statistics(last.id);
+        let result = ResultSize {
+            tasks: statistics.bytes.len(),
+            rows: statistics.rows.iter().flatten().sum(),
+            bytes: statistics.bytes.iter().flatten().sum(),
+        };
+        let writes = self
+            .graph
+            .driver
+            .is::<datafusion::datasource::sink::DataSinkExec>();
+        match self.settings.max_result_size {
+            Some(limit) if !writes && result.bytes > limit => Err(result_too_large(
+                &format!("results of {} tasks", result.tasks),
+                result.bytes,
+                limit,
+            )),
+            _ => Ok(Some(result)),
         }
     }
 
@@ -181,6 +265,10 @@ impl Job {
             duration: started.elapsed(),
             stages: Vec::new(),
             subqueries: Vec::new(),
+            result: None,
+            at: self.at.clone(),
+            cache_hits: 0,
+            cache_misses: 0,
         }
     }
 
@@ -573,6 +661,10 @@ impl Running<'_> {
                 .filter_map(|(id, stage)| stage.report(id))
                 .collect(),
             subqueries: std::mem::take(&mut self.subqueries),
+            result: None,
+            at: self.job.at.clone(),
+            cache_hits: 0,
+            cache_misses: 0,
         }
     }
 }
@@ -605,7 +697,9 @@ impl Drop for StopReason {
 }
 
 /// Drops a job's shuffles from the block store when dropped.
-struct JobShuffles {
+/// A job's shuffles in the block store: they are dropped (memory freed, spill files
+/// removed) when this is.
+pub struct JobShuffles {
     store: Arc<ShuffleStore>,
     job: JobId,
 }

@@ -77,7 +77,7 @@ pub(super) fn job_runtime(base: Arc<RuntimeEnv>, pool: Arc<dyn MemoryPool>) -> R
 }
 
 /// A new instance of every operator of `plan`, with its execution state reset.
-pub(super) fn fresh_copy(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+pub(crate) fn fresh_copy(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| Ok(Transformed::yes(node.reset_state()?)))
         .map(|t| t.data)
 }

@@ -27,6 +27,12 @@ impl Session {
     ) -> Result<StatementOutput> {
         let query = query_statement(statement, query_offset);
         let plan = self.logical_plan(&query).await?;
+        // EXPLAIN runs nothing: a lazy cache not computed yet is shown as what it computes.
+        let materialize = match kind {
+            ExplainKind::Analyze | ExplainKind::AnalyzeJson => super::cache::Materialize::Yes,
+            _ => super::cache::Materialize::No,
+        };
+        let plan = self.use_cached_data(plan, materialize).await?;
         let lines = match kind {
             ExplainKind::Codegen => vec![
                 "EXPLAIN CODEGEN does not apply: stagesql runs DataFusion's vectorized operators, there is no whole-stage generated code.".to_string(),
@@ -35,7 +41,8 @@ impl Session {
             ExplainKind::Analyze | ExplainKind::AnalyzeJson => {
                 let (graph, report) = self.run_graph_to_end(&plan).await?;
                 let view = explain::describe(&graph, report.slots, &self.aqe_settings(), Some(&report));
-                let advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
+                let mut advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
+                advisories.extend(explain::recompute_advice(&self.recomputed_by(report.job), true));
                 match kind {
                     ExplainKind::AnalyzeJson => vec![explain::render_json(&view, &advisories)],
                     _ => explain::render_text(&view, &advisories),
@@ -44,18 +51,22 @@ impl Session {
             _ => {
                 let graph = self.plan_stages(&plan).await?;
                 let view = explain::describe(&graph, self.slots(), &self.aqe_settings(), None);
+                // Stages that would compute again what an earlier job computed.
+                let lineage = self.job_lineage(&plan, &graph);
+                let recomputes =
+                    explain::recompute_advice(&self.lineage.recomputations(&lineage, None), false);
                 match kind {
-                    ExplainKind::Json => vec![explain::render_json(&view, &[])],
+                    ExplainKind::Json => vec![explain::render_json(&view, &recomputes)],
                     ExplainKind::Dot => vec![explain::render_dot(&view)],
                     ExplainKind::Extended => {
                         let mut lines = self.logical_plans(&plan)?;
                         lines.push("== Stages ==".to_string());
-                        lines.extend(explain::render_text(&view, &[]));
+                        lines.extend(explain::render_text(&view, &recomputes));
                         lines
                     }
-                    ExplainKind::Formatted => formatted(&graph, explain::render_text(&view, &[]), false),
-                    ExplainKind::Cost => formatted(&graph, explain::render_text(&view, &[]), true),
-                    _ => explain::render_text(&view, &[]),
+                    ExplainKind::Formatted => formatted(&graph, explain::render_text(&view, &recomputes), false),
+                    ExplainKind::Cost => formatted(&graph, explain::render_text(&view, &recomputes), true),
+                    _ => explain::render_text(&view, &recomputes),
                 }
             }
         };
@@ -100,7 +111,9 @@ impl Session {
         &self,
         plan: &LogicalPlan,
     ) -> Result<(StageGraph, crate::scheduler::JobReport)> {
-        let (graph, stream, report) = self.run_job_with_graph(plan).await?;
+        let (graph, stream, report) = self
+            .run_job_with_graph(plan, super::jobs::ResultLimit::Unchecked)
+            .await?;
         let _: Vec<RecordBatch> = stream.try_collect().await?;
         Ok((graph, report))
     }
@@ -120,6 +133,7 @@ pub(crate) fn query_statement(statement: &SqlStatement, offset: usize) -> SqlSta
             line: statement.start.line + newlines,
             column,
         },
+        origin: statement.origin.clone(),
     }
 }
 

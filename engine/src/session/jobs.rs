@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 
 use super::Session;
 use crate::adaptive::AqeSettings;
@@ -17,10 +18,21 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 use crate::executor::{ExecutorShape, Executors, MemoryLayout, SchedulingMode};
+use crate::lineage::JobLineage;
 use crate::planner::{SplitScans, StagePlanning, cut_stages};
-use crate::scheduler::{Faults, Job, JobReport, JobSettings, JobStatus, RandomFaults};
+use crate::scheduler::{
+    DriverOutput, Faults, Job, JobReport, JobSettings, JobStatus, RandomFaults,
+};
 use crate::shuffle::ShuffleStore;
 use crate::stages::StageGraph;
+
+/// Whether a job's result is held to `spark.driver.maxResultSize`: rows returned to the
+/// user are; rows that become a table's contents, or that EXPLAIN ANALYZE drops, are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResultLimit {
+    Checked,
+    Unchecked,
+}
 
 /// Whether statements run as jobs of stages or as one DataFusion stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +79,21 @@ impl Session {
 
     /// How each executor's `spark.executor.memory` divides (`spark.memory.*`).
     pub fn memory_layout(&self) -> MemoryLayout {
+        self.layout_of(self.executor_memory())
+    }
+
+    /// How the driver's `spark.driver.memory` divides: its operators (the merge of a
+    /// result, subqueries) get the execution share, as an executor's do.
+    fn driver_layout(&self) -> MemoryLayout {
+        self.layout_of(
+            keys::parse_bytes(&self.setting(keys::DRIVER_MEMORY)).unwrap_or(1 << 30) as usize,
+        )
+    }
+
+    fn layout_of(&self, memory: usize) -> MemoryLayout {
         let fraction = |key: &str, default: f64| self.setting(key).parse().unwrap_or(default);
         MemoryLayout::new(
-            self.executor_memory(),
+            memory,
             fraction(keys::MEMORY_FRACTION, 0.6),
             fraction(keys::MEMORY_STORAGE_FRACTION, 0.5),
         )
@@ -169,8 +193,12 @@ impl Session {
     }
 
     /// Runs `plan` as a job; returns the result rows once every stage has finished.
-    pub(crate) async fn run_job(&self, plan: &LogicalPlan) -> Result<SendableRecordBatchStream> {
-        Ok(self.run_job_with_graph(plan).await?.1)
+    pub(crate) async fn run_job(
+        &self,
+        plan: &LogicalPlan,
+        limit: ResultLimit,
+    ) -> Result<SendableRecordBatchStream> {
+        Ok(self.run_job_with_graph(plan, limit).await?.1)
     }
 
     /// Runs `plan` as a job; returns its stages, the result rows and its report with the
@@ -178,20 +206,73 @@ impl Session {
     pub(crate) async fn run_job_with_graph(
         &self,
         plan: &LogicalPlan,
+        limit: ResultLimit,
     ) -> Result<(StageGraph, SendableRecordBatchStream, JobReport)> {
-        let graph = {
+        let (stages, job, lineage) = self.prepare_job(plan, limit, |driver| driver).await?;
+        let (stream, mut report) = job.run().await;
+        self.record_job_and_lineage(&stages, &lineage, &mut report);
+        Ok((stages, stream?, report))
+    }
+
+    /// Runs `plan` as a job whose driver plan is `driver` of the planned one; returns its
+    /// stages, what the driver reads (not read yet) and its report with plans.
+    pub(crate) async fn run_job_to_driver(
+        &self,
+        plan: &LogicalPlan,
+        limit: ResultLimit,
+        driver: fn(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
+    ) -> Result<(StageGraph, DriverOutput, JobReport)> {
+        let (stages, job, lineage) = self.prepare_job(plan, limit, driver).await?;
+        let (output, mut report) = job.run_to_driver().await;
+        self.record_job_and_lineage(&stages, &lineage, &mut report);
+        Ok((stages, output?, report))
+    }
+
+    /// Keeps the job's report, and what its stages computed if it succeeded (for the
+    /// recompute advisory).
+    fn record_job_and_lineage(
+        &self,
+        graph: &StageGraph,
+        lineage: &JobLineage,
+        report: &mut JobReport,
+    ) {
+        (report.cache_hits, report.cache_misses) = cache_reads(report);
+        self.record_job(report.clone());
+        if report.status == JobStatus::Succeeded {
+            self.lineage.record(lineage, graph, report);
+        }
+    }
+
+    /// What the job that runs `plan` as `graph` computes, for the recompute advisory.
+    pub(crate) fn job_lineage(&self, plan: &LogicalPlan, graph: &StageGraph) -> JobLineage {
+        match self.analyze(plan.clone()) {
+            Ok(analyzed) => {
+                crate::lineage::job_lineage(&analyzed, graph, &|scan| self.table_identity(scan))
+            }
+            Err(_) => JobLineage::default(),
+        }
+    }
+
+    /// Plans `plan` into stages (with the driver plan `driver` makes of the planned one)
+    /// and makes the job that runs them, listed as running.
+    async fn prepare_job(
+        &self,
+        plan: &LogicalPlan,
+        limit: ResultLimit,
+        driver: fn(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
+    ) -> Result<(StageGraph, Job, JobLineage)> {
+        let mut graph = {
             // Jobs planned at the same time take distinct stage ids.
             let _planning = self.planning.lock().await;
             let graph = self.plan_stages_from(plan, self.next_stage_id()).await?;
             self.take_stage_ids(graph.stages.len());
             graph
         };
+        graph.driver = driver(graph.driver);
         let stages = graph.clone();
+        let lineage = self.job_lineage(plan, &stages);
         let executors = self.executors();
-        let local_dir = match self.setting(keys::LOCAL_DIR) {
-            dir if dir.is_empty() => std::env::temp_dir(),
-            dir => PathBuf::from(dir),
-        };
+        let local_dir = self.local_dir();
         let settings = JobSettings {
             slots: executors.slots(),
             max_task_failures: self.setting(keys::TASK_MAX_FAILURES).parse().unwrap_or(4),
@@ -199,7 +280,11 @@ impl Session {
                 .setting(keys::STAGE_MAX_CONSECUTIVE_ATTEMPTS)
                 .parse()
                 .unwrap_or(4),
-            driver_memory: executors.shape().task_memory,
+            driver_memory: self.driver_layout().execution,
+            max_result_size: match keys::parse_bytes(&self.setting(keys::DRIVER_MAX_RESULT_SIZE)) {
+                Some(bytes) if bytes > 0 && limit == ResultLimit::Checked => Some(bytes),
+                _ => None,
+            },
             local_dir,
             pool: self.scheduler_pool(),
             faults: self.faults()?,
@@ -208,19 +293,25 @@ impl Session {
         let id = self.next_job_id();
         let sql = self.current_statement();
         // Listed as running while it runs; replaced by its report when it ends.
+        let at = self.current_statement_at();
         self.record_job(JobReport {
             job: id,
             sql: sql.clone(),
+            at: at.clone(),
+            cache_hits: 0,
+            cache_misses: 0,
             status: JobStatus::Running,
             error: None,
             slots: settings.slots,
             duration: Duration::ZERO,
             stages: Vec::new(),
             subqueries: Vec::new(),
+            result: None,
         });
         let job = Job {
             id,
             sql,
+            at,
             graph,
             settings,
             store: self.store.clone(),
@@ -229,9 +320,15 @@ impl Session {
             base: self.ctx.state().task_ctx(),
             listeners: self.listeners(),
         };
-        let (stream, report) = job.run().await;
-        self.record_job(report.clone());
-        Ok((stages, stream?, report))
+        Ok((stages, job, lineage))
+    }
+
+    /// `spark.local.dir`: where spill files go.
+    pub(crate) fn local_dir(&self) -> PathBuf {
+        match self.setting(keys::LOCAL_DIR) {
+            dir if dir.is_empty() => std::env::temp_dir(),
+            dir => PathBuf::from(dir),
+        }
     }
 }
 
@@ -276,6 +373,33 @@ impl Session {
             )?,
         })
     }
+}
+
+/// Cached blocks the job's tasks found and did not find, from the metrics of the cache
+/// scans in the plans they ran.
+fn cache_reads(report: &JobReport) -> (u64, u64) {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::physical_plan::metrics::MetricValue;
+    let (mut hits, mut misses) = (0, 0);
+    for ran in report.stages.iter().flat_map(|stage| &stage.plans) {
+        let _ = ran.plan.apply(|node| {
+            if node.is::<crate::cache::InMemoryScanExec>()
+                && let Some(metrics) = node.metrics()
+            {
+                for metric in metrics.iter() {
+                    if let MetricValue::Count { name, count } = metric.value() {
+                        match name.as_ref() {
+                            "cache_hits" => hits += count.value() as u64,
+                            "cache_misses" => misses += count.value() as u64,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    (hits, misses)
 }
 
 /// `a.b.c` triples, comma-separated; with `default_third`, `a.b` pairs too.

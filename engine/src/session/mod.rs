@@ -11,6 +11,7 @@
 //!                                                     └─▶ query / DML: a record batch stream
 //! ```
 
+mod cache;
 mod explain;
 mod jobs;
 
@@ -28,9 +29,10 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 pub use jobs::ExecutionMode;
+use jobs::ResultLimit;
 
 use crate::config::{self, SettingRow, Settings, Source};
 use crate::error::{Error, Result};
@@ -42,7 +44,10 @@ use crate::tpch;
 /// How to build a [`Session`].
 #[derive(Debug, Clone, Default)]
 pub struct SessionOptions {
-    /// Settings given at startup (`--conf key=value`), applied in order.
+    /// Settings given at startup with where each came from (a properties file, a flag such
+    /// as `--executor-memory`), applied in order before `settings`.
+    pub startup: Vec<(String, String, Source)>,
+    /// Settings given at startup as `--conf key=value`, applied in order.
     pub settings: Vec<(String, String)>,
     /// Where generated TPC-H data is cached; `None` means [`tpch::default_cache_dir`].
     pub tpch_dir: Option<PathBuf>,
@@ -60,8 +65,15 @@ pub struct Session {
     history: Arc<Mutex<Vec<JobReport>>>,
     /// Where every job's tasks run; rebuilt for the next job when `spark.executor.*` change.
     executors: Mutex<Option<Arc<crate::executor::Executors>>>,
-    /// The session's block store: shuffle outputs of running jobs.
+    /// The session's block store: shuffle outputs of running jobs, cached blocks.
     store: Arc<crate::shuffle::ShuffleStore>,
+    /// Relations cached with CACHE TABLE.
+    cache: Arc<crate::cache::CacheManager>,
+    /// What each job's stages computed, for the recompute advisory.
+    lineage: crate::lineage::LineageHistory,
+    /// How often each table was written in the session: a table written since is another
+    /// source.
+    table_versions: Mutex<std::collections::HashMap<String, u64>>,
     /// Held while a job's stages are planned and their ids taken, so that jobs planned at
     /// the same time get distinct stage ids.
     planning: tokio::sync::Mutex<()>,
@@ -78,8 +90,9 @@ fn record(history: &Mutex<Vec<JobReport>>, report: JobReport) {
 }
 
 tokio::task_local! {
-    /// The statement a task is executing, which names its jobs.
-    static STATEMENT: String;
+    /// The statement a task is executing, which names its jobs, and where it came from
+    /// (`file:line`) when known.
+    static STATEMENT: (String, Option<String>);
     /// The scheduler pool a task's jobs run in, when it has one of its own; a `SET
     /// spark.scheduler.pool` in that task changes it for the task only.
     static POOL: Mutex<String>;
@@ -142,6 +155,7 @@ impl Session {
         // Spans let planning errors (an unknown column, say) point at their place in the SQL.
         config.options_mut().sql_parser.collect_spans = true;
         config::options::register(config.options_mut());
+        let store = Arc::new(crate::shuffle::ShuffleStore::new(0));
         let session = Self {
             ctx: SessionContext::new_with_config(config).enable_url_table(),
             settings: Mutex::new(Settings::default()),
@@ -154,13 +168,36 @@ impl Session {
             listeners: Mutex::new(Listeners::default()),
             history: Arc::default(),
             executors: Mutex::new(None),
-            store: Arc::new(crate::shuffle::ShuffleStore::new(0)),
+            cache: crate::cache::CacheManager::new(store.clone()),
+            lineage: Default::default(),
+            table_versions: Mutex::default(),
+            store,
             planning: tokio::sync::Mutex::new(()),
         };
-        for (key, value) in &options.settings {
-            session.set(key, value, Source::CommandLine)?;
+        let conf = options
+            .settings
+            .iter()
+            .map(|(key, value)| (key, value, Source::conf_flag()));
+        let startup = options.startup.iter().map(|(k, v, s)| (k, v, s.clone()));
+        for (key, value, source) in startup.chain(conf) {
+            session
+                .set(key, value, source.clone())
+                .map_err(|error| match &source {
+                    // A bad line of a properties file is named by file and line.
+                    Source::File { path, line } => {
+                        Error::Config(format!("{path}:{line}: {}", error.message()))
+                    }
+                    Source::CommandLine { flag } if flag != "--conf" => {
+                        Error::Config(format!("{flag}: {}", error.message()))
+                    }
+                    _ => error,
+                })?;
         }
-        crate::catalog::register_system_schema(&session.ctx, session.history.clone())?;
+        crate::catalog::register_system_schema(
+            &session.ctx,
+            session.history.clone(),
+            session.cache.clone(),
+        )?;
         Ok(session)
     }
 
@@ -172,6 +209,17 @@ impl Session {
     /// Splits `text` into its statements (see [`sql::split_statements`]).
     pub fn statements(&self, text: &str) -> Result<Vec<SqlStatement>> {
         sql::split_statements(text)
+    }
+
+    /// Splits `text`, read from `origin` (a file name), into its statements; each knows
+    /// where it came from (`SET -v` says `SET at queries.sql:12`).
+    pub fn statements_from(&self, text: &str, origin: &str) -> Result<Vec<SqlStatement>> {
+        let origin: Arc<str> = Arc::from(origin);
+        let mut statements = sql::split_statements(text)?;
+        for statement in &mut statements {
+            statement.origin = Some(origin.clone());
+        }
+        Ok(statements)
     }
 
     /// Parses every statement in `text` without running anything; the error of the first
@@ -216,8 +264,15 @@ impl Session {
     pub async fn execute(&self, statement: &SqlStatement) -> Result<StatementOutput> {
         // The statement's jobs are named after it, also when other tasks run statements on
         // this session at the same time.
+        let at = statement
+            .origin
+            .as_ref()
+            .map(|origin| format!("{origin}:{}", statement.start.line));
         STATEMENT
-            .scope(statement.text.clone(), self.execute_statement(statement))
+            .scope(
+                (statement.text.clone(), at),
+                self.execute_statement(statement),
+            )
             .await
     }
 
@@ -233,9 +288,21 @@ impl Session {
             if let Command::Explain { kind, query_offset } = command {
                 return self.explain(statement, kind, query_offset).await;
             }
-            return self.run_command(command).await;
+            return self.run_command(command, statement).await;
         }
         let plan = self.logical_plan(statement).await?;
+        let output = self.execute_plan(plan.clone()).await?;
+        self.invalidate_caches_after(&plan);
+        Ok(output)
+    }
+
+    async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
+        // Reads cached relations where it computes what they hold (a view's definition
+        // keeps the query: it reads the caches there are when it is used).
+        let plan = match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateView(_)) => plan,
+            _ => self.use_cached_data(plan, cache::Materialize::Yes).await?,
+        };
         let tag = completion_tag(&plan);
         // DataFusion's own EXPLAIN (VERBOSE) describes its plan; it is not an action.
         let stages = self.execution_mode() == ExecutionMode::Stages
@@ -249,9 +316,15 @@ impl Session {
             return self.execute_pipelined(plan, tag).await;
         }
         match tag {
-            None if stages => Ok(StatementOutput::Rows(self.run_job(&plan).await?)),
+            None if stages => Ok(StatementOutput::Rows(
+                self.run_job(&plan, ResultLimit::Checked).await?,
+            )),
             Some(tag @ ("INSERT" | "COPY")) if stages => {
-                let batches: Vec<RecordBatch> = self.run_job(&plan).await?.try_collect().await?;
+                let batches: Vec<RecordBatch> = self
+                    .run_job(&plan, ResultLimit::Unchecked)
+                    .await?
+                    .try_collect()
+                    .await?;
                 Ok(StatementOutput::Done(Completion {
                     tag: tag.to_string(),
                     rows: Some(count_column_total(&batches)),
@@ -265,7 +338,11 @@ impl Session {
     /// DataFusion to create the table as it always does.
     async fn materialize_ctas_input(&self, create: &CreateMemoryTable) -> Result<LogicalPlan> {
         let schema: SchemaRef = Arc::new(create.input.schema().as_arrow().clone());
-        let batches: Vec<RecordBatch> = self.run_job(&create.input).await?.try_collect().await?;
+        let batches: Vec<RecordBatch> = self
+            .run_job(&create.input, ResultLimit::Unchecked)
+            .await?
+            .try_collect()
+            .await?;
         let rows = MemTable::try_new(schema, vec![batches])?;
         let input =
             LogicalPlanBuilder::scan("ctas_input", provider_as_source(Arc::new(rows)), None)?
@@ -286,7 +363,9 @@ impl Session {
     ) -> Result<StatementOutput> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
         match tag {
-            None => Ok(StatementOutput::Rows(frame.execute_stream().await?)),
+            None => Ok(StatementOutput::Rows(
+                self.limit_result(frame.execute_stream().await?),
+            )),
             Some(tag @ ("INSERT" | "COPY" | "DELETE" | "UPDATE")) => {
                 let batches = frame.collect().await?;
                 Ok(StatementOutput::Done(Completion {
@@ -301,8 +380,37 @@ impl Session {
         }
     }
 
-    /// Sets `key` to `value`, remembering where the value came from.
+    /// A streamed result that fails once it has passed `spark.driver.maxResultSize`, as a
+    /// job's result does before the driver reads it.
+    fn limit_result(&self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let limit =
+            match config::keys::parse_bytes(&self.setting(config::keys::DRIVER_MAX_RESULT_SIZE)) {
+                Some(limit) if limit > 0 => limit,
+                _ => return stream,
+            };
+        let schema = stream.schema();
+        let mut total = 0u64;
+        let limited = stream.map(move |batch| {
+            let batch = batch?;
+            total += batch.get_array_memory_size() as u64;
+            match total > limit {
+                true => Err(crate::scheduler::result_too_large(
+                    "the result",
+                    total,
+                    limit,
+                )),
+                false => Ok(batch),
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, limited))
+    }
+
+    /// Sets `key` to `value`, remembering where the value came from. A key fixed when the
+    /// session starts ([`config::keys::STATIC_KEYS`]) cannot come from `SET`.
     pub fn set(&self, key: &str, value: &str, source: Source) -> Result<()> {
+        if matches!(source, Source::Session { .. }) && config::keys::is_static(key) {
+            return Err(self.static_key_error(key));
+        }
         let value = match config::keys::definition(key) {
             Some(definition) => &config::keys::validate(definition, value)?,
             None => value,
@@ -324,6 +432,28 @@ impl Session {
         }
         self.settings().record(key, value, source);
         Ok(())
+    }
+
+    /// Why `SET key` is refused for a key fixed at startup, with where its value came from.
+    fn static_key_error(&self, key: &str) -> Error {
+        let source = self.settings().source(key);
+        let origin = match &source {
+            Source::Default => "is the default".to_string(),
+            other => format!("comes from {other}"),
+        };
+        let flag = match key {
+            config::keys::EXECUTOR_INSTANCES => "--num-executors, ",
+            config::keys::EXECUTOR_CORES => "--executor-cores, --master local[N], ",
+            config::keys::EXECUTOR_MEMORY => "--executor-memory, ",
+            config::keys::DRIVER_MEMORY => "--driver-memory, ",
+            _ => "",
+        };
+        Error::Config(format!(
+            "cannot modify the value of '{key}' with SET: it is fixed when the session starts \
+             (its value {} {origin}); start the session with {flag}--conf {key}=… or a line in {}",
+            self.setting(key),
+            config::file::DEFAULTS_FILE
+        ))
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
@@ -360,7 +490,14 @@ impl Session {
 
     /// The statement the calling task is executing.
     pub(crate) fn current_statement(&self) -> String {
-        STATEMENT.try_with(String::clone).unwrap_or_default()
+        STATEMENT
+            .try_with(|(text, _)| text.clone())
+            .unwrap_or_default()
+    }
+
+    /// Where the statement the calling task is executing came from (`file:line`).
+    pub(crate) fn current_statement_at(&self) -> Option<String> {
+        STATEMENT.try_with(|(_, at)| at.clone()).ok().flatten()
     }
 
     /// The scheduler pool of the calling task's jobs: its own, else `spark.scheduler.pool`.
@@ -379,6 +516,12 @@ impl Session {
     pub(crate) fn job_recorder(&self) -> Box<dyn Fn(JobReport) + Send + Sync> {
         let history = self.history.clone();
         Box::new(move |report| record(&history, report))
+    }
+
+    /// The stages of `job` that computed again what an earlier job of the session had
+    /// computed (and had not cached).
+    pub fn recomputed_by(&self, job: JobId) -> Vec<crate::lineage::Recomputation> {
+        self.lineage.recomputed_by(job)
     }
 
     /// Reports of the jobs this session ran, oldest first.
@@ -458,7 +601,11 @@ impl Session {
         Ok(dir)
     }
 
-    async fn run_command(&self, command: Command) -> Result<StatementOutput> {
+    async fn run_command(
+        &self,
+        command: Command,
+        statement: &SqlStatement,
+    ) -> Result<StatementOutput> {
         match command {
             Command::Set { key, value } => {
                 // Like Spark's thread-local property: a task with a pool of its own (a
@@ -470,7 +617,8 @@ impl Session {
                         })
                         .is_ok();
                 if !own_pool {
-                    self.set(&key, &value, Source::Session)?;
+                    let at = self.current_statement_at();
+                    self.set(&key, &value, Source::Session { at })?;
                 }
                 done("SET")
             }
@@ -491,7 +639,7 @@ impl Session {
                     true => rows,
                     false => rows
                         .into_iter()
-                        .filter(|r| r.source == Source::Session)
+                        .filter(|r| matches!(r.source, Source::Session { .. }))
                         .collect(),
                 };
                 Ok(settings_output(rows, verbose))
@@ -505,6 +653,18 @@ impl Session {
                 self.load_tpch(scale_factor).await?;
                 done("CALL")
             }
+            Command::CacheTable {
+                name,
+                lazy,
+                level,
+                query_offset,
+            } => {
+                self.cache_table(statement, &name, lazy, level, query_offset)
+                    .await
+            }
+            Command::UncacheTable { name, if_exists } => self.uncache_table(&name, if_exists),
+            Command::ClearCache => self.clear_cache(),
+            Command::RefreshTable { name } => self.refresh_table(&name),
         }
     }
 }

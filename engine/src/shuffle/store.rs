@@ -98,6 +98,70 @@ impl ShuffleStore {
                 <= self.memory_budget.load(Ordering::Relaxed)
     }
 
+    /// Takes `bytes` of the memory budget for a block kept outside a shuffle (a cached
+    /// partition), if there is room; give it back with [`ShuffleStore::release`].
+    pub fn reserve(&self, bytes: usize) -> bool {
+        let budget = self.memory_budget.load(Ordering::Relaxed);
+        self.memory_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used + bytes <= budget).then_some(used + bytes)
+            })
+            .is_ok()
+    }
+
+    /// Gives back memory taken with [`ShuffleStore::reserve`].
+    pub fn release(&self, bytes: usize) {
+        self.memory_used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Drops the map outputs of shuffle `id` before its job ends (what a cache keeps of a
+    /// job's last stage is in its own blocks).
+    pub fn remove_shuffle(&self, id: ShuffleId) {
+        let removed = self.lock().remove(&id);
+        let freed: usize = removed
+            .iter()
+            .flat_map(|s| s.maps.iter().flatten())
+            .map(MapOutput::memory_bytes)
+            .sum();
+        self.memory_used.fetch_sub(freed, Ordering::Relaxed);
+    }
+
+    /// Moves the map outputs of `job` that are in memory to its spill files: what stays
+    /// after the job (the lineage of a cache) is kept on disk, as Spark keeps shuffle files,
+    /// and leaves memory to the blocks. Returns the bytes written.
+    pub fn spill_job(&self, job: JobId) -> Result<u64> {
+        let ids: Vec<ShuffleId> = self
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.job == job)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut written = 0;
+        for id in ids {
+            let maps = self.maps(id);
+            for map in 0..maps {
+                let path = self.spill_path(id)?;
+                let mut shuffles = self.lock();
+                let Some(shuffle) = shuffles.get_mut(&id) else {
+                    continue;
+                };
+                let schema = shuffle.schema.clone();
+                let Some(Some(output)) = shuffle.maps.get_mut(map) else {
+                    continue;
+                };
+                let before = output.memory_bytes();
+                if before == 0 {
+                    continue;
+                }
+                written += output.spill(path, &schema)?;
+                let freed = before - output.memory_bytes();
+                self.memory_used.fetch_sub(freed, Ordering::Relaxed);
+            }
+        }
+        self.spilled_bytes.fetch_add(written, Ordering::Relaxed);
+        Ok(written)
+    }
+
     /// Bytes of map output held in memory now, over every job.
     pub fn memory_used(&self) -> usize {
         self.memory_used.load(Ordering::Relaxed)

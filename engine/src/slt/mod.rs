@@ -7,7 +7,10 @@
 //! from what the engine returns instead.
 //!
 //! Relative paths inside a file (`LOCATION 'data/x.csv'`) are resolved against the file's
-//! own directory, so a suite runs the same from any working directory. Records guarded by
+//! own directory, so a suite runs the same from any working directory. A
+//! `stagesql-defaults.conf` in that directory gives its files' sessions their starting
+//! settings (above the run's `--conf`, as a `SET` in each file would), for the keys `SET`
+//! cannot change. Records guarded by
 //! `onlyif stagesql` / `skipif stagesql` see the engine name `stagesql`.
 
 mod driver;
@@ -106,15 +109,39 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -
         summary.files += 1;
         let dir = file.parent().unwrap_or(Path::new("/"));
         std::env::set_current_dir(dir).map_err(|e| Error::io("cannot enter", dir, e))?;
+        let options = with_directory_defaults(options, dir)?;
         let outcome = match options.complete {
-            true => complete_file(file, options, out).await,
-            false => run_file(file, options, &mut summary, out).await,
+            true => complete_file(file, &options, out).await,
+            false => run_file(file, &options, &mut summary, out).await,
         };
         std::env::set_current_dir(&original_dir)
             .map_err(|e| Error::io("cannot enter", &original_dir, e))?;
         outcome?;
     }
     Ok(summary)
+}
+
+/// `options` with the settings of a `stagesql-defaults.conf` in the file's directory (the
+/// working directory while the file runs): what a suite needs that `SET` cannot change
+/// (executor cores, memory) is set there. They rank above the run's own settings, as a
+/// `SET` at the top of each file would.
+fn with_directory_defaults(options: &RunOptions, dir: &Path) -> Result<RunOptions> {
+    let mut options = options.clone();
+    let defaults = dir.join(crate::config::file::DEFAULTS_FILE);
+    if defaults.is_file() {
+        let run: Vec<_> = options
+            .session
+            .settings
+            .drain(..)
+            .map(|(key, value)| (key, value, crate::config::Source::conf_flag()))
+            .collect();
+        options.session.startup.extend(run);
+        options
+            .session
+            .startup
+            .extend(crate::config::file::read_properties(&defaults)?);
+    }
+    Ok(options)
 }
 
 fn runner(

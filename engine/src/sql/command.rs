@@ -4,6 +4,7 @@
 //! which no SQL grammar covers, so it is recognised from the text: the first word decides, the
 //! rest is split at the first `=` exactly as Spark's `SetCommand` parser does.
 
+use crate::cache::StorageLevel;
 use crate::error::{Error, Result};
 
 /// A statement with session-level meaning, recognised before SQL parsing.
@@ -20,6 +21,21 @@ pub enum Command {
     Reset { key: Option<String> },
     /// `CALL dbgen(sf = 0.01)`: generate (once) and register the TPC-H tables, as in DuckDB.
     Dbgen { scale_factor: f64 },
+    /// `CACHE [LAZY] TABLE t [OPTIONS ('storageLevel' 'LEVEL')] [[AS] query]`; the query
+    /// starts at byte `query_offset` of the statement.
+    CacheTable {
+        name: String,
+        lazy: bool,
+        level: StorageLevel,
+        query_offset: Option<usize>,
+    },
+    /// `UNCACHE TABLE [IF EXISTS] t`.
+    UncacheTable { name: String, if_exists: bool },
+    /// `CLEAR CACHE`.
+    ClearCache,
+    /// `REFRESH TABLE t`: cached data of `t` and of caches reading it is computed again
+    /// when next used.
+    RefreshTable { name: String },
     /// `EXPLAIN [EXTENDED | FORMATTED | COST | CODEGEN | ANALYZE | FORMAT JSON | FORMAT DOT]
     /// query`; `query_offset` is the byte offset of the query in the statement text.
     Explain {
@@ -67,6 +83,10 @@ impl Command {
             })),
             "call" => parse_call(rest),
             "explain" => Ok(parse_explain(text)),
+            "cache" => parse_cache(text).map(Some),
+            "uncache" => parse_uncache(rest).map(Some),
+            "clear" if rest.eq_ignore_ascii_case("cache") => Ok(Some(Command::ClearCache)),
+            "refresh" => parse_refresh(rest).map(Some),
             _ => Ok(None),
         }
     }
@@ -109,6 +129,152 @@ fn parse_set(rest: &str) -> Result<Command> {
             key: key.to_string(),
         },
     })
+}
+
+/// The words of `text` from byte `from`: each with its byte range.
+fn words_from(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = from;
+    std::iter::from_fn(move || {
+        let rest = &text[offset..];
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty() {
+            return None;
+        }
+        let start = offset + (rest.len() - trimmed.len());
+        let end = trimmed
+            .find(|c: char| c.is_whitespace() || c == '(')
+            .map_or(text.len(), |i| start + i.max(1));
+        offset = end;
+        Some((start, &text[start..end]))
+    })
+}
+
+/// `CACHE [LAZY] TABLE name [OPTIONS ('storageLevel' [=] 'LEVEL')] [[AS] query]`.
+fn parse_cache(text: &str) -> Result<Command> {
+    let usage = |problem: &str| {
+        Error::Config(format!(
+            "{problem}; expected CACHE [LAZY] TABLE name [OPTIONS ('storageLevel' 'MEMORY_AND_DISK')] [[AS] query]"
+        ))
+    };
+    let mut words = words_from(text, "cache".len()).peekable();
+    let mut lazy = false;
+    if words
+        .peek()
+        .is_some_and(|(_, w)| w.eq_ignore_ascii_case("lazy"))
+    {
+        lazy = true;
+        words.next();
+    }
+    if !words
+        .next()
+        .is_some_and(|(_, w)| w.eq_ignore_ascii_case("table"))
+    {
+        return Err(usage("CACHE without TABLE"));
+    }
+    let Some((_, name)) = words.next() else {
+        return Err(usage("CACHE TABLE without a name"));
+    };
+    let name = name.to_string();
+    let mut level = StorageLevel::MemoryAndDisk;
+    let mut query_offset = None;
+    let mut rest = words.next();
+    if let Some((start, word)) = rest
+        && word.eq_ignore_ascii_case("options")
+    {
+        let open = text[start + word.len()..]
+            .find('(')
+            .map(|i| start + word.len() + i)
+            .ok_or_else(|| usage("OPTIONS without its list"))?;
+        let close = text[open..]
+            .find(')')
+            .map(|i| open + i)
+            .ok_or_else(|| usage("OPTIONS list without its closing parenthesis"))?;
+        level = parse_cache_options(&text[open + 1..close])?;
+        rest = words_from(text, close + 1).next();
+    }
+    if let Some((start, word)) = rest {
+        let query = match word.eq_ignore_ascii_case("as") {
+            true => words_from(text, start + word.len())
+                .next()
+                .map(|(start, _)| start)
+                .ok_or_else(|| usage("AS without a query"))?,
+            false => start,
+        };
+        let first = text[query..]
+            .split(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !text[query..].starts_with('(')
+            && !["select", "with", "values"].contains(&first.as_str())
+        {
+            return Err(usage(&format!("'{}' is not a query", text[query..].trim())));
+        }
+        query_offset = Some(query);
+    }
+    Ok(Command::CacheTable {
+        name,
+        lazy,
+        level,
+        query_offset,
+    })
+}
+
+/// `'storageLevel' [=] 'LEVEL'`, Spark's only CACHE TABLE option.
+fn parse_cache_options(list: &str) -> Result<StorageLevel> {
+    let mut level = StorageLevel::MemoryAndDisk;
+    for option in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let (key, value) = option
+            .split_once('=')
+            .or_else(|| option.split_once(char::is_whitespace))
+            .map(|(k, v)| (unquote(k.trim()), unquote(v.trim())))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "CACHE TABLE option '{option}' has no value; expected OPTIONS ('storageLevel' 'MEMORY_ONLY')"
+                ))
+            })?;
+        if !key.eq_ignore_ascii_case("storageLevel") {
+            return Err(Error::Config(format!(
+                "unknown CACHE TABLE option '{key}'; the one option is 'storageLevel' ({})",
+                StorageLevel::SUPPORTED
+            )));
+        }
+        level = StorageLevel::parse(value).map_err(Error::Config)?;
+    }
+    Ok(level)
+}
+
+/// `TABLE [IF EXISTS] name`.
+fn parse_uncache(rest: &str) -> Result<Command> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match lower.as_slice() {
+        ["table", "if", "exists", _] => Ok(Command::UncacheTable {
+            name: words[3].to_string(),
+            if_exists: true,
+        }),
+        ["table", _] => Ok(Command::UncacheTable {
+            name: words[1].to_string(),
+            if_exists: false,
+        }),
+        _ => Err(Error::Config(format!(
+            "expected UNCACHE TABLE [IF EXISTS] name, got `UNCACHE {rest}`"
+        ))),
+    }
+}
+
+/// `TABLE name` (Spark's `REFRESH TABLE`; `REFRESH path` is not ours).
+fn parse_refresh(rest: &str) -> Result<Command> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    match words.as_slice() {
+        [table, name] if table.eq_ignore_ascii_case("table") => Ok(Command::RefreshTable {
+            name: name.to_string(),
+        }),
+        _ => Err(Error::Config(format!(
+            "expected REFRESH TABLE name, got `REFRESH {rest}`"
+        ))),
+    }
 }
 
 /// Recognises our EXPLAIN forms; `VERBOSE` and DataFusion's other forms return `None`.
@@ -300,6 +466,81 @@ mod tests {
         assert_eq!(parse("EXPLAIN ANALYZE VERBOSE select 1"), None);
         assert!(explain(ExplainKind::Codegen).is_some());
         assert_eq!(parse("settle"), None);
+    }
+
+    #[test]
+    fn recognises_sparks_cache_statements() {
+        let cache = |text: &str| match Command::parse(text).unwrap() {
+            Some(Command::CacheTable {
+                name,
+                lazy,
+                level,
+                query_offset,
+            }) => (
+                name,
+                lazy,
+                level,
+                query_offset.map(|o| text[o..].to_string()),
+            ),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            cache("CACHE TABLE t"),
+            ("t".into(), false, StorageLevel::MemoryAndDisk, None)
+        );
+        assert_eq!(
+            cache("cache lazy table t options ('storageLevel' 'DISK_ONLY') as select 1"),
+            (
+                "t".into(),
+                true,
+                StorageLevel::DiskOnly,
+                Some("select 1".into())
+            )
+        );
+        assert_eq!(
+            cache("CACHE TABLE t OPTIONS('storageLevel'='memory_only') SELECT * FROM x"),
+            (
+                "t".into(),
+                false,
+                StorageLevel::MemoryOnly,
+                Some("SELECT * FROM x".into())
+            )
+        );
+        assert_eq!(
+            cache("CACHE TABLE t AS (select 1)").3,
+            Some("(select 1)".into())
+        );
+        let error = |text: &str| Command::parse(text).unwrap_err().to_string();
+        assert!(
+            error("CACHE TABLE t OPTIONS ('storageLevel' 'MEMORY_AND_DISK_2')")
+                .contains("supported: MEMORY_ONLY, MEMORY_AND_DISK, DISK_ONLY")
+        );
+        assert!(
+            error("CACHE TABLE t OPTIONS ('storageLevel' 'FAST')")
+                .contains("unknown storage level 'FAST'")
+        );
+        assert!(
+            error("CACHE TABLE t OPTIONS ('level' 'DISK_ONLY')")
+                .contains("unknown CACHE TABLE option 'level'")
+        );
+        assert!(error("CACHE t").contains("CACHE without TABLE"));
+        assert!(error("CACHE TABLE t AS delete from x").contains("is not a query"));
+        assert_eq!(
+            Command::parse("UNCACHE TABLE IF EXISTS t").unwrap(),
+            Some(Command::UncacheTable {
+                name: "t".into(),
+                if_exists: true
+            })
+        );
+        assert_eq!(
+            Command::parse("clear cache").unwrap(),
+            Some(Command::ClearCache)
+        );
+        assert_eq!(
+            Command::parse("REFRESH TABLE t").unwrap(),
+            Some(Command::RefreshTable { name: "t".into() })
+        );
+        assert!(Command::parse("UNCACHE t").is_err());
     }
 
     #[test]

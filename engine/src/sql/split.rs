@@ -14,6 +14,8 @@ pub struct SqlStatement {
     pub text: String,
     /// Where `text` starts in the original text.
     pub start: Position,
+    /// The file (or other named source) the text was read from, when known.
+    pub origin: Option<std::sync::Arc<str>>,
 }
 
 impl SqlStatement {
@@ -56,6 +58,7 @@ pub fn split_statements(text: &str) -> Result<Vec<SqlStatement>> {
                     statements.push(SqlStatement {
                         text: text[begin..last_end].to_string(),
                         start: position,
+                        origin: None,
                     });
                 }
             }
@@ -77,6 +80,7 @@ pub fn split_statements(text: &str) -> Result<Vec<SqlStatement>> {
         statements.push(SqlStatement {
             text: text[begin..last_end].to_string(),
             start: position,
+            origin: None,
         });
     }
     Ok(statements)

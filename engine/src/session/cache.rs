@@ -1,0 +1,494 @@
+//! CACHE TABLE, UNCACHE TABLE, CLEAR CACHE and REFRESH TABLE, and the use of cached data by
+//! later plans (Spark's `CacheManager.useCachedData`): a plan that contains a cached
+//! relation's analyzed plan reads the cache in its place.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::logical_expr::TableScan;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{ResolvedTableReference, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use futures::TryStreamExt;
+
+use super::jobs::ResultLimit;
+use super::{Completion, ExecutionMode, Session, StatementOutput};
+use crate::cache::{CachedRelation, CachedTable, Recipe, StorageLevel};
+use crate::error::{Error, Result};
+use crate::sql::SqlStatement;
+use crate::stages::{ShuffleReadExec, StageGraph};
+
+/// Whether planning may run jobs to compute cached relations that have no data yet (a lazy
+/// cache's first use). EXPLAIN without ANALYZE runs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Materialize {
+    Yes,
+    No,
+}
+
+impl Session {
+    /// `CACHE [LAZY] TABLE name [OPTIONS (…)] [[AS] query]`.
+    pub(crate) async fn cache_table(
+        &self,
+        statement: &SqlStatement,
+        name: &str,
+        lazy: bool,
+        level: StorageLevel,
+        query_offset: Option<usize>,
+    ) -> Result<StatementOutput> {
+        let key = identifier(name);
+        // As in Spark, caching what is cached already does nothing.
+        if self.cache.get(&key).is_some() {
+            return done("CACHE TABLE", None);
+        }
+        let created_view = match query_offset {
+            Some(offset) => {
+                if self.ctx.table_exist(name)? {
+                    return Err(Error::Config(format!(
+                        "cannot CACHE TABLE {name} AS a query: a table or view named {name} exists; \
+                         CACHE TABLE {name} caches it, or choose another name"
+                    )));
+                }
+                let query = super::explain::query_statement(statement, offset);
+                // Spark's CACHE TABLE … AS creates a temporary view of the query.
+                let view = SqlStatement {
+                    text: format!("CREATE VIEW {name} AS {}", query.text),
+                    ..query
+                };
+                let view = self.logical_plan(&view).await?;
+                self.ctx.execute_logical_plan(view).await?;
+                true
+            }
+            None => {
+                if !self.ctx.table_exist(name)? {
+                    return Err(Error::Config(format!(
+                        "cannot CACHE TABLE {name}: no table or view named {name}"
+                    )));
+                }
+                false
+            }
+        };
+        let relation = match self.cached_relation(name, &key, level).await {
+            Ok(relation) => Arc::new(relation),
+            Err(error) => {
+                self.drop_view_if(created_view, name).await;
+                return Err(error);
+            }
+        };
+        self.cache.add(relation.clone());
+        if lazy {
+            return done("CACHE TABLE", None);
+        }
+        match self.materialize(&relation).await {
+            Ok(rows) => done("CACHE TABLE", Some(rows)),
+            Err(error) => {
+                // A failed CACHE TABLE leaves the session as it was.
+                self.cache.remove(&key);
+                self.drop_view_if(created_view, name).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn drop_view_if(&self, created: bool, name: &str) {
+        if created {
+            let _ = self.ctx.sql(&format!("DROP VIEW IF EXISTS {name}")).await;
+        }
+    }
+
+    /// The relation `name` (a table or view) as a cache: the analyzed plan of reading it,
+    /// which is what a later plan that reads it contains.
+    async fn cached_relation(
+        &self,
+        name: &str,
+        key: &str,
+        level: StorageLevel,
+    ) -> Result<CachedRelation> {
+        let read = self
+            .ctx
+            .state()
+            .create_logical_plan(&format!("SELECT * FROM {name}"))
+            .await?;
+        let analyzed = self.analyze(read)?;
+        // The relation itself, without the projection of `*`, and a view's body without its
+        // name (the same query under another alias, or written inline, is the same plan).
+        let mut plan = match analyzed {
+            LogicalPlan::Projection(projection) => projection.input.as_ref().clone(),
+            other => other,
+        };
+        while let LogicalPlan::SubqueryAlias(alias) = plan {
+            plan = alias.input.as_ref().clone();
+        }
+        let mut sources = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                sources.push(scan.table_name.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(CachedRelation::new(key.to_string(), level, plan, sources))
+    }
+
+    pub(super) fn analyze(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        Ok(state
+            .analyzer()
+            .execute_and_check(plan, state.config_options(), |_, _| {})?)
+    }
+
+    /// Computes `relation`'s blocks with a job; returns the rows cached.
+    async fn materialize(&self, relation: &Arc<CachedRelation>) -> Result<u64> {
+        let plan = Box::pin(self.use_cached_data_except(
+            relation.plan.clone(),
+            Some(&relation.name),
+            Materialize::Yes,
+        ))
+        .await?;
+        self.cache.set_local_dir(self.local_dir());
+        let (partitions, recipe) = match self.execution_mode() {
+            ExecutionMode::Stages => self.compute_partitions(&plan, relation.level).await?,
+            ExecutionMode::Pipelined => {
+                // DataFusion's streaming plan may deal rows to partitions in any order
+                // (round-robin repartitioning): as one partition, it computes the same rows
+                // again.
+                let physical = self.ctx.state().create_physical_plan(&plan).await?;
+                let physical: Arc<dyn ExecutionPlan> =
+                    match physical.output_partitioning().partition_count() {
+                        1 => physical,
+                        _ => Arc::new(CoalescePartitionsExec::new(physical)),
+                    };
+                let rows = physical
+                    .execute(0, self.ctx.task_ctx())?
+                    .try_collect()
+                    .await?;
+                let recipe = Recipe {
+                    plan: physical,
+                    shuffles: None,
+                };
+                (vec![rows], Some(recipe))
+            }
+        };
+        let data = self.cache.materialize(relation, partitions, recipe)?;
+        Ok(data.rows())
+    }
+
+    /// Runs `plan` as a job whose last stage's partitions are read one by one (not merged),
+    /// each becoming a block. For `MEMORY_ONLY`, whose blocks may be dropped, the job's
+    /// shuffles stay (until the cache goes) so that a dropped block is computed again by
+    /// running its last-stage task again.
+    async fn compute_partitions(
+        &self,
+        plan: &LogicalPlan,
+        level: StorageLevel,
+    ) -> Result<(
+        Vec<Vec<datafusion::arrow::array::RecordBatch>>,
+        Option<Recipe>,
+    )> {
+        let (graph, output, report) = self
+            .run_job_to_driver(plan, ResultLimit::Unchecked, keep_partitions)
+            .await?;
+        let partitions = output.plan.output_partitioning().partition_count();
+        let reads = (0..partitions).map(|partition| {
+            let plan = output.plan.clone();
+            let context = output.context.clone();
+            async move {
+                plan.execute(partition, context)?
+                    .try_collect::<Vec<_>>()
+                    .await
+            }
+        });
+        let blocks = futures::future::try_join_all(reads).await?;
+        if level != StorageLevel::MemoryOnly {
+            return Ok((blocks, None));
+        }
+        let last = last_stage(&graph)?;
+        let ran = report
+            .stages
+            .iter()
+            .find(|stage| stage.stage == last)
+            .and_then(|stage| stage.plans.first())
+            .map(
+                |ran| match ran.plan.downcast_ref::<crate::stages::ShuffleWriteExec>() {
+                    Some(writer) => writer.input().clone(),
+                    None => ran.plan.clone(),
+                },
+            )
+            .ok_or_else(|| {
+                Error::Internal(format!("job {} ran no plan for stage {last}", report.job))
+            })?;
+        let plan = output
+            .plan
+            .clone()
+            .transform_up(|node| match node.downcast_ref::<ShuffleReadExec>() {
+                Some(reader) if reader.stage() == last => Ok(Transformed::yes(ran.clone())),
+                _ => Ok(Transformed::no(node)),
+            })?
+            .data;
+        // The blocks hold the last stage's output now; its parents' stay for the recipe, on
+        // disk.
+        self.block_store().remove_shuffle(last);
+        self.block_store().spill_job(report.job)?;
+        let recipe = Recipe {
+            plan,
+            shuffles: Some(output.shuffles),
+        };
+        Ok((blocks, Some(recipe)))
+    }
+
+    /// `plan` reading cached relations in place of the parts of it they computed.
+    pub(crate) async fn use_cached_data(
+        &self,
+        plan: LogicalPlan,
+        materialize: Materialize,
+    ) -> Result<LogicalPlan> {
+        self.use_cached_data_except(plan, None, materialize).await
+    }
+
+    async fn use_cached_data_except(
+        &self,
+        plan: LogicalPlan,
+        except: Option<&str>,
+        materialize: Materialize,
+    ) -> Result<LogicalPlan> {
+        let relations: Vec<Arc<CachedRelation>> = self
+            .cache
+            .relations()
+            .into_iter()
+            .filter(|r| except.is_none_or(|name| r.name != name))
+            .collect();
+        if relations.is_empty() {
+            return Ok(plan);
+        }
+        let analyzed = self.analyze(plan.clone())?;
+        let matching = |node: &LogicalPlan| relations.iter().find(|r| r.plan == *node).cloned();
+        let mut used = Vec::new();
+        analyzed.apply_with_subqueries(|node| {
+            Ok(match matching(node) {
+                Some(relation) => {
+                    used.push(relation);
+                    TreeNodeRecursion::Jump
+                }
+                None => TreeNodeRecursion::Continue,
+            })
+        })?;
+        if used.is_empty() {
+            return Ok(plan);
+        }
+        for relation in &used {
+            if relation.data().is_none() && materialize == Materialize::Yes {
+                let _computing = relation.computing.lock().await;
+                // Another query may have computed it meanwhile.
+                if relation.data().is_none() {
+                    Box::pin(self.materialize(relation)).await?;
+                }
+            }
+        }
+        let replaced = analyzed.transform_down_with_subqueries(|node| {
+            let Some(relation) = matching(&node) else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(table) = CachedTable::new(relation.clone(), &self.cache) else {
+                return Ok(Transformed::no(node));
+            };
+            let scan = LogicalPlanBuilder::scan(
+                TableReference::bare(relation.name.clone()),
+                provider_as_source(Arc::new(table)),
+                None,
+            )?
+            .build()?;
+            // Parents refer to the columns by the names and qualifiers of what it replaces.
+            let columns: Vec<Expr> = scan
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(node.schema().iter())
+                .map(|(column, (qualifier, field))| {
+                    Expr::Column(column).alias_qualified(qualifier.cloned(), field.name())
+                })
+                .collect();
+            let read = LogicalPlanBuilder::from(scan).project(columns)?.build()?;
+            Ok(Transformed::new(read, true, TreeNodeRecursion::Jump))
+        })?;
+        Ok(replaced.data)
+    }
+
+    /// `UNCACHE TABLE [IF EXISTS] name`.
+    pub(crate) fn uncache_table(&self, name: &str, if_exists: bool) -> Result<StatementOutput> {
+        if self.cache.remove(&identifier(name)).is_none()
+            && !if_exists
+            && !self.ctx.table_exist(name)?
+        {
+            return Err(Error::Config(format!(
+                "cannot UNCACHE TABLE {name}: no table or view named {name} (UNCACHE TABLE IF EXISTS ignores that)"
+            )));
+        }
+        done("UNCACHE TABLE", None)
+    }
+
+    /// `CLEAR CACHE`.
+    pub(crate) fn clear_cache(&self) -> Result<StatementOutput> {
+        self.cache.clear();
+        done("CLEAR CACHE", None)
+    }
+
+    /// `REFRESH TABLE name`: cached data of `name`, and of caches that read it, is computed
+    /// again when next used.
+    pub(crate) fn refresh_table(&self, name: &str) -> Result<StatementOutput> {
+        if !self.ctx.table_exist(name)? {
+            return Err(Error::Config(format!(
+                "cannot REFRESH TABLE {name}: no table or view named {name}"
+            )));
+        }
+        let table = self.resolve(&TableReference::from(name));
+        for relation in self.cache.relations() {
+            if relation.name == identifier(name) || self.reads(&relation, &table) {
+                relation.invalidate();
+            }
+        }
+        done("REFRESH TABLE", None)
+    }
+
+    /// After `plan` ran: caches reading a table it wrote (or replaced, or dropped) are
+    /// computed again when next used; a cache whose own table or view it dropped is gone.
+    pub(crate) fn invalidate_caches_after(&self, plan: &LogicalPlan) {
+        let (written, dropped) = match plan {
+            LogicalPlan::Dml(dml) => (Some(&dml.table_name), false),
+            LogicalPlan::Ddl(ddl) => match ddl {
+                DdlStatement::CreateMemoryTable(create) => (Some(&create.name), false),
+                DdlStatement::CreateExternalTable(create) => (Some(&create.name), false),
+                DdlStatement::CreateView(create) => (Some(&create.name), false),
+                DdlStatement::DropTable(drop) => (Some(&drop.name), true),
+                DdlStatement::DropView(drop) => (Some(&drop.name), true),
+                _ => (None, false),
+            },
+            _ => (None, false),
+        };
+        let Some(written) = written else {
+            return;
+        };
+        let table = self.resolve(written);
+        // What reads it now computes something else.
+        *self
+            .table_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(table.to_string())
+            .or_default() += 1;
+        for relation in self.cache.relations() {
+            let own = self.resolve(&TableReference::bare(relation.name.clone())) == table;
+            if own && dropped {
+                self.cache.remove(&relation.name);
+            } else if own || self.reads(&relation, &table) {
+                relation.invalidate();
+            }
+        }
+    }
+
+    /// What a table read by a plan is now: its name, how often the session wrote it, and
+    /// for files, their paths, sizes and modification times (changed outside the session).
+    pub(crate) fn table_identity(&self, scan: &TableScan) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        let table = self.resolve(&scan.table_name).to_string();
+        table.hash(&mut hasher);
+        self.table_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&table)
+            .hash(&mut hasher);
+        if let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(listing) = provider.downcast_ref::<ListingTable>()
+        {
+            for url in listing.table_paths() {
+                if let Ok(path) = url.get_url().to_file_path() {
+                    hash_files(&path, &mut hasher);
+                }
+            }
+        }
+        hasher.finish()
+    }
+
+    fn reads(&self, relation: &CachedRelation, table: &ResolvedTableReference) -> bool {
+        relation
+            .sources
+            .iter()
+            .any(|source| self.resolve(source) == *table)
+    }
+
+    fn resolve(&self, table: &TableReference) -> ResolvedTableReference {
+        let options = self.ctx.state().config().options().catalog.clone();
+        table
+            .clone()
+            .resolve(&options.default_catalog, &options.default_schema)
+    }
+}
+
+/// Paths, sizes and modification times of the files under `path`, in order.
+fn hash_files(path: &std::path::Path, hasher: &mut DefaultHasher) {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return;
+    };
+    if metadata.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        let mut children: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        children.sort();
+        for child in children {
+            hash_files(&child, hasher);
+        }
+    } else {
+        path.hash(hasher);
+        metadata.len().hash(hasher);
+        metadata.modified().ok().hash(hasher);
+    }
+}
+
+/// The id of the job's last stage (the one whose output the driver reads).
+fn last_stage(graph: &StageGraph) -> Result<usize> {
+    graph
+        .stages
+        .iter()
+        .find(|stage| *stage.exchange() == crate::stages::Exchange::Result)
+        .map(|stage| stage.id)
+        .ok_or_else(|| Error::Internal("a job without a last stage".into()))
+}
+
+/// The driver's plan without the merge of the last stage's partitions: each partition is
+/// read on its own (a block of a cache). Any other driver plan (a LIMIT) stays whole.
+pub(crate) fn keep_partitions(driver: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    let merged_input = if let Some(merge) = driver.downcast_ref::<CoalescePartitionsExec>() {
+        merge.fetch().is_none().then(|| merge.input().clone())
+    } else if let Some(merge) = driver.downcast_ref::<SortPreservingMergeExec>() {
+        merge.fetch().is_none().then(|| merge.input().clone())
+    } else {
+        None
+    };
+    match merged_input {
+        Some(input) if input.is::<ShuffleReadExec>() => input,
+        _ => driver,
+    }
+}
+
+/// A SQL identifier as the catalog stores it: unquoted names in lower case.
+pub(crate) fn identifier(name: &str) -> String {
+    for quote in ['"', '`'] {
+        if let Some(inner) = name.strip_prefix(quote).and_then(|n| n.strip_suffix(quote)) {
+            return inner.to_string();
+        }
+    }
+    name.to_ascii_lowercase()
+}
+
+fn done(tag: &str, rows: Option<u64>) -> Result<StatementOutput> {
+    Ok(StatementOutput::Done(Completion {
+        tag: tag.to_string(),
+        rows,
+    }))
+}
