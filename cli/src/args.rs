@@ -59,7 +59,7 @@ pub struct Args {
     pub continue_on_error: bool,
 
     /// After the -f files and -c commands, print one row per job they ran: statement
-    /// (file:line), job, stages, tasks, time, rows read and returned, cache hits, and the
+    /// (file:line), job, stages, tasks, time, rows read, rows returned or written, cache hits, and the
     /// stages that computed again what an earlier job had.
     #[arg(long)]
     pub summary: bool,

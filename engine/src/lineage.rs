@@ -227,6 +227,8 @@ pub struct Computed {
     pub stage: StageId,
     /// Rows it produced.
     pub rows: u64,
+    /// Bytes the stage that computed it produced (about what caching it would hold).
+    pub bytes: u64,
     /// Wall time of the stage that computed it and of every stage that stage needed.
     pub ms: f64,
 }
@@ -315,6 +317,7 @@ impl LineageHistory {
                 job: report.job,
                 stage: subtree.stage,
                 rows,
+                bytes: stage.kept_attempts().iter().map(|a| a.bytes_out).sum(),
                 ms: needed.iter().filter_map(|id| wall.get(id)).sum(),
             });
         }

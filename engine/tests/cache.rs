@@ -4,7 +4,7 @@
 
 mod common;
 
-use stagesql::tpch::answers::rows;
+use stagesql::tpch::answers::{self as rows_mod, rows};
 use stagesql::{Session, SessionOptions, StatementResult};
 
 fn session(settings: &[(&str, &str)]) -> Session {
@@ -390,4 +390,100 @@ async fn the_recompute_advisory_names_a_shared_join_until_it_is_cached() {
     let analyzed = text(&session, &format!("EXPLAIN ANALYZE {}", writes[2])).await;
     assert!(!analyzed.contains("recomputes"), "{analyzed}");
     session.sql("UNCACHE TABLE shared").await.unwrap();
+}
+
+/// Caches that read caches, caches with the same plan, empty blocks under memory pressure,
+/// and pipelined mode: each finishes with the right rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn caches_of_caches_twins_empty_blocks_and_pipelined_mode() {
+    let within = |what: &'static str, work| async move {
+        tokio::time::timeout(std::time::Duration::from_secs(120), work)
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not finish"))
+    };
+    let session = session(&[
+        ("spark.executor.memory", "64m"),
+        ("spark.memory.storageFraction", "0.1"),
+    ]);
+    session
+        .sql("create table src (k int, v int) as values (1, 10), (2, 20), (1, 5)")
+        .await
+        .unwrap();
+    // Two keys in four partitions: two of the blocks are empty.
+    session
+        .sql("CACHE TABLE few AS select k, sum(v) as s from src group by k")
+        .await
+        .unwrap();
+    // Evicting for a larger cache skips the empty blocks (it used to spin on them).
+    let big = format!("CACHE TABLE big AS {RELATION}");
+    within(
+        "caching under pressure beside empty blocks",
+        session.sql(&big),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text(&session, "select k, s from few order by k").await,
+        "1\n15\n2\n20"
+    );
+
+    // A cache computed from another is computed again when that one goes.
+    session
+        .sql("CACHE TABLE doubled AS select k, s * 2 as d from few")
+        .await
+        .unwrap();
+    session.sql("UNCACHE TABLE few").await.unwrap();
+    assert_eq!(
+        text(
+            &session,
+            "select partitions_cached from system.cache where name = 'doubled'"
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(
+        text(&session, "select k, d from doubled order by k").await,
+        "1\n30\n2\n40"
+    );
+
+    // Two lazy caches of the same query: computing one does not wait for the other.
+    session
+        .sql("CACHE LAZY TABLE a AS select k, v from src where v > 5")
+        .await
+        .unwrap();
+    session
+        .sql("CACHE LAZY TABLE b AS select k, v from src where v > 5")
+        .await
+        .unwrap();
+    let rows = within(
+        "two caches of one plan",
+        session.sql("select count(*) from a"),
+    )
+    .await;
+    assert_eq!(
+        rows_mod::rows(rows.unwrap().last().unwrap().batches().unwrap()).unwrap(),
+        [["2"]]
+    );
+    session.sql("insert into src values (3, 30)").await.unwrap();
+    assert_eq!(
+        text(&session, "select count(*) from b").await,
+        "3",
+        "computed again after the write"
+    );
+
+    // Pipelined mode keeps blocks in memory too.
+    let pipelined = self::session(&[("stagesql.execution.mode", "pipelined")]);
+    pipelined
+        .sql("CACHE TABLE m OPTIONS ('storageLevel' 'MEMORY_ONLY') AS select v from generate_series(1, 1000) as t(v)")
+        .await
+        .unwrap();
+    assert_eq!(
+        text(
+            &pipelined,
+            "select partitions_cached, memory_bytes > 0 from system.cache"
+        )
+        .await,
+        "1\ntrue"
+    );
+    assert_eq!(text(&pipelined, "select sum(v) from m").await, "500500");
 }

@@ -121,6 +121,11 @@ pub struct Recipe {
 
 /// What one `CACHE TABLE` computed: its blocks, and the recipe for those it drops.
 pub struct Materialized {
+    /// Which computation of its relation this is (each is new data for what reads it).
+    pub generation: u64,
+    /// The cached relations it was computed from: when one of them goes or changes, so
+    /// does this.
+    pub reads_caches: Vec<String>,
     level: StorageLevel,
     schema: SchemaRef,
     blocks: Mutex<Vec<Block>>,
@@ -175,6 +180,8 @@ pub struct CachedRelation {
     /// Held while a job computes the blocks, so that queries using a lazy cache at the
     /// same time compute it once.
     pub(crate) computing: tokio::sync::Mutex<()>,
+    /// Counts invalidations: blocks computed across one are not kept.
+    epoch: AtomicU64,
 }
 
 impl CachedRelation {
@@ -207,6 +214,7 @@ impl CachedRelation {
             schema: Arc::new(Schema::new(fields)),
             data: Mutex::new(None),
             computing: tokio::sync::Mutex::new(()),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -222,7 +230,13 @@ impl CachedRelation {
     /// Forgets the computed blocks (a write to a source, REFRESH TABLE): the next use
     /// computes them again. Queries already reading the old blocks finish with them.
     pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.data.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// The invalidation count now; pass it to [`CacheManager::materialize`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 }
 
@@ -326,13 +340,10 @@ impl CacheManager {
         self.lock().clone()
     }
 
-    /// The relation cached under `name` (names compare as SQL identifiers do here:
-    /// case-insensitively).
+    /// The relation cached under `name` (as [`TableReference`] prints it: unquoted
+    /// identifiers in lower case).
     pub fn get(&self, name: &str) -> Option<Arc<CachedRelation>> {
-        self.lock()
-            .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(name))
-            .cloned()
+        self.lock().iter().find(|r| r.name == name).cloned()
     }
 
     pub fn add(&self, relation: Arc<CachedRelation>) {
@@ -340,13 +351,33 @@ impl CacheManager {
     }
 
     /// Removes the relation cached under `name`; its blocks go when the last query reading
-    /// them ends.
+    /// them ends. Caches computed from it are computed again on their next use.
     pub fn remove(&self, name: &str) -> Option<Arc<CachedRelation>> {
-        let mut relations = self.lock();
-        let index = relations
-            .iter()
-            .position(|r| r.name.eq_ignore_ascii_case(name))?;
-        Some(relations.remove(index))
+        let removed = {
+            let mut relations = self.lock();
+            let index = relations.iter().position(|r| r.name == name)?;
+            relations.remove(index)
+        };
+        self.invalidate_dependents(name);
+        Some(removed)
+    }
+
+    /// Forgets the blocks of `relation` (see [`CachedRelation::invalidate`]), and of the
+    /// caches computed from it.
+    pub fn invalidate(&self, relation: &CachedRelation) {
+        relation.invalidate();
+        self.invalidate_dependents(&relation.name);
+    }
+
+    fn invalidate_dependents(&self, name: &str) {
+        for relation in self.relations() {
+            let reads = relation
+                .data()
+                .is_some_and(|data| data.reads_caches.iter().any(|n| n == name));
+            if reads {
+                self.invalidate(&relation);
+            }
+        }
     }
 
     pub fn clear(&self) {
@@ -354,12 +385,16 @@ impl CacheManager {
     }
 
     /// Keeps the partitions a job computed for `relation` as its blocks (each where its
-    /// level allows), with the recipe for the blocks it drops.
+    /// level allows), with the recipe for the blocks it drops — unless the relation was
+    /// invalidated since `epoch` (a write landed while the job ran): then they are not
+    /// kept, and the next use computes them again.
     pub fn materialize(
         &self,
         relation: &CachedRelation,
+        epoch: u64,
         partitions: Vec<Vec<RecordBatch>>,
         recipe: Option<Recipe>,
+        reads_caches: Vec<String>,
     ) -> Result<Arc<Materialized>> {
         let rows = partitions
             .iter()
@@ -371,6 +406,8 @@ impl CacheManager {
             .map(|batches| conform(&relation.schema, batches))
             .collect::<Result<Vec<_>>>()?;
         let data = Arc::new(Materialized {
+            generation: self.clock.fetch_add(1, Ordering::Relaxed) + 1,
+            reads_caches,
             level: relation.level,
             schema: relation.schema(),
             blocks: Mutex::new(partitions.iter().map(|_| Block::Dropped).collect()),
@@ -381,7 +418,10 @@ impl CacheManager {
         for (index, batches) in partitions.into_iter().enumerate() {
             self.put(&data, index, batches)?;
         }
-        *relation.data.lock().unwrap_or_else(|e| e.into_inner()) = Some(data.clone());
+        let mut current = relation.data.lock().unwrap_or_else(|e| e.into_inner());
+        if relation.epoch() == epoch {
+            *current = Some(data.clone());
+        }
         Ok(data)
     }
 
@@ -495,7 +535,8 @@ impl CacheManager {
                     .iter()
                     .enumerate()
                     .filter_map(|(index, block)| match block {
-                        Block::Memory { used, .. } => Some((*used, index)),
+                        // An empty block takes no memory: evicting it frees nothing.
+                        Block::Memory { used, bytes, .. } if *bytes > 0 => Some((*used, index)),
                         _ => None,
                     })
                     .collect::<Vec<_>>()

@@ -48,6 +48,13 @@ impl CachedTable {
     }
 }
 
+impl CachedTable {
+    /// Which computation of the relation this table reads.
+    pub fn generation(&self) -> u64 {
+        self.data.generation
+    }
+}
+
 impl fmt::Debug for CachedTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedTable")

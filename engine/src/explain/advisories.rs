@@ -99,11 +99,12 @@ pub fn recompute_advice(recomputations: &[Recomputation], ran: bool) -> Vec<Advi
             stage: r.stage,
             kind: "recomputes",
             message: format!(
-                "what job {}'s stage {} computed ({} rows, {:.0} ms): CACHE TABLE it (see docs/pipelines.md){}",
+                "what job {}'s stage {} computed ({} rows, {:.0} ms, {}): CACHE TABLE it (see docs/pipelines.md){}",
                 r.earlier.job,
                 r.earlier.stage,
                 human_count(r.earlier.rows),
                 r.earlier.ms,
+                human_bytes(r.earlier.bytes),
                 if ran { "" } else { " before it runs again" }
             ),
         })

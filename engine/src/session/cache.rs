@@ -50,7 +50,7 @@ impl Session {
         }
         let created_view = match query_offset {
             Some(offset) => {
-                if self.ctx.table_exist(name)? {
+                if self.ctx.table_exist(table_ref(name))? {
                     return Err(Error::Config(format!(
                         "cannot CACHE TABLE {name} AS a query: a table or view named {name} exists; \
                          CACHE TABLE {name} caches it, or choose another name"
@@ -67,7 +67,7 @@ impl Session {
                 true
             }
             None => {
-                if !self.ctx.table_exist(name)? {
+                if !self.ctx.table_exist(table_ref(name))? {
                     return Err(Error::Config(format!(
                         "cannot CACHE TABLE {name}: no table or view named {name}"
                     )));
@@ -86,7 +86,9 @@ impl Session {
         if lazy {
             return done("CACHE TABLE", None);
         }
-        match self.materialize(&relation).await {
+        // Queries that use it while it is being computed wait for it.
+        let _computing = relation.computing.lock().await;
+        match self.materialize(&relation, &[]).await {
             Ok(rows) => done("CACHE TABLE", Some(rows)),
             Err(error) => {
                 // A failed CACHE TABLE leaves the session as it was.
@@ -143,14 +145,27 @@ impl Session {
             .execute_and_check(plan, state.config_options(), |_, _| {})?)
     }
 
-    /// Computes `relation`'s blocks with a job; returns the rows cached.
-    async fn materialize(&self, relation: &Arc<CachedRelation>) -> Result<u64> {
-        let plan = Box::pin(self.use_cached_data_except(
+    /// Computes `relation`'s blocks with a job; returns the rows cached. `computing` names
+    /// the caches whose computation this is part of (none of them can be read by it).
+    async fn materialize(
+        &self,
+        relation: &Arc<CachedRelation>,
+        computing: &[String],
+    ) -> Result<u64> {
+        let epoch = relation.epoch();
+        let computing: Vec<String> = computing
+            .iter()
+            .cloned()
+            .chain([relation.name.clone()])
+            .collect();
+        let (plan, reads_caches) = Box::pin(self.use_cached_data_except(
             relation.plan.clone(),
-            Some(&relation.name),
+            &computing,
             Materialize::Yes,
         ))
         .await?;
+        // The block store's budget comes with the executors (also in pipelined mode).
+        self.executors();
         self.cache.set_local_dir(self.local_dir());
         let (partitions, recipe) = match self.execution_mode() {
             ExecutionMode::Stages => self.compute_partitions(&plan, relation.level).await?,
@@ -175,7 +190,9 @@ impl Session {
                 (vec![rows], Some(recipe))
             }
         };
-        let data = self.cache.materialize(relation, partitions, recipe)?;
+        let data = self
+            .cache
+            .materialize(relation, epoch, partitions, recipe, reads_caches)?;
         Ok(data.rows())
     }
 
@@ -248,23 +265,32 @@ impl Session {
         plan: LogicalPlan,
         materialize: Materialize,
     ) -> Result<LogicalPlan> {
-        self.use_cached_data_except(plan, None, materialize).await
+        Ok(self.use_cached_data_except(plan, &[], materialize).await?.0)
     }
 
+    /// `plan` reading the cached relations other than `computing`, and the names of those
+    /// it reads.
     async fn use_cached_data_except(
         &self,
         plan: LogicalPlan,
-        except: Option<&str>,
+        computing: &[String],
         materialize: Materialize,
-    ) -> Result<LogicalPlan> {
+    ) -> Result<(LogicalPlan, Vec<String>)> {
         let relations: Vec<Arc<CachedRelation>> = self
             .cache
             .relations()
             .into_iter()
-            .filter(|r| except.is_none_or(|name| r.name != name))
+            .filter(|r| !computing.contains(&r.name))
+            // One being computed has the plan of one of those: it cannot be read either.
+            .filter(|r| {
+                !computing
+                    .iter()
+                    .filter_map(|name| self.cache.get(name))
+                    .any(|c| c.plan == r.plan)
+            })
             .collect();
         if relations.is_empty() {
-            return Ok(plan);
+            return Ok((plan, Vec::new()));
         }
         let analyzed = self.analyze(plan.clone())?;
         let matching = |node: &LogicalPlan| relations.iter().find(|r| r.plan == *node).cloned();
@@ -279,17 +305,18 @@ impl Session {
             })
         })?;
         if used.is_empty() {
-            return Ok(plan);
+            return Ok((plan, Vec::new()));
         }
         for relation in &used {
             if relation.data().is_none() && materialize == Materialize::Yes {
                 let _computing = relation.computing.lock().await;
                 // Another query may have computed it meanwhile.
                 if relation.data().is_none() {
-                    Box::pin(self.materialize(relation)).await?;
+                    Box::pin(self.materialize(relation, computing)).await?;
                 }
             }
         }
+        let mut read = Vec::new();
         let replaced = analyzed.transform_down_with_subqueries(|node| {
             let Some(relation) = matching(&node) else {
                 return Ok(Transformed::no(node));
@@ -297,6 +324,7 @@ impl Session {
             let Some(table) = CachedTable::new(relation.clone(), &self.cache) else {
                 return Ok(Transformed::no(node));
             };
+            read.push(relation.name.clone());
             let scan = LogicalPlanBuilder::scan(
                 TableReference::bare(relation.name.clone()),
                 provider_as_source(Arc::new(table)),
@@ -313,17 +341,17 @@ impl Session {
                     Expr::Column(column).alias_qualified(qualifier.cloned(), field.name())
                 })
                 .collect();
-            let read = LogicalPlanBuilder::from(scan).project(columns)?.build()?;
-            Ok(Transformed::new(read, true, TreeNodeRecursion::Jump))
+            let scan = LogicalPlanBuilder::from(scan).project(columns)?.build()?;
+            Ok(Transformed::new(scan, true, TreeNodeRecursion::Jump))
         })?;
-        Ok(replaced.data)
+        Ok((replaced.data, read))
     }
 
     /// `UNCACHE TABLE [IF EXISTS] name`.
     pub(crate) fn uncache_table(&self, name: &str, if_exists: bool) -> Result<StatementOutput> {
         if self.cache.remove(&identifier(name)).is_none()
             && !if_exists
-            && !self.ctx.table_exist(name)?
+            && !self.ctx.table_exist(table_ref(name))?
         {
             return Err(Error::Config(format!(
                 "cannot UNCACHE TABLE {name}: no table or view named {name} (UNCACHE TABLE IF EXISTS ignores that)"
@@ -341,15 +369,15 @@ impl Session {
     /// `REFRESH TABLE name`: cached data of `name`, and of caches that read it, is computed
     /// again when next used.
     pub(crate) fn refresh_table(&self, name: &str) -> Result<StatementOutput> {
-        if !self.ctx.table_exist(name)? {
+        if !self.ctx.table_exist(table_ref(name))? {
             return Err(Error::Config(format!(
                 "cannot REFRESH TABLE {name}: no table or view named {name}"
             )));
         }
-        let table = self.resolve(&TableReference::from(name));
+        let table = self.resolve(&table_ref(name));
         for relation in self.cache.relations() {
             if relation.name == identifier(name) || self.reads(&relation, &table) {
-                relation.invalidate();
+                self.cache.invalidate(&relation);
             }
         }
         done("REFRESH TABLE", None)
@@ -358,12 +386,13 @@ impl Session {
     /// After `plan` ran: caches reading a table it wrote (or replaced, or dropped) are
     /// computed again when next used; a cache whose own table or view it dropped is gone.
     pub(crate) fn invalidate_caches_after(&self, plan: &LogicalPlan) {
-        let (written, dropped) = match plan {
+        // A write changes a table; DDL replaces or drops it.
+        let (written, replaced) = match plan {
             LogicalPlan::Dml(dml) => (Some(&dml.table_name), false),
             LogicalPlan::Ddl(ddl) => match ddl {
-                DdlStatement::CreateMemoryTable(create) => (Some(&create.name), false),
-                DdlStatement::CreateExternalTable(create) => (Some(&create.name), false),
-                DdlStatement::CreateView(create) => (Some(&create.name), false),
+                DdlStatement::CreateMemoryTable(create) => (Some(&create.name), true),
+                DdlStatement::CreateExternalTable(create) => (Some(&create.name), true),
+                DdlStatement::CreateView(create) => (Some(&create.name), true),
                 DdlStatement::DropTable(drop) => (Some(&drop.name), true),
                 DdlStatement::DropView(drop) => (Some(&drop.name), true),
                 _ => (None, false),
@@ -382,11 +411,12 @@ impl Session {
             .entry(table.to_string())
             .or_default() += 1;
         for relation in self.cache.relations() {
-            let own = self.resolve(&TableReference::bare(relation.name.clone())) == table;
-            if own && dropped {
+            let own = self.resolve(&TableReference::parse_str(&relation.name)) == table;
+            if own && replaced {
+                // Spark uncaches a table or view that is dropped or replaced.
                 self.cache.remove(&relation.name);
             } else if own || self.reads(&relation, &table) {
-                relation.invalidate();
+                self.cache.invalidate(&relation);
             }
         }
     }
@@ -402,13 +432,16 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .get(&table)
             .hash(&mut hasher);
-        if let Ok(provider) = source_as_provider(&scan.source)
-            && let Some(listing) = provider.downcast_ref::<ListingTable>()
-        {
-            for url in listing.table_paths() {
-                if let Ok(path) = url.get_url().to_file_path() {
-                    hash_files(&path, &mut hasher);
+        if let Ok(provider) = source_as_provider(&scan.source) {
+            if let Some(listing) = provider.downcast_ref::<ListingTable>() {
+                for url in listing.table_paths() {
+                    if let Ok(path) = url.get_url().to_file_path() {
+                        hash_files(&path, &mut hasher);
+                    }
                 }
+            } else if let Some(cached) = provider.downcast_ref::<CachedTable>() {
+                // A cache computed again (after a write to its sources) is new data.
+                cached.generation().hash(&mut hasher);
             }
         }
         hasher.finish()
@@ -476,14 +509,15 @@ pub(crate) fn keep_partitions(driver: Arc<dyn ExecutionPlan>) -> Arc<dyn Executi
     }
 }
 
-/// A SQL identifier as the catalog stores it: unquoted names in lower case.
+/// A table name as the catalog knows it: unquoted identifiers in lower case, quoted ones
+/// as written (`"My T"` stays `"My T"`, `Sales` is `sales`).
 pub(crate) fn identifier(name: &str) -> String {
-    for quote in ['"', '`'] {
-        if let Some(inner) = name.strip_prefix(quote).and_then(|n| n.strip_suffix(quote)) {
-            return inner.to_string();
-        }
-    }
-    name.to_ascii_lowercase()
+    table_ref(name).to_string()
+}
+
+/// A table name as written in SQL (backticks as Spark writes them allowed).
+fn table_ref(name: &str) -> TableReference {
+    TableReference::parse_str(&name.replace('`', "\""))
 }
 
 fn done(tag: &str, rows: Option<u64>) -> Result<StatementOutput> {

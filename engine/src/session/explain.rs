@@ -39,7 +39,10 @@ impl Session {
                 "EXPLAIN FORMATTED shows every operator of every stage with its details.".to_string(),
             ],
             ExplainKind::Analyze | ExplainKind::AnalyzeJson => {
-                let (graph, report) = self.run_graph_to_end(&plan).await?;
+                let ran = self.run_graph_to_end(&plan).await;
+                // EXPLAIN ANALYZE of a write writes.
+                self.invalidate_caches_after(&plan);
+                let (graph, report) = ran?;
                 let view = explain::describe(&graph, report.slots, &self.aqe_settings(), Some(&report));
                 let mut advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
                 advisories.extend(explain::recompute_advice(&self.recomputed_by(report.job), true));

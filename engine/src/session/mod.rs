@@ -291,9 +291,10 @@ impl Session {
             return self.run_command(command, statement).await;
         }
         let plan = self.logical_plan(statement).await?;
-        let output = self.execute_plan(plan.clone()).await?;
+        let output = self.execute_plan(plan.clone()).await;
+        // Also after a failed write: it may have written part of its rows.
         self.invalidate_caches_after(&plan);
-        Ok(output)
+        output
     }
 
     async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
@@ -392,7 +393,16 @@ impl Session {
         let mut total = 0u64;
         let limited = stream.map(move |batch| {
             let batch = batch?;
-            total += batch.get_array_memory_size() as u64;
+            // The bytes of the rows themselves: a batch may be a slice of larger arrays.
+            total += batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    c.to_data()
+                        .get_slice_memory_size()
+                        .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+                })
+                .sum::<u64>();
             match total > limit {
                 true => Err(crate::scheduler::result_too_large(
                     "the result",

@@ -4,6 +4,9 @@
 //! which no SQL grammar covers, so it is recognised from the text: the first word decides, the
 //! rest is split at the first `=` exactly as Spark's `SetCommand` parser does.
 
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
 use crate::cache::StorageLevel;
 use crate::error::{Error, Result};
 
@@ -84,9 +87,9 @@ impl Command {
             "call" => parse_call(rest),
             "explain" => Ok(parse_explain(text)),
             "cache" => parse_cache(text).map(Some),
-            "uncache" => parse_uncache(rest).map(Some),
+            "uncache" => parse_uncache(text).map(Some),
             "clear" if rest.eq_ignore_ascii_case("cache") => Ok(Some(Command::ClearCache)),
-            "refresh" => parse_refresh(rest).map(Some),
+            "refresh" => parse_refresh(text).map(Some),
             _ => Ok(None),
         }
     }
@@ -131,22 +134,44 @@ fn parse_set(rest: &str) -> Result<Command> {
     })
 }
 
-/// The words of `text` from byte `from`: each with its byte range.
-fn words_from(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
-    let mut offset = from;
-    std::iter::from_fn(move || {
-        let rest = &text[offset..];
-        let trimmed = rest.trim_start();
-        if trimmed.is_empty() {
+/// The tokens of `text` that are not whitespace or comments, each with its byte offset.
+fn tokens(text: &str) -> Result<Vec<(usize, Token)>> {
+    let located = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize_with_location()
+        .map_err(|e| Error::Config(e.message))?;
+    let offsets = super::LineOffsets::new(text);
+    Ok(located
+        .into_iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .map(|t| {
+            let position = super::Position {
+                line: t.span.start.line as usize,
+                column: t.span.start.column as usize,
+            };
+            (offsets.byte_offset(text, position), t.token)
+        })
+        .collect())
+}
+
+fn is_word(token: Option<&(usize, Token)>, keyword: &str) -> bool {
+    matches!(token, Some((_, Token::Word(w))) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(keyword))
+}
+
+/// A table name at `tokens[*at]`: identifiers (quoted or not) separated by dots, as written.
+fn table_name(tokens: &[(usize, Token)], at: &mut usize) -> Option<String> {
+    let mut name = String::new();
+    loop {
+        let Some((_, Token::Word(word))) = tokens.get(*at) else {
             return None;
+        };
+        name.push_str(&word.to_string());
+        *at += 1;
+        if !matches!(tokens.get(*at), Some((_, Token::Period))) {
+            return Some(name);
         }
-        let start = offset + (rest.len() - trimmed.len());
-        let end = trimmed
-            .find(|c: char| c.is_whitespace() || c == '(')
-            .map_or(text.len(), |i| start + i.max(1));
-        offset = end;
-        Some((start, &text[start..end]))
-    })
+        name.push('.');
+        *at += 1;
+    }
 }
 
 /// `CACHE [LAZY] TABLE name [OPTIONS ('storageLevel' [=] 'LEVEL')] [[AS] query]`.
@@ -156,62 +181,85 @@ fn parse_cache(text: &str) -> Result<Command> {
             "{problem}; expected CACHE [LAZY] TABLE name [OPTIONS ('storageLevel' 'MEMORY_AND_DISK')] [[AS] query]"
         ))
     };
-    let mut words = words_from(text, "cache".len()).peekable();
-    let mut lazy = false;
-    if words
-        .peek()
-        .is_some_and(|(_, w)| w.eq_ignore_ascii_case("lazy"))
-    {
-        lazy = true;
-        words.next();
-    }
-    if !words
-        .next()
-        .is_some_and(|(_, w)| w.eq_ignore_ascii_case("table"))
-    {
+    let tokens = tokens(text)?;
+    let mut at = 1; // after CACHE
+    let lazy = is_word(tokens.get(at), "lazy");
+    at += usize::from(lazy);
+    if !is_word(tokens.get(at), "table") {
         return Err(usage("CACHE without TABLE"));
     }
-    let Some((_, name)) = words.next() else {
-        return Err(usage("CACHE TABLE without a name"));
-    };
-    let name = name.to_string();
+    at += 1;
+    let name = table_name(&tokens, &mut at).ok_or_else(|| usage("CACHE TABLE without a name"))?;
     let mut level = StorageLevel::MemoryAndDisk;
-    let mut query_offset = None;
-    let mut rest = words.next();
-    if let Some((start, word)) = rest
-        && word.eq_ignore_ascii_case("options")
-    {
-        let open = text[start + word.len()..]
-            .find('(')
-            .map(|i| start + word.len() + i)
-            .ok_or_else(|| usage("OPTIONS without its list"))?;
-        let close = text[open..]
-            .find(')')
-            .map(|i| open + i)
-            .ok_or_else(|| usage("OPTIONS list without its closing parenthesis"))?;
-        level = parse_cache_options(&text[open + 1..close])?;
-        rest = words_from(text, close + 1).next();
-    }
-    if let Some((start, word)) = rest {
-        let query = match word.eq_ignore_ascii_case("as") {
-            true => words_from(text, start + word.len())
-                .next()
-                .map(|(start, _)| start)
-                .ok_or_else(|| usage("AS without a query"))?,
-            false => start,
-        };
-        let first = text[query..]
-            .split(|c: char| c.is_whitespace() || c == '(')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if !text[query..].starts_with('(')
-            && !["select", "with", "values"].contains(&first.as_str())
-        {
-            return Err(usage(&format!("'{}' is not a query", text[query..].trim())));
+    if is_word(tokens.get(at), "options") {
+        at += 1;
+        if !matches!(tokens.get(at), Some((_, Token::LParen))) {
+            return Err(usage("OPTIONS without its list"));
         }
-        query_offset = Some(query);
+        at += 1;
+        let mut pairs = Vec::new();
+        loop {
+            match tokens.get(at).map(|(_, t)| t) {
+                Some(Token::RParen) => break,
+                Some(Token::Comma) => at += 1,
+                Some(Token::SingleQuotedString(key) | Token::DoubleQuotedString(key)) => {
+                    at += 1;
+                    if matches!(tokens.get(at), Some((_, Token::Eq))) {
+                        at += 1;
+                    }
+                    let Some((
+                        _,
+                        Token::SingleQuotedString(value) | Token::DoubleQuotedString(value),
+                    )) = tokens.get(at)
+                    else {
+                        return Err(Error::Config(format!(
+                            "CACHE TABLE option '{key}' has no value; expected OPTIONS ('storageLevel' 'MEMORY_ONLY')"
+                        )));
+                    };
+                    pairs.push((key.clone(), value.clone()));
+                    at += 1;
+                }
+                Some(Token::Word(word)) => {
+                    return Err(Error::Config(format!(
+                        "CACHE TABLE option names are quoted strings, got {word}; expected OPTIONS ('storageLevel' 'MEMORY_ONLY')"
+                    )));
+                }
+                _ => return Err(usage("OPTIONS list without its closing parenthesis")),
+            }
+        }
+        at += 1;
+        for (key, value) in pairs {
+            if !key.eq_ignore_ascii_case("storageLevel") {
+                return Err(Error::Config(format!(
+                    "unknown CACHE TABLE option '{key}'; the one option is 'storageLevel' ({})",
+                    StorageLevel::SUPPORTED
+                )));
+            }
+            level = StorageLevel::parse(&value).map_err(Error::Config)?;
+        }
     }
+    if is_word(tokens.get(at), "as") {
+        at += 1;
+        if tokens.get(at).is_none() {
+            return Err(usage("AS without a query"));
+        }
+    }
+    let query_offset = match tokens.get(at) {
+        None => None,
+        Some((offset, token)) => {
+            let starts_a_query = matches!(token, Token::LParen)
+                || ["select", "with", "values", "from", "table"]
+                    .iter()
+                    .any(|k| is_word(tokens.get(at), k));
+            if !starts_a_query {
+                return Err(usage(&format!(
+                    "'{}' is not a query",
+                    text[*offset..].trim()
+                )));
+            }
+            Some(*offset)
+        }
+    };
     Ok(Command::CacheTable {
         name,
         lazy,
@@ -220,61 +268,45 @@ fn parse_cache(text: &str) -> Result<Command> {
     })
 }
 
-/// `'storageLevel' [=] 'LEVEL'`, Spark's only CACHE TABLE option.
-fn parse_cache_options(list: &str) -> Result<StorageLevel> {
-    let mut level = StorageLevel::MemoryAndDisk;
-    for option in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        let (key, value) = option
-            .split_once('=')
-            .or_else(|| option.split_once(char::is_whitespace))
-            .map(|(k, v)| (unquote(k.trim()), unquote(v.trim())))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "CACHE TABLE option '{option}' has no value; expected OPTIONS ('storageLevel' 'MEMORY_ONLY')"
-                ))
-            })?;
-        if !key.eq_ignore_ascii_case("storageLevel") {
-            return Err(Error::Config(format!(
-                "unknown CACHE TABLE option '{key}'; the one option is 'storageLevel' ({})",
-                StorageLevel::SUPPORTED
-            )));
-        }
-        level = StorageLevel::parse(value).map_err(Error::Config)?;
+/// `UNCACHE TABLE [IF EXISTS] name`.
+fn parse_uncache(text: &str) -> Result<Command> {
+    let tokens = tokens(text)?;
+    let usage = || {
+        Error::Config(format!(
+            "expected UNCACHE TABLE [IF EXISTS] name, got `{}`",
+            text.trim()
+        ))
+    };
+    if !is_word(tokens.get(1), "table") {
+        return Err(usage());
     }
-    Ok(level)
+    let if_exists = is_word(tokens.get(2), "if") && is_word(tokens.get(3), "exists");
+    let mut at = if if_exists { 4 } else { 2 };
+    let name = table_name(&tokens, &mut at).ok_or_else(usage)?;
+    if at != tokens.len() {
+        return Err(usage());
+    }
+    Ok(Command::UncacheTable { name, if_exists })
 }
 
-/// `TABLE [IF EXISTS] name`.
-fn parse_uncache(rest: &str) -> Result<Command> {
-    let words: Vec<&str> = rest.split_whitespace().collect();
-    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
-    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-    match lower.as_slice() {
-        ["table", "if", "exists", _] => Ok(Command::UncacheTable {
-            name: words[3].to_string(),
-            if_exists: true,
-        }),
-        ["table", _] => Ok(Command::UncacheTable {
-            name: words[1].to_string(),
-            if_exists: false,
-        }),
-        _ => Err(Error::Config(format!(
-            "expected UNCACHE TABLE [IF EXISTS] name, got `UNCACHE {rest}`"
-        ))),
+/// `REFRESH TABLE name` (Spark's; `REFRESH path` is not ours).
+fn parse_refresh(text: &str) -> Result<Command> {
+    let tokens = tokens(text)?;
+    let usage = || {
+        Error::Config(format!(
+            "expected REFRESH TABLE name, got `{}`",
+            text.trim()
+        ))
+    };
+    if !is_word(tokens.get(1), "table") {
+        return Err(usage());
     }
-}
-
-/// `TABLE name` (Spark's `REFRESH TABLE`; `REFRESH path` is not ours).
-fn parse_refresh(rest: &str) -> Result<Command> {
-    let words: Vec<&str> = rest.split_whitespace().collect();
-    match words.as_slice() {
-        [table, name] if table.eq_ignore_ascii_case("table") => Ok(Command::RefreshTable {
-            name: name.to_string(),
-        }),
-        _ => Err(Error::Config(format!(
-            "expected REFRESH TABLE name, got `REFRESH {rest}`"
-        ))),
+    let mut at = 2;
+    let name = table_name(&tokens, &mut at).ok_or_else(usage)?;
+    if at != tokens.len() {
+        return Err(usage());
     }
+    Ok(Command::RefreshTable { name })
 }
 
 /// Recognises our EXPLAIN forms; `VERBOSE` and DataFusion's other forms return `None`.
@@ -541,6 +573,28 @@ mod tests {
             Some(Command::RefreshTable { name: "t".into() })
         );
         assert!(Command::parse("UNCACHE t").is_err());
+        // Comments, quoted and qualified names, Spark's FROM-first queries.
+        assert_eq!(
+            cache("CACHE TABLE `my t` -- the shared part\nAS select 1"),
+            (
+                "`my t`".into(),
+                false,
+                StorageLevel::MemoryAndDisk,
+                Some("select 1".into())
+            )
+        );
+        assert_eq!(cache("CACHE TABLE db.\"T\"").0, "db.\"T\"");
+        assert_eq!(
+            cache("CACHE TABLE t FROM x SELECT a").3,
+            Some("FROM x SELECT a".into())
+        );
+        assert_eq!(
+            Command::parse("UNCACHE TABLE \"my t\"").unwrap(),
+            Some(Command::UncacheTable {
+                name: "\"my t\"".into(),
+                if_exists: false
+            })
+        );
     }
 
     #[test]

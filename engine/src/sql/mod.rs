@@ -13,6 +13,8 @@ pub mod command;
 mod diagnostic;
 mod split;
 
+pub(crate) use split::LineOffsets;
+
 pub use command::Command;
 pub use diagnostic::{caret_snippet, parse_error_position};
 pub use split::{SqlStatement, ends_with_terminator, split_statements};

@@ -106,16 +106,16 @@ pub fn ends_with_terminator(text: &str) -> bool {
 }
 
 /// Byte offset of the start of every line, to turn (line, column) into a byte offset.
-struct LineOffsets(Vec<usize>);
+pub(crate) struct LineOffsets(Vec<usize>);
 
 impl LineOffsets {
-    fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self(starts)
     }
 
-    fn byte_offset(&self, text: &str, position: Position) -> usize {
+    pub(crate) fn byte_offset(&self, text: &str, position: Position) -> usize {
         let Some(&line_start) = self.0.get(position.line.saturating_sub(1)) else {
             return text.len();
         };
