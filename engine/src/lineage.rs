@@ -227,9 +227,10 @@ pub struct Computed {
     pub stage: StageId,
     /// Rows it produced.
     pub rows: u64,
-    /// Bytes the stage that computed it produced (about what caching it would hold).
-    pub bytes: u64,
-    /// Wall time of the stage that computed it and of every stage that stage needed.
+    /// Bytes the stage that computed it wrote, when it was the stage's result (about what
+    /// caching it would hold); `None` when the stage went on to compute more from it.
+    pub bytes: Option<u64>,
+    /// Wall time from the first of the stages it needed starting to its stage's end.
     pub ms: f64,
 }
 
@@ -285,10 +286,10 @@ impl LineageHistory {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(report.job, recomputed);
-        let wall: BTreeMap<StageId, f64> = report
+        let submitted: BTreeMap<StageId, f64> = report
             .stages
             .iter()
-            .map(|s| (s.stage, (s.completed_ms - s.submitted_ms).max(0.0)))
+            .map(|s| (s.stage, s.submitted_ms))
             .collect();
         let mut computed = self.computed.lock().unwrap_or_else(|e| e.into_inner());
         for subtree in lineage.subtrees.iter().filter(|s| s.whole) {
@@ -313,12 +314,21 @@ impl LineageHistory {
                 .operator
                 .and_then(|at| operator_rows(stage, graph, at))
                 .unwrap_or_else(|| stage.kept_attempts().iter().map(|a| a.rows_out).sum());
+            // Stages it needs may run side by side: the time is the span they took.
+            let first = needed
+                .iter()
+                .filter_map(|id| submitted.get(id))
+                .copied()
+                .fold(stage.submitted_ms, f64::min);
+            let is_result = subtree
+                .operator
+                .is_some_and(|at| stage_result(graph, subtree.stage, at));
             computed.entry(subtree.fingerprint).or_insert(Computed {
                 job: report.job,
                 stage: subtree.stage,
                 rows,
-                bytes: stage.kept_attempts().iter().map(|a| a.bytes_out).sum(),
-                ms: needed.iter().filter_map(|id| wall.get(id)).sum(),
+                bytes: is_result.then(|| stage.kept_attempts().iter().map(|a| a.bytes_out).sum()),
+                ms: (stage.completed_ms - first).max(0.0),
             });
         }
     }
@@ -332,6 +342,21 @@ impl LineageHistory {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Whether the operator at preorder index `at` of stage `stage` is what the stage writes:
+/// only operators that pass rows through (projections, batching) are above it.
+fn stage_result(graph: &StageGraph, stage: StageId, at: usize) -> bool {
+    let Some(stage) = graph.stage(stage) else {
+        return false;
+    };
+    let nodes = preorder(stage.plan.input());
+    at < nodes.len()
+        && nodes[..at].iter().all(|node| {
+            node.children().len() == 1
+                && ["CoalesceBatchesExec", "ProjectionExec", "CooperativeExec"]
+                    .contains(&node.name())
+        })
 }
 
 /// Rows the operator at preorder index `at` of `stage` produced, from the plan its tasks

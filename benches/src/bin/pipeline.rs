@@ -71,7 +71,7 @@ async fn main() -> stagesql::Result<()> {
         100.0 * (without - with) / without
     );
     println!(
-        "\nrecompute advisory, uncached script: {recomputed_stages} stage(s) computed again, estimated {:.3} s (the time the first job took to compute them)",
+        "\nrecompute advisory, uncached script: {recomputed_stages} stage(s) computed again, estimated {:.3} s (the span the first job took to compute them)",
         estimate_ms / 1000.0
     );
     let _ = std::fs::remove_dir_all(&out);

@@ -99,12 +99,15 @@ pub fn recompute_advice(recomputations: &[Recomputation], ran: bool) -> Vec<Advi
             stage: r.stage,
             kind: "recomputes",
             message: format!(
-                "what job {}'s stage {} computed ({} rows, {:.0} ms, {}): CACHE TABLE it (see docs/pipelines.md){}",
+                "what job {}'s stage {} computed ({} rows, {:.0} ms{}): CACHE TABLE it (see docs/pipelines.md){}",
                 r.earlier.job,
                 r.earlier.stage,
                 human_count(r.earlier.rows),
                 r.earlier.ms,
-                human_bytes(r.earlier.bytes),
+                r.earlier
+                    .bytes
+                    .map(|bytes| format!(", {}", human_bytes(bytes)))
+                    .unwrap_or_default(),
                 if ran { "" } else { " before it runs again" }
             ),
         })
