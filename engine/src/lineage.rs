@@ -363,11 +363,7 @@ fn stage_result(graph: &StageGraph, stage: StageId, at: usize) -> bool {
 /// ran on, when that plan still has the planned shape.
 fn operator_rows(stage: &StageReport, graph: &StageGraph, at: usize) -> Option<u64> {
     let planned = graph.stage(stage.stage)?.plan.input().clone();
-    let ran = stage.plans.first()?;
-    let ran = match ran.plan.downcast_ref::<crate::stages::ShuffleWriteExec>() {
-        Some(writer) => writer.input().clone(),
-        None => ran.plan.clone(),
-    };
+    let ran = crate::stages::stage_input(&stage.plans.first()?.plan);
     let (planned, ran) = (preorder(&planned), preorder(&ran));
     if planned.len() != ran.len() || planned.get(at)?.name() != ran.get(at)?.name() {
         return None;

@@ -328,10 +328,6 @@ impl CacheManager {
         self.relations.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
     pub fn names(&self) -> Vec<String> {
         self.lock().iter().map(|r| r.name.clone()).collect()
     }

@@ -17,7 +17,7 @@ use crate::cache::InMemoryScanExec;
 pub use crate::config::human_bytes;
 use crate::scheduler::{JobReport, RanPlan, StageReport, partition_metrics};
 use crate::stages::{
-    BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, StageGraph, StageId,
+    BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, StageGraph, StageId, stage_input,
 };
 
 /// A job for EXPLAIN: its stages, and totals for the header line.
@@ -472,14 +472,6 @@ fn table_name(location: &str) -> String {
         [file, dir, ..] if file.starts_with("part-") => dir.to_string(),
         [file, ..] => file.to_string(),
         [] => location.to_string(),
-    }
-}
-
-/// The input of a stage plan (below its shuffle writer).
-fn stage_input(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
-    match plan.downcast_ref::<ShuffleWriteExec>() {
-        Some(writer) => writer.input().clone(),
-        None => plan.clone(),
     }
 }
 

@@ -231,12 +231,7 @@ impl Session {
             .iter()
             .find(|stage| stage.stage == last)
             .and_then(|stage| stage.plans.first())
-            .map(
-                |ran| match ran.plan.downcast_ref::<crate::stages::ShuffleWriteExec>() {
-                    Some(writer) => writer.input().clone(),
-                    None => ran.plan.clone(),
-                },
-            )
+            .map(|ran| crate::stages::stage_input(&ran.plan))
             .ok_or_else(|| {
                 Error::Internal(format!("job {} ran no plan for stage {last}", report.job))
             })?;

@@ -270,43 +270,31 @@ fn parse_cache(text: &str) -> Result<Command> {
 
 /// `UNCACHE TABLE [IF EXISTS] name`.
 fn parse_uncache(text: &str) -> Result<Command> {
-    let tokens = tokens(text)?;
-    let usage = || {
-        Error::Config(format!(
-            "expected UNCACHE TABLE [IF EXISTS] name, got `{}`",
-            text.trim()
-        ))
-    };
-    if !is_word(tokens.get(1), "table") {
-        return Err(usage());
-    }
-    let if_exists = is_word(tokens.get(2), "if") && is_word(tokens.get(3), "exists");
-    let mut at = if if_exists { 4 } else { 2 };
-    let name = table_name(&tokens, &mut at).ok_or_else(usage)?;
-    if at != tokens.len() {
-        return Err(usage());
-    }
+    let (name, if_exists) = table_statement(text, "UNCACHE TABLE [IF EXISTS] name", true)?;
     Ok(Command::UncacheTable { name, if_exists })
 }
 
 /// `REFRESH TABLE name` (Spark's; `REFRESH path` is not ours).
 fn parse_refresh(text: &str) -> Result<Command> {
+    let (name, _) = table_statement(text, "REFRESH TABLE name", false)?;
+    Ok(Command::RefreshTable { name })
+}
+
+/// `WORD TABLE [IF EXISTS] name` and nothing after: the name, and whether `IF EXISTS` was
+/// given (allowed where `if_exists` says).
+fn table_statement(text: &str, form: &str, if_exists: bool) -> Result<(String, bool)> {
     let tokens = tokens(text)?;
-    let usage = || {
-        Error::Config(format!(
-            "expected REFRESH TABLE name, got `{}`",
-            text.trim()
-        ))
-    };
+    let usage = || Error::Config(format!("expected {form}, got `{}`", text.trim()));
     if !is_word(tokens.get(1), "table") {
         return Err(usage());
     }
-    let mut at = 2;
+    let given = if_exists && is_word(tokens.get(2), "if") && is_word(tokens.get(3), "exists");
+    let mut at = if given { 4 } else { 2 };
     let name = table_name(&tokens, &mut at).ok_or_else(usage)?;
     if at != tokens.len() {
         return Err(usage());
     }
-    Ok(Command::RefreshTable { name })
+    Ok((name, given))
 }
 
 /// Recognises our EXPLAIN forms; `VERBOSE` and DataFusion's other forms return `None`.

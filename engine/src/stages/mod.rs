@@ -174,6 +174,14 @@ pub struct SubqueryStep {
     pub reads: Vec<StageId>,
 }
 
+/// The input of a stage plan (below its shuffle writer), e.g. of a plan a stage's tasks ran.
+pub fn stage_input(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    match plan.downcast_ref::<ShuffleWriteExec>() {
+        Some(writer) => writer.input().clone(),
+        None => plan.clone(),
+    }
+}
+
 /// The stages whose output `plan` reads (its shuffle and broadcast reads), in order.
 pub fn read_stages(plan: &Arc<dyn ExecutionPlan>) -> Vec<StageId> {
     let mut parents = Vec::new();
