@@ -49,6 +49,11 @@ pub enum Error {
     #[error("TPC-H data: {0}")]
     Tpch(String),
 
+    /// A table, database or partition of the warehouse catalog that does not exist, exists
+    /// already, or does not take the statement (Spark's error class leads the message).
+    #[error("{0}")]
+    Table(String),
+
     /// A sqllogictest file could not be run or rewritten.
     #[error("sqllogictest: {0}")]
     Slt(String),

@@ -22,6 +22,7 @@ pub mod slt;
 pub mod sql;
 pub mod stages;
 pub mod tpch;
+pub mod warehouse;
 
 pub use datafusion;
 pub use error::{Error, Result};

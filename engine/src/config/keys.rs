@@ -63,6 +63,11 @@ pub const SCHEDULER_MODE: &str = "spark.scheduler.mode";
 pub const SCHEDULER_POOL: &str = "spark.scheduler.pool";
 pub const DRIVER_MEMORY: &str = "spark.driver.memory";
 pub const DRIVER_MAX_RESULT_SIZE: &str = "spark.driver.maxResultSize";
+pub const WAREHOUSE_DIR: &str = "spark.sql.warehouse.dir";
+pub const PARTITION_OVERWRITE_MODE: &str = "spark.sql.sources.partitionOverwriteMode";
+pub const CHECKPOINT_DIR: &str = "spark.checkpoint.dir";
+pub const TEST_SLOW_WRITE_TASKS: &str = "stagesql.test.slow_write_tasks";
+pub const TEST_SLOW_COMMIT_MS: &str = "stagesql.test.slow_commit_ms";
 
 /// Keys fixed when the session starts, as Spark's core settings are: they describe the
 /// executors and the driver, which exist for the whole session. `SET` rejects them; they
@@ -76,6 +81,7 @@ pub const STATIC_KEYS: &[&str] = &[
     DRIVER_MEMORY,
     DRIVER_MAX_RESULT_SIZE,
     LOCAL_DIR,
+    WAREHOUSE_DIR,
 ];
 
 /// Whether `key` is fixed when the session starts ([`STATIC_KEYS`]).
@@ -176,6 +182,36 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "4",
         value_type: ValueType::Integer { min: 1 },
         description: "Attempts of a stage whose reads failed because a parent's shuffle output was lost (each makes the parent run its lost map tasks again) before the job fails.",
+    },
+    KeyDefinition {
+        key: WAREHOUSE_DIR,
+        default: "spark-warehouse",
+        value_type: ValueType::Text,
+        description: "Directory of the managed tables (CREATE TABLE … USING parquet) and of the catalog that keeps tables and databases across sessions; relative to the directory the session starts in. Created when the first table is.",
+    },
+    KeyDefinition {
+        key: PARTITION_OVERWRITE_MODE,
+        default: "static",
+        value_type: ValueType::Choice(&["static", "dynamic"]),
+        description: "What INSERT OVERWRITE of a partitioned table replaces: static, the partitions its PARTITION clause names (every partition without one); dynamic, only the partitions the query writes rows to.",
+    },
+    KeyDefinition {
+        key: CHECKPOINT_DIR,
+        default: "",
+        value_type: ValueType::Text,
+        description: "Directory CHECKPOINT writes its Parquet files to; empty means _checkpoints under spark.sql.warehouse.dir.",
+    },
+    KeyDefinition {
+        key: TEST_SLOW_WRITE_TASKS,
+        default: "",
+        value_type: ValueType::Text,
+        description: "Testing only: write tasks that wait after writing their files and before reporting them, as `task:milliseconds` pairs separated by commas (e.g. `1:60000`); tasks count from 0 in the write's last stage.",
+    },
+    KeyDefinition {
+        key: TEST_SLOW_COMMIT_MS,
+        default: "0",
+        value_type: ValueType::Integer { min: 0 },
+        description: "Testing only: how long a table write's commit waits between moving its files into the table and recording them in the catalog.",
     },
     KeyDefinition {
         key: LOCAL_DIR,

@@ -19,6 +19,7 @@ use crate::scheduler::{JobReport, RanPlan, StageReport, partition_metrics};
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, StageGraph, StageId, stage_input,
 };
+use crate::warehouse::ScanOrigin;
 
 /// A job for EXPLAIN: its stages, and totals for the header line.
 #[derive(Debug, Clone, PartialEq)]
@@ -437,16 +438,39 @@ fn leaf_source(node: &Arc<dyn ExecutionPlan>) -> String {
     {
         let all: Vec<_> = files.file_groups.iter().flat_map(|g| g.iter()).collect();
         let bytes: u64 = all.iter().map(|f| f.object_meta.size).sum();
-        let mut names: Vec<String> = all
-            .iter()
-            .map(|f| table_name(f.object_meta.location.as_ref()))
-            .collect();
-        names.dedup();
         let noun = if partitions == 1 {
             "file split"
         } else {
             "file splits"
         };
+        // A warehouse table says which table, and how many of its partitions are read.
+        if let Some(origin) = all.first().and_then(|f| f.extension::<ScanOrigin>()) {
+            let mut distinct: Vec<&str> = all
+                .iter()
+                .map(|f| f.object_meta.location.as_ref())
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let files = match distinct.len() {
+                1 => "1 file".to_string(),
+                n => format!("{n} files"),
+            };
+            let pruning = match origin.partitions_total {
+                0 => String::new(),
+                total => format!("{} of {total} partitions, ", origin.partitions_read),
+            };
+            let kind = if origin.checkpoint { "checkpoint " } else { "" };
+            return format!(
+                "{partitions} {noun} of {kind}{} ({pruning}{files}, {})",
+                origin.table,
+                human_bytes(bytes)
+            );
+        }
+        let mut names: Vec<String> = all
+            .iter()
+            .map(|f| table_name(f.object_meta.location.as_ref()))
+            .collect();
+        names.dedup();
         return format!(
             "{partitions} {noun} of {} ({})",
             names.join(", "),
@@ -467,7 +491,8 @@ fn leaf_source(node: &Arc<dyn ExecutionPlan>) -> String {
 
 /// `…/tpch/sf1/lineitem/part-0.parquet` → `lineitem`; `data/trips.csv` → `trips.csv`.
 fn table_name(location: &str) -> String {
-    let parts: Vec<&str> = location.rsplit('/').collect();
+    // Hive-style partition directories (`day=2024-01-01/`) are not the table.
+    let parts: Vec<&str> = location.rsplit('/').filter(|p| !p.contains('=')).collect();
     match parts.as_slice() {
         [file, dir, ..] if file.starts_with("part-") => dir.to_string(),
         [file, ..] => file.to_string(),

@@ -394,9 +394,14 @@ impl Session {
             },
             _ => (None, false),
         };
-        let Some(written) = written else {
-            return;
-        };
+        if let Some(written) = written {
+            self.invalidate_table(written, replaced);
+        }
+    }
+
+    /// Caches reading `written` compute again when next used; when `replaced` (dropped or
+    /// created anew), a cache of the table itself goes.
+    pub(crate) fn invalidate_table(&self, written: &TableReference, replaced: bool) {
         let table = self.resolve(written);
         // What reads it now computes something else.
         *self
@@ -434,6 +439,10 @@ impl Session {
                         hash_files(&path, &mut hasher);
                     }
                 }
+            } else if let Some(table) = provider.downcast_ref::<crate::warehouse::WarehouseTable>()
+            {
+                // A commit by any process is a new version.
+                table.meta().ok().map(|meta| meta.version).hash(&mut hasher);
             } else if let Some(cached) = provider.downcast_ref::<CachedTable>() {
                 // A cache computed again (after a write to its sources) is new data.
                 cached.generation().hash(&mut hasher);

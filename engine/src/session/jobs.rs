@@ -26,6 +26,11 @@ use crate::scheduler::{
 use crate::shuffle::ShuffleStore;
 use crate::stages::StageGraph;
 
+/// A change to a job's physical plan before it is cut into stages: a write puts its
+/// [`crate::warehouse::WriteFilesExec`] on top, so its tasks are the last stage's.
+pub(crate) type PlanWrap =
+    Arc<dyn Fn(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> + Send + Sync>;
+
 /// Whether a job's result is held to `spark.driver.maxResultSize`: rows returned to the
 /// user are; rows that become a table's contents, or that EXPLAIN ANALYZE drops, are not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,10 +180,16 @@ impl Session {
     /// Plans `plan` for the stage model and cuts it into stages, without running anything.
     /// Stage ids start at the next id the session would give.
     pub async fn plan_stages(&self, plan: &LogicalPlan) -> Result<StageGraph> {
-        self.plan_stages_from(plan, self.next_stage_id()).await
+        self.plan_stages_from(plan, self.next_stage_id(), None)
+            .await
     }
 
-    async fn plan_stages_from(&self, plan: &LogicalPlan, first_id: usize) -> Result<StageGraph> {
+    async fn plan_stages_from(
+        &self,
+        plan: &LogicalPlan,
+        first_id: usize,
+        wrap: Option<&PlanWrap>,
+    ) -> Result<StageGraph> {
         let planning = self.stage_planning();
         let mut state = self.ctx.state();
         planning.apply(state.config_mut().options_mut());
@@ -188,7 +199,10 @@ impl Session {
         let state = SessionStateBuilder::new_from_existing(state)
             .with_physical_optimizer_rules(rules)
             .build();
-        let physical = state.create_physical_plan(plan).await?;
+        let mut physical = state.create_physical_plan(plan).await?;
+        if let Some(wrap) = wrap {
+            physical = wrap(physical);
+        }
         Ok(cut_stages(physical, first_id)?)
     }
 
@@ -208,10 +222,25 @@ impl Session {
         plan: &LogicalPlan,
         limit: ResultLimit,
     ) -> Result<(StageGraph, SendableRecordBatchStream, JobReport)> {
-        let (stages, job, lineage) = self.prepare_job(plan, limit, |driver| driver).await?;
+        let (stages, job, lineage) = self.prepare_job(plan, limit, |driver| driver, None).await?;
         let (stream, mut report) = job.run().await;
         self.record_job_and_lineage(&stages, &lineage, &mut report);
         Ok((stages, stream?, report))
+    }
+
+    /// Runs `plan` as a job with `wrap` applied to its physical plan before it is cut (a
+    /// write's tasks on top); returns what its driver returns.
+    pub(crate) async fn run_job_wrapped(
+        &self,
+        plan: &LogicalPlan,
+        wrap: PlanWrap,
+    ) -> Result<SendableRecordBatchStream> {
+        let (stages, job, lineage) = self
+            .prepare_job(plan, ResultLimit::Unchecked, |driver| driver, Some(&wrap))
+            .await?;
+        let (stream, mut report) = job.run().await;
+        self.record_job_and_lineage(&stages, &lineage, &mut report);
+        Ok(stream?)
     }
 
     /// Runs `plan` as a job whose driver plan is `driver` of the planned one; returns its
@@ -222,7 +251,7 @@ impl Session {
         limit: ResultLimit,
         driver: fn(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
     ) -> Result<(StageGraph, DriverOutput, JobReport)> {
-        let (stages, job, lineage) = self.prepare_job(plan, limit, driver).await?;
+        let (stages, job, lineage) = self.prepare_job(plan, limit, driver, None).await?;
         let (output, mut report) = job.run_to_driver().await;
         self.record_job_and_lineage(&stages, &lineage, &mut report);
         Ok((stages, output?, report))
@@ -260,11 +289,14 @@ impl Session {
         plan: &LogicalPlan,
         limit: ResultLimit,
         driver: fn(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
+        wrap: Option<&PlanWrap>,
     ) -> Result<(StageGraph, Job, JobLineage)> {
         let mut graph = {
             // Jobs planned at the same time take distinct stage ids.
             let _planning = self.planning.lock().await;
-            let graph = self.plan_stages_from(plan, self.next_stage_id()).await?;
+            let graph = self
+                .plan_stages_from(plan, self.next_stage_id(), wrap)
+                .await?;
             self.take_stage_ids(graph.stages.len());
             graph
         };

@@ -14,6 +14,7 @@
 mod cache;
 mod explain;
 mod jobs;
+mod tables;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 
 pub use jobs::ExecutionMode;
 use jobs::ResultLimit;
+pub use tables::StatementEffects;
 
 use crate::config::{self, SettingRow, Settings, Source};
 use crate::error::{Error, Result};
@@ -77,6 +79,10 @@ pub struct Session {
     /// Held while a job's stages are planned and their ids taken, so that jobs planned at
     /// the same time get distinct stage ids.
     planning: tokio::sync::Mutex<()>,
+    /// The warehouse of `spark.sql.warehouse.dir`, opened once the settings are known.
+    warehouse: std::sync::OnceLock<Arc<crate::warehouse::Warehouse>>,
+    /// Warehouse tables read and written since [`Session::take_effects`] (for `--resume`).
+    effects: Mutex<StatementEffects>,
 }
 
 /// Records `report`, without the plans it ran on, in place of the earlier report of its job.
@@ -173,6 +179,8 @@ impl Session {
             table_versions: Mutex::default(),
             store,
             planning: tokio::sync::Mutex::new(()),
+            warehouse: std::sync::OnceLock::new(),
+            effects: Mutex::default(),
         };
         let conf = options
             .settings
@@ -198,6 +206,7 @@ impl Session {
             session.history.clone(),
             session.cache.clone(),
         )?;
+        session.open_warehouse()?;
         Ok(session)
     }
 
@@ -288,9 +297,16 @@ impl Session {
             if let Command::Explain { kind, query_offset } = command {
                 return self.explain(statement, kind, query_offset).await;
             }
-            return self.run_command(command, statement).await;
+            if let Command::Table(command) = command {
+                if let Some(output) = self.run_table_command(command, statement).await? {
+                    return Ok(output);
+                }
+            } else {
+                return self.run_command(command, statement).await;
+            }
         }
         let plan = self.logical_plan(statement).await?;
+        self.note_reads(&plan);
         let output = self.execute_plan(plan.clone()).await;
         // Also after a failed write: it may have written part of its rows.
         self.invalidate_caches_after(&plan);
@@ -658,7 +674,9 @@ impl Session {
                 self.reset(key.as_deref())?;
                 done("RESET")
             }
-            Command::Explain { .. } => unreachable!("EXPLAIN is handled with its statement"),
+            Command::Explain { .. } | Command::Table(_) => {
+                unreachable!("EXPLAIN and warehouse statements are handled before")
+            }
             Command::Dbgen { scale_factor } => {
                 self.load_tpch(scale_factor).await?;
                 done("CALL")

@@ -7,6 +7,7 @@
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
+use super::tables::TableCommand;
 use crate::cache::StorageLevel;
 use crate::error::{Error, Result};
 
@@ -45,6 +46,8 @@ pub enum Command {
         kind: ExplainKind,
         query_offset: usize,
     },
+    /// A statement on warehouse tables and databases ([`TableCommand`]).
+    Table(TableCommand),
 }
 
 /// Which EXPLAIN the user asked for. `EXPLAIN VERBOSE` is not one of ours: it reaches
@@ -90,7 +93,7 @@ impl Command {
             "uncache" => parse_uncache(text).map(Some),
             "clear" if rest.eq_ignore_ascii_case("cache") => Ok(Some(Command::ClearCache)),
             "refresh" => parse_refresh(text).map(Some),
-            _ => Ok(None),
+            _ => Ok(super::tables::parse_table_command(text)?.map(Command::Table)),
         }
     }
 }
@@ -135,7 +138,7 @@ fn parse_set(rest: &str) -> Result<Command> {
 }
 
 /// The tokens of `text` that are not whitespace or comments, each with its byte offset.
-fn tokens(text: &str) -> Result<Vec<(usize, Token)>> {
+pub(super) fn tokens(text: &str) -> Result<Vec<(usize, Token)>> {
     let located = Tokenizer::new(&GenericDialect {}, text)
         .tokenize_with_location()
         .map_err(|e| Error::Config(e.message))?;
@@ -153,12 +156,12 @@ fn tokens(text: &str) -> Result<Vec<(usize, Token)>> {
         .collect())
 }
 
-fn is_word(token: Option<&(usize, Token)>, keyword: &str) -> bool {
+pub(super) fn is_word(token: Option<&(usize, Token)>, keyword: &str) -> bool {
     matches!(token, Some((_, Token::Word(w))) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(keyword))
 }
 
 /// A table name at `tokens[*at]`: identifiers (quoted or not) separated by dots, as written.
-fn table_name(tokens: &[(usize, Token)], at: &mut usize) -> Option<String> {
+pub(super) fn table_name(tokens: &[(usize, Token)], at: &mut usize) -> Option<String> {
     let mut name = String::new();
     loop {
         let Some((_, Token::Word(word))) = tokens.get(*at) else {

@@ -12,12 +12,14 @@
 pub mod command;
 mod diagnostic;
 mod split;
+pub mod tables;
 
 pub(crate) use split::LineOffsets;
 
 pub use command::Command;
 pub use diagnostic::{caret_snippet, parse_error_position};
 pub use split::{SqlStatement, ends_with_terminator, split_statements};
+pub use tables::{CreateTable, TableCommand, parse_table_command};
 
 /// A position in SQL text: line and column, both starting at 1. Columns count characters,
 /// not bytes, as sqlparser does.

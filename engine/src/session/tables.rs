@@ -1,0 +1,1355 @@
+//! Warehouse tables in the session: the statements of [`TableCommand`], writes as jobs whose
+//! tasks write files and whose driver commits, and the catalog's tables registered with
+//! DataFusion so queries read them like any table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::common::{Column, ScalarValue, TableReference};
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::TryStreamExt;
+
+use super::jobs::PlanWrap;
+use super::{Completion, Session, StatementOutput, explain::query_statement};
+use crate::config::{Source, keys};
+use crate::error::{Error, Result};
+use crate::sql::{CreateTable, SqlStatement, TableCommand};
+use crate::warehouse::{
+    self, ColumnMeta, DEFAULT_DATABASE, DataFile, Partition, PartitionSpec, TableKind, TableMeta,
+    Warehouse, WarehouseTable, WriteFilesExec, WriteMode, WriteOptions,
+};
+
+/// DataFusion's name for Spark's `default` database.
+const DATAFUSION_DEFAULT_SCHEMA: &str = "public";
+
+/// The DataFusion schema a database's tables are registered in.
+fn schema_name(database: &str) -> &str {
+    match database {
+        DEFAULT_DATABASE => DATAFUSION_DEFAULT_SCHEMA,
+        other => other,
+    }
+}
+
+/// The database a DataFusion schema is.
+fn database_name(schema: &str) -> String {
+    match schema {
+        DATAFUSION_DEFAULT_SCHEMA => DEFAULT_DATABASE.to_string(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+impl Session {
+    pub(crate) fn warehouse(&self) -> &Arc<Warehouse> {
+        self.warehouse
+            .get()
+            .expect("the warehouse is opened when the session starts")
+    }
+
+    /// Opens the warehouse of `spark.sql.warehouse.dir` and registers its tables.
+    pub(super) fn open_warehouse(&self) -> Result<()> {
+        let warehouse = Warehouse::open(self.setting(keys::WAREHOUSE_DIR))?;
+        let _ = self.warehouse.set(warehouse.clone());
+        for database in warehouse.databases()? {
+            self.ensure_schema(&database)?;
+            for name in warehouse.table_names(&database)? {
+                if let Some(meta) = warehouse.table(&database, &name)? {
+                    self.register_warehouse_table(&meta)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn schema_provider(&self, database: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let catalog = self
+            .ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_catalog
+            .clone();
+        self.ctx.catalog(&catalog)?.schema(schema_name(database))
+    }
+
+    /// The DataFusion schema of `database`, created when missing.
+    fn ensure_schema(&self, database: &str) -> Result<Arc<dyn SchemaProvider>> {
+        if let Some(schema) = self.schema_provider(database) {
+            return Ok(schema);
+        }
+        let catalog = self
+            .ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_catalog
+            .clone();
+        let catalog = self
+            .ctx
+            .catalog(&catalog)
+            .ok_or_else(|| Error::Internal(format!("catalog {catalog} is missing")))?;
+        let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+        catalog.register_schema(schema_name(database), schema.clone())?;
+        Ok(schema)
+    }
+
+    fn register_warehouse_table(&self, meta: &TableMeta) -> Result<()> {
+        let table = WarehouseTable::new(self.warehouse().clone(), meta)?;
+        self.ensure_schema(&meta.database)?
+            .register_table(meta.name.clone(), Arc::new(table))?;
+        Ok(())
+    }
+
+    fn deregister(&self, database: &str, name: &str) -> Result<()> {
+        if let Some(schema) = self.schema_provider(database) {
+            schema.deregister_table(name)?;
+        }
+        Ok(())
+    }
+
+    /// The database `USE` chose.
+    pub fn current_database(&self) -> String {
+        database_name(&self.ctx.state().config().options().catalog.default_schema)
+    }
+
+    /// `db.t` or `t` (in the current database) as (database, table), lower-cased unless
+    /// quoted, as Spark's catalog names are.
+    fn resolve_name(&self, name: &str) -> Result<(String, String)> {
+        let reference = TableReference::parse_str(&name.replace('`', "\""));
+        match reference {
+            TableReference::Bare { table } => Ok((self.current_database(), table.to_string())),
+            TableReference::Partial { schema, table } => {
+                Ok((database_name(&schema), table.to_string()))
+            }
+            TableReference::Full { .. } => Err(Error::Table(format!(
+                "`{name}`: warehouse tables are named `database.table` or `table`"
+            ))),
+        }
+    }
+
+    /// The warehouse table `name` names, if it is one.
+    async fn warehouse_table(&self, name: &str) -> Result<Option<TableMeta>> {
+        let (database, table) = self.resolve_name(name)?;
+        if self.session_table(&database, &table).await? {
+            return Ok(None);
+        }
+        self.warehouse().table(&database, &table)
+    }
+
+    /// Whether the session has a table or view of its own (not of the warehouse) by this
+    /// name; it hides a warehouse table of the same name.
+    async fn session_table(&self, database: &str, table: &str) -> Result<bool> {
+        let Some(schema) = self.schema_provider(database) else {
+            return Ok(false);
+        };
+        if !schema.table_exist(table) {
+            return Ok(false);
+        }
+        let provider: Option<Arc<dyn TableProvider>> = schema.table(table).await?;
+        Ok(provider.is_some_and(|t| t.downcast_ref::<WarehouseTable>().is_none()))
+    }
+
+    /// Runs a warehouse statement; `None` hands the statement back to DataFusion (an INSERT
+    /// into or a DROP of a table of the session).
+    pub(super) async fn run_table_command(
+        &self,
+        command: TableCommand,
+        statement: &SqlStatement,
+    ) -> Result<Option<StatementOutput>> {
+        match command {
+            TableCommand::CreateTable(create) => {
+                self.create_table(create, statement).await.map(Some)
+            }
+            TableCommand::CreateDatabase {
+                name,
+                if_not_exists,
+                comment,
+                location,
+            } => {
+                self.warehouse().create_database(
+                    &name,
+                    if_not_exists,
+                    comment,
+                    location.map(PathBuf::from),
+                )?;
+                self.ensure_schema(&name)?;
+                completed("CREATE DATABASE", None)
+            }
+            TableCommand::DropDatabase {
+                name,
+                if_exists,
+                cascade,
+            } => {
+                if !self.warehouse().database_exists(&name) {
+                    return match if_exists {
+                        true => completed("DROP DATABASE", None),
+                        false => Err(warehouse::schema_not_found(&name)),
+                    };
+                }
+                if name == self.current_database() {
+                    return Err(Error::Table(format!(
+                        "[UNSUPPORTED_FEATURE] Cannot drop `{name}`: it is the current database (USE default first)"
+                    )));
+                }
+                for dropped in self.warehouse().drop_database(&name, cascade)? {
+                    self.table_changed(&dropped.qualified(), true);
+                }
+                let catalog = self
+                    .ctx
+                    .state()
+                    .config()
+                    .options()
+                    .catalog
+                    .default_catalog
+                    .clone();
+                if let Some(catalog) = self.ctx.catalog(&catalog) {
+                    catalog.deregister_schema(schema_name(&name), true)?;
+                }
+                completed("DROP DATABASE", None)
+            }
+            TableCommand::Use { database } => {
+                let known = self.warehouse().database_exists(&database)
+                    || self.schema_provider(&database).is_some();
+                if !known {
+                    return Err(warehouse::schema_not_found(&database));
+                }
+                let at = self.current_statement_at();
+                self.set(
+                    "datafusion.catalog.default_schema",
+                    schema_name(&database),
+                    Source::Session { at },
+                )?;
+                completed("USE", None)
+            }
+            TableCommand::ShowDatabases => {
+                let names = self.warehouse().databases()?;
+                Ok(Some(text_rows(&["namespace"], vec![names])))
+            }
+            TableCommand::DropTable { name, if_exists } => {
+                let Some(meta) = self.warehouse_table(&name).await? else {
+                    let (database, table) = self.resolve_name(&name)?;
+                    if if_exists || self.session_table(&database, &table).await? {
+                        // DataFusion's: a table of the session, or nothing (IF EXISTS).
+                        return Ok(None);
+                    }
+                    return Err(warehouse::table_not_found(&format!("{database}.{table}")));
+                };
+                self.warehouse().drop_table(&meta.database, &meta.name)?;
+                self.deregister(&meta.database, &meta.name)?;
+                self.table_changed(&meta.qualified(), true);
+                completed("DROP TABLE", None)
+            }
+            TableCommand::ShowPartitions { table, spec } => {
+                let meta = self.partitioned_table(&table, "SHOW PARTITIONS").await?;
+                let spec = spec.unwrap_or_default();
+                check_spec(&meta, &spec, false)?;
+                let names: Vec<String> = meta
+                    .partitions
+                    .iter()
+                    .filter(|p| spec.matches(&meta.partition_columns, &p.values))
+                    .map(|p| meta.partition_name(p))
+                    .collect();
+                Ok(Some(text_rows(&["partition"], vec![names])))
+            }
+            TableCommand::AddPartitions {
+                table,
+                if_not_exists,
+                partitions,
+            } => self
+                .add_partitions(&table, if_not_exists, partitions)
+                .await
+                .map(Some),
+            TableCommand::DropPartitions {
+                table,
+                if_exists,
+                specs,
+            } => self
+                .drop_partitions(&table, if_exists, specs)
+                .await
+                .map(Some),
+            TableCommand::DescribeExtended { table } => {
+                self.describe_extended(&table).await.map(Some)
+            }
+            TableCommand::Insert {
+                table,
+                overwrite,
+                spec,
+                columns,
+                query_offset,
+            } => {
+                let Some(meta) = self.warehouse_table(&table).await? else {
+                    if !overwrite && spec.is_none() {
+                        return Ok(None);
+                    }
+                    let (database, name) = self.resolve_name(&table)?;
+                    if self.session_table(&database, &name).await? {
+                        return Err(Error::Table(format!(
+                            "[UNSUPPORTED_FEATURE] INSERT OVERWRITE and PARTITION clauses write warehouse tables (CREATE TABLE … USING parquet); `{table}` is a table of this session"
+                        )));
+                    }
+                    return Err(warehouse::table_not_found(&format!("{database}.{name}")));
+                };
+                let query = self
+                    .query_plan(&query_statement(statement, query_offset))
+                    .await?;
+                let spec = spec.unwrap_or_default();
+                check_spec(&meta, &spec, true)?;
+                let plan = align_insert(&meta, query, &spec, columns.as_deref())?;
+                let mode = match (
+                    overwrite,
+                    self.setting(keys::PARTITION_OVERWRITE_MODE).as_str(),
+                ) {
+                    (false, _) => WriteMode::Append,
+                    (true, "dynamic") => WriteMode::OverwriteDynamic,
+                    (true, _) => WriteMode::OverwriteStatic,
+                };
+                let committed = self.write_table(&meta, plan, mode, &spec).await?;
+                completed("INSERT", Some(committed_rows_written(&meta, &committed)))
+            }
+            TableCommand::Checkpoint { name, query_offset } => self
+                .checkpoint(&name, statement, query_offset)
+                .await
+                .map(Some),
+        }
+    }
+
+    /// The plan of a query inside a statement (a CTAS's, an INSERT's), reading the caches
+    /// there are.
+    async fn query_plan(&self, query: &SqlStatement) -> Result<LogicalPlan> {
+        let plan = self.logical_plan(query).await?;
+        if !matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+        ) {
+            return self
+                .use_cached_data(plan, super::cache::Materialize::Yes)
+                .await;
+        }
+        Err(Error::Table(
+            "the statement's query must be a query (SELECT, VALUES, WITH …)".into(),
+        ))
+    }
+
+    async fn partitioned_table(&self, name: &str, statement: &str) -> Result<TableMeta> {
+        let meta = self.existing_table(name).await?;
+        if !meta.is_partitioned() {
+            return Err(Error::Table(format!(
+                "[INVALID_PARTITION_OPERATION.PARTITION_SCHEMA_IS_EMPTY] {statement} is not allowed on `{}`: it is not partitioned",
+                meta.qualified()
+            )));
+        }
+        Ok(meta)
+    }
+
+    async fn existing_table(&self, name: &str) -> Result<TableMeta> {
+        match self.warehouse_table(name).await? {
+            Some(meta) => Ok(meta),
+            None => {
+                let (database, table) = self.resolve_name(name)?;
+                match self.session_table(&database, &table).await? {
+                    true => Err(Error::Table(format!(
+                        "[UNSUPPORTED_FEATURE] `{name}` is a table of this session, not of the warehouse; partitions and DESCRIBE EXTENDED are about warehouse tables (CREATE TABLE … USING parquet)"
+                    ))),
+                    false => Err(warehouse::table_not_found(&format!("{database}.{table}"))),
+                }
+            }
+        }
+    }
+
+    async fn create_table(
+        &self,
+        create: CreateTable,
+        statement: &SqlStatement,
+    ) -> Result<StatementOutput> {
+        let (database, name) = self.resolve_name(&create.name)?;
+        let qualified = format!("{database}.{name}");
+        if create.or_replace {
+            return Err(Error::Table(format!(
+                "[UNSUPPORTED_FEATURE] CREATE OR REPLACE TABLE `{qualified}` … USING: replace its rows with INSERT OVERWRITE, or DROP TABLE it first"
+            )));
+        }
+        let provider = create.provider.clone().unwrap_or_else(|| "parquet".into());
+        if provider != "parquet" {
+            return Err(Error::Table(format!(
+                "[UNSUPPORTED_DATASOURCE] `{qualified}` USING {provider}: warehouse tables are stored as parquet (CREATE EXTERNAL TABLE … STORED AS {} reads other formats in place)",
+                provider.to_ascii_uppercase()
+            )));
+        }
+        if !self.warehouse().database_exists(&database) {
+            return Err(warehouse::schema_not_found(&database));
+        }
+        let exists = self.warehouse().table(&database, &name)?.is_some()
+            || self.session_table(&database, &name).await?;
+        if exists {
+            return match create.if_not_exists {
+                true => finished("CREATE TABLE", None),
+                false => Err(warehouse::table_exists(&qualified)),
+            };
+        }
+        let query = match create.query_offset {
+            Some(offset) => {
+                if create.columns.is_some() {
+                    return Err(Error::Table(format!(
+                        "[UNSUPPORTED_FEATURE] CREATE TABLE `{qualified}` with both a column list and AS query: the query's columns are the table's"
+                    )));
+                }
+                Some(self.query_plan(&query_statement(statement, offset)).await?)
+            }
+            None => None,
+        };
+        let (kind, location) = match &create.location {
+            Some(location) => (
+                TableKind::External,
+                std::path::absolute(location)
+                    .map_err(|e| Error::io("resolve the table location", location, e))?,
+            ),
+            None => (
+                TableKind::Managed,
+                self.warehouse().database_location(&database).join(&name),
+            ),
+        };
+        let schema: SchemaRef = match (&create.columns, &query) {
+            (Some(columns), _) => self.column_schema(columns, &qualified).await?,
+            (None, Some(query)) => Arc::new(query.schema().as_arrow().clone()),
+            (None, None) if kind == TableKind::External => {
+                infer_schema(&location, &create.partitioned_by)?
+            }
+            (None, None) => {
+                return Err(Error::Table(format!(
+                    "CREATE TABLE `{qualified}` needs its columns, `(a INT, …)`, or a query, `AS SELECT …`"
+                )));
+            }
+        };
+        let mut meta = new_table_meta(&database, &name, kind, location, &schema, &create)?;
+        match query {
+            Some(query) => {
+                if kind == TableKind::Managed && has_data(&meta.location) {
+                    return Err(Error::Table(format!(
+                        "[LOCATION_ALREADY_EXISTS] Cannot create the managed table `{qualified}`: its location '{}' already exists and holds files; pick another name or remove that directory",
+                        meta.location.display()
+                    )));
+                }
+                let plan = align_insert(&meta, query, &PartitionSpec::default(), None)?;
+                let committed = self
+                    .write_table(&meta, plan, WriteMode::Create, &PartitionSpec::default())
+                    .await?;
+                self.register_warehouse_table(&committed)?;
+                self.table_changed(&qualified, true);
+                finished("CREATE TABLE", Some(committed.rows()))
+            }
+            None => {
+                if kind == TableKind::External {
+                    meta.partitions = discover_partitions(&meta)?;
+                }
+                meta.version = 1;
+                self.warehouse().create_table(&meta)?;
+                self.register_warehouse_table(&meta)?;
+                self.table_changed(&qualified, true);
+                finished("CREATE TABLE", None)
+            }
+        }
+    }
+
+    /// The schema of a column list, `a INT, b STRING`, as DataFusion types it.
+    async fn column_schema(&self, columns: &str, table: &str) -> Result<SchemaRef> {
+        let sql = format!("CREATE TABLE stagesql_columns ({columns})");
+        let plan = self
+            .ctx
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(|e| {
+                Error::Table(format!(
+                    "the columns of `{table}` do not parse: {}",
+                    Error::DataFusion(e).message()
+                ))
+            })?;
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                Ok(Arc::new(create.input.schema().as_arrow().clone()))
+            }
+            _ => Err(Error::Internal(
+                "a column list did not plan as columns".into(),
+            )),
+        }
+    }
+
+    /// Runs `plan` (already in the table's column order and types) as a write of `base`'s
+    /// table and commits it; returns the committed version.
+    pub(super) async fn write_table(
+        &self,
+        base: &TableMeta,
+        plan: LogicalPlan,
+        mode: WriteMode,
+        spec: &PartitionSpec,
+    ) -> Result<TableMeta> {
+        let write_id = uuid::Uuid::new_v4().simple().to_string();
+        let staging = base.location.join(format!(".stagesql-staging-{write_id}"));
+        let write = crate::warehouse::begin_write(self.warehouse(), base, &staging)?;
+        let options = WriteOptions {
+            staging: staging.clone(),
+            write_id,
+            partition_columns: base.partition_columns.clone(),
+            slow_tasks: self.slow_write_tasks()?,
+        };
+        self.note_reads(&plan);
+        let batches = self.run_write_job(&plan, options).await;
+        // Caches reading the table are computed again, also after a failed write.
+        self.table_changed(&base.qualified(), false);
+        let files = warehouse::written_files(&batches?)?;
+        let pause = match self.setting(keys::TEST_SLOW_COMMIT_MS).parse::<u64>() {
+            Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+            _ => None,
+        };
+        let warehouse = self.warehouse().clone();
+        let base = base.clone();
+        let spec = spec.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            warehouse::commit_write(
+                &warehouse,
+                write,
+                &base,
+                files,
+                mode,
+                &spec,
+                &staging,
+                warehouse::CommitPause(pause),
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the commit task failed: {e}")))??;
+        self.table_changed(&committed.qualified(), false);
+        self.note_write(&committed);
+        Ok(committed)
+    }
+
+    /// Runs the write's job: in stages mode, the write's tasks are the last stage's;
+    /// pipelined, DataFusion's streams run them. Returns the rows naming the written files.
+    async fn run_write_job(
+        &self,
+        plan: &LogicalPlan,
+        options: WriteOptions,
+    ) -> Result<Vec<RecordBatch>> {
+        let wrap: PlanWrap = Arc::new(move |physical| write_on_top(physical, options.clone()));
+        match self.execution_mode() {
+            super::ExecutionMode::Stages => Ok(self
+                .run_job_wrapped(plan, wrap)
+                .await?
+                .try_collect()
+                .await?),
+            super::ExecutionMode::Pipelined => {
+                let state = self.ctx.state();
+                let physical = wrap(state.create_physical_plan(plan).await?);
+                Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
+            }
+        }
+    }
+
+    /// `stagesql.test.slow_write_tasks`: `task:ms` pairs.
+    fn slow_write_tasks(&self) -> Result<Vec<(usize, Duration)>> {
+        let text = self.setting(keys::TEST_SLOW_WRITE_TASKS);
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                item.split_once(':')
+                    .and_then(|(task, ms)| {
+                        Some((task.trim().parse().ok()?, Duration::from_millis(ms.trim().parse().ok()?)))
+                    })
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "invalid value '{item}' in '{}': expected task:milliseconds, e.g. 1:60000",
+                            keys::TEST_SLOW_WRITE_TASKS
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    async fn add_partitions(
+        &self,
+        table: &str,
+        if_not_exists: bool,
+        partitions: Vec<(PartitionSpec, Option<String>)>,
+    ) -> Result<StatementOutput> {
+        let base = self
+            .partitioned_table(table, "ALTER TABLE … ADD PARTITION")
+            .await?;
+        let mut meta = base.clone();
+        for (spec, location) in partitions {
+            check_spec(&meta, &spec, false)?;
+            let values = full_values(&meta, &spec)?;
+            if meta.partitions.iter().any(|p| p.values == values) {
+                if if_not_exists {
+                    continue;
+                }
+                return Err(Error::Table(format!(
+                    "[PARTITIONS_ALREADY_EXIST] Cannot ADD PARTITION {} to `{}`: it already exists (use ADD IF NOT EXISTS to skip it)",
+                    warehouse::partition_dir(&meta.partition_columns, &values),
+                    meta.qualified()
+                )));
+            }
+            let location = location
+                .map(|l| {
+                    std::path::absolute(&l)
+                        .map_err(|e| Error::io("resolve the partition location", &l, e))
+                })
+                .transpose()?;
+            let mut partition = Partition {
+                values,
+                location,
+                files: Vec::new(),
+            };
+            // A partition added over files that are there already reads them.
+            partition.files = discover_files(&meta.partition_path(&partition))?;
+            meta.partitions.push(partition);
+        }
+        meta.partitions.sort_by(|a, b| a.values.cmp(&b.values));
+        self.commit_metadata(&base, meta, "ALTER TABLE ADD PARTITION")?;
+        finished("ALTER TABLE", None)
+    }
+
+    async fn drop_partitions(
+        &self,
+        table: &str,
+        if_exists: bool,
+        specs: Vec<PartitionSpec>,
+    ) -> Result<StatementOutput> {
+        let base = self
+            .partitioned_table(table, "ALTER TABLE … DROP PARTITION")
+            .await?;
+        let mut meta = base.clone();
+        let mut dropped = Vec::new();
+        for spec in specs {
+            check_spec(&meta, &spec, false)?;
+            let (gone, kept): (Vec<Partition>, Vec<Partition>) =
+                std::mem::take(&mut meta.partitions)
+                    .into_iter()
+                    .partition(|p| spec.matches(&meta.partition_columns, &p.values));
+            meta.partitions = kept;
+            if gone.is_empty() && !if_exists {
+                let named: Vec<String> = spec
+                    .0
+                    .iter()
+                    .map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("")))
+                    .collect();
+                return Err(Error::Table(format!(
+                    "[PARTITIONS_NOT_FOUND] The partition ({}) cannot be found in `{}` (SHOW PARTITIONS lists them; DROP IF EXISTS skips it)",
+                    named.join(", "),
+                    meta.qualified()
+                )));
+            }
+            dropped.extend(gone);
+        }
+        self.commit_metadata(&base, meta.clone(), "ALTER TABLE DROP PARTITION")?;
+        if base.kind.owns_data() {
+            for partition in &dropped {
+                let _ = std::fs::remove_dir_all(base.partition_path(partition));
+                if let Some(parent) = base.partition_path(partition).parent() {
+                    crate::warehouse::remove_empty_dirs(parent, &base.location);
+                }
+            }
+        }
+        finished("ALTER TABLE", None)
+    }
+
+    /// Commits a change of the catalog entry alone (no files written).
+    fn commit_metadata(
+        &self,
+        base: &TableMeta,
+        mut meta: TableMeta,
+        operation: &str,
+    ) -> Result<()> {
+        meta.version = base.version + 1;
+        meta.last_operation = operation.to_string();
+        meta.last_commit_ms = warehouse::now_ms();
+        self.warehouse().commit(&meta)?;
+        self.table_changed(&meta.qualified(), false);
+        self.note_write(&meta);
+        Ok(())
+    }
+
+    async fn describe_extended(&self, table: &str) -> Result<StatementOutput> {
+        let meta = self.existing_table(table).await?;
+        let schema = meta.schema()?;
+        let mut rows: Vec<[String; 3]> = schema
+            .fields()
+            .iter()
+            .map(|f| [f.name().clone(), spark_type(f.data_type()), String::new()])
+            .collect();
+        if meta.is_partitioned() {
+            rows.push([
+                "# Partition Information".into(),
+                String::new(),
+                String::new(),
+            ]);
+            rows.push(["# col_name".into(), "data_type".into(), "comment".into()]);
+            for column in &meta.partition_columns {
+                let field = schema
+                    .field_with_name(column)
+                    .map_err(datafusion::error::DataFusionError::from)?;
+                rows.push([column.clone(), spark_type(field.data_type()), String::new()]);
+            }
+        }
+        rows.push([String::new(), String::new(), String::new()]);
+        rows.push([
+            "# Detailed Table Information".into(),
+            String::new(),
+            String::new(),
+        ]);
+        let properties: Vec<String> = meta
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut detail = vec![
+            ("Catalog", "spark_catalog".to_string()),
+            ("Database", meta.database.clone()),
+            ("Table", meta.name.clone()),
+            ("Created Time", format_ms(meta.created_ms)),
+            ("Type", meta.kind.as_str().to_string()),
+            ("Provider", meta.provider.clone()),
+            ("Location", meta.location.display().to_string()),
+            ("Version", meta.version.to_string()),
+            ("Last Operation", meta.last_operation.clone()),
+            ("Last Commit", format_ms(meta.last_commit_ms)),
+            (
+                "Statistics",
+                format!(
+                    "{} bytes, {} rows, {} files",
+                    meta.bytes(),
+                    meta.rows(),
+                    meta.file_count()
+                ),
+            ),
+        ];
+        if meta.is_partitioned() {
+            detail.push(("Partition Provider", "Catalog".into()));
+            detail.push(("Partitions", meta.partitions.len().to_string()));
+        }
+        if let Some(comment) = &meta.comment {
+            detail.push(("Comment", comment.clone()));
+        }
+        if !properties.is_empty() {
+            detail.push(("Table Properties", format!("[{}]", properties.join(", "))));
+        }
+        rows.extend(
+            detail
+                .into_iter()
+                .map(|(k, v)| [k.to_string(), v, String::new()]),
+        );
+        let column = |i: usize| rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>();
+        Ok(text_rows(
+            &["col_name", "data_type", "comment"],
+            vec![column(0), column(1), column(2)],
+        ))
+    }
+
+    async fn checkpoint(
+        &self,
+        name: &str,
+        statement: &SqlStatement,
+        query_offset: usize,
+    ) -> Result<StatementOutput> {
+        let (database, table) = self.resolve_name(name)?;
+        let qualified = format!("{database}.{table}");
+        if !self.warehouse().database_exists(&database) {
+            return Err(warehouse::schema_not_found(&database));
+        }
+        let existing = self.warehouse().table(&database, &table)?;
+        if let Some(existing) = &existing
+            && existing.kind != TableKind::Checkpoint
+        {
+            return Err(Error::Table(format!(
+                "[TABLE_OR_VIEW_ALREADY_EXISTS] Cannot CHECKPOINT `{qualified}`: a {} table of that name exists",
+                existing.kind.as_str().to_ascii_lowercase()
+            )));
+        }
+        if existing.is_none() && self.session_table(&database, &table).await? {
+            return Err(warehouse::table_exists(&qualified));
+        }
+        let query = self
+            .query_plan(&query_statement(statement, query_offset))
+            .await?;
+        let schema = Arc::new(query.schema().as_arrow().clone());
+        let dir = match self.setting(keys::CHECKPOINT_DIR) {
+            dir if dir.trim().is_empty() => self.warehouse().root().join("_checkpoints"),
+            dir => std::path::absolute(&dir)
+                .map_err(|e| Error::io("resolve spark.checkpoint.dir", &dir, e))?,
+        };
+        let location = dir.join(format!(
+            "{database}.{table}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let create = CreateTable::default();
+        let fresh = new_table_meta(
+            &database,
+            &table,
+            TableKind::Checkpoint,
+            location,
+            &schema,
+            &create,
+        )?;
+        let plan = align_insert(&fresh, query, &PartitionSpec::default(), None)?;
+        let committed = match &existing {
+            None => {
+                self.write_table(&fresh, plan, WriteMode::Create, &PartitionSpec::default())
+                    .await?
+            }
+            Some(existing) => {
+                // The new files go to a new directory; the old ones go with the commit.
+                let base = TableMeta {
+                    columns: fresh.columns.clone(),
+                    location: fresh.location.clone(),
+                    ..existing.clone()
+                };
+                let committed = self
+                    .write_table(
+                        &base,
+                        plan,
+                        WriteMode::OverwriteStatic,
+                        &PartitionSpec::default(),
+                    )
+                    .await?;
+                let _ = std::fs::remove_dir_all(&existing.location);
+                committed
+            }
+        };
+        self.register_warehouse_table(&committed)?;
+        self.table_changed(&qualified, true);
+        finished("CHECKPOINT", Some(committed.rows()))
+    }
+
+    /// After a write or DDL on a warehouse table: caches reading it compute again; when
+    /// `replaced`, a cache of the table itself goes.
+    fn table_changed(&self, qualified: &str, replaced: bool) {
+        let (database, table) = qualified
+            .split_once('.')
+            .unwrap_or((DEFAULT_DATABASE, qualified));
+        let reference = TableReference::partial(schema_name(database), table);
+        self.invalidate_table(&reference, replaced);
+    }
+
+    /// Records the warehouse tables `plan` reads, at their versions now (for `--resume`).
+    pub(super) fn note_reads(&self, plan: &LogicalPlan) {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut reads = Vec::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(table) = provider.downcast_ref::<WarehouseTable>()
+                && let Ok(meta) = table.meta()
+            {
+                reads.push((meta.qualified(), meta.version));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+        for (table, version) in reads {
+            effects.reads.entry(table).or_insert(version);
+        }
+    }
+
+    fn note_write(&self, meta: &TableMeta) {
+        let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+        effects.writes.insert(meta.qualified(), meta.version);
+    }
+
+    /// The warehouse tables the statements since the last call read and wrote, with their
+    /// versions (what `--resume` records of a completed statement).
+    pub fn take_effects(&self) -> StatementEffects {
+        std::mem::take(&mut *self.effects.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The committed version of a warehouse table (`database.table`), if it exists.
+    pub fn table_version(&self, qualified: &str) -> Result<Option<u64>> {
+        let (database, table) = qualified
+            .split_once('.')
+            .unwrap_or((DEFAULT_DATABASE, qualified));
+        Ok(self.warehouse().table(database, table)?.map(|m| m.version))
+    }
+}
+
+/// The warehouse tables statements read and wrote, with versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatementEffects {
+    pub reads: BTreeMap<String, u64>,
+    pub writes: BTreeMap<String, u64>,
+}
+
+/// The write on top of a query's physical plan: a merge at the top goes (each task writes
+/// its partition), anything else stays below the write.
+fn write_on_top(plan: Arc<dyn ExecutionPlan>, options: WriteOptions) -> Arc<dyn ExecutionPlan> {
+    let input = if plan.is::<CoalescePartitionsExec>() || plan.is::<SortPreservingMergeExec>() {
+        plan.children()[0].clone()
+    } else {
+        plan
+    };
+    Arc::new(WriteFilesExec::new(input, options))
+}
+
+/// The rows the write put in the partitions it wrote: what INSERT OVERWRITE reports.
+fn committed_rows_written(before: &TableMeta, after: &TableMeta) -> u64 {
+    let old: std::collections::HashSet<&str> = before
+        .partitions
+        .iter()
+        .flat_map(|p| p.files.iter().map(|f| f.path.as_str()))
+        .collect();
+    after
+        .partitions
+        .iter()
+        .flat_map(|p| &p.files)
+        .filter(|f| !old.contains(f.path.as_str()))
+        .map(|f| f.rows)
+        .sum()
+}
+
+/// A new table's catalog entry (version 0: not committed) with partition columns last.
+fn new_table_meta(
+    database: &str,
+    name: &str,
+    kind: TableKind,
+    location: PathBuf,
+    schema: &Schema,
+    create: &CreateTable,
+) -> Result<TableMeta> {
+    let qualified = format!("{database}.{name}");
+    let mut seen = std::collections::HashSet::new();
+    for field in schema.fields() {
+        if !seen.insert(field.name().to_ascii_lowercase()) {
+            return Err(Error::Table(format!(
+                "[COLUMN_ALREADY_EXISTS] The column `{}` appears twice in `{qualified}`",
+                field.name()
+            )));
+        }
+    }
+    let mut partition_columns = Vec::new();
+    for column in &create.partitioned_by {
+        let field = schema
+            .fields()
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(column))
+            .ok_or_else(|| {
+                Error::Table(format!(
+                    "PARTITIONED BY ({column}): `{qualified}` has no column `{column}` (its columns: {})",
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+        if partition_columns.contains(field.name()) {
+            return Err(Error::Table(format!(
+                "PARTITIONED BY names `{column}` twice"
+            )));
+        }
+        partition_columns.push(field.name().clone());
+    }
+    if !partition_columns.is_empty() && partition_columns.len() == schema.fields().len() {
+        return Err(Error::Table(format!(
+            "Cannot use all columns of `{qualified}` for partition columns: the files would hold nothing"
+        )));
+    }
+    let column = |field: &Field| ColumnMeta {
+        name: field.name().clone(),
+        data_type: field.data_type().to_string(),
+        nullable: true,
+    };
+    let mut columns: Vec<ColumnMeta> = schema
+        .fields()
+        .iter()
+        .filter(|f| !partition_columns.contains(f.name()))
+        .map(|f| column(f))
+        .collect();
+    for name in &partition_columns {
+        columns.push(column(
+            schema
+                .field_with_name(name)
+                .map_err(datafusion::error::DataFusionError::from)?,
+        ));
+    }
+    let now = warehouse::now_ms();
+    Ok(TableMeta {
+        database: database.to_string(),
+        name: name.to_string(),
+        kind,
+        provider: "parquet".into(),
+        location,
+        columns,
+        partitions: match partition_columns.is_empty() {
+            true => vec![Partition {
+                values: Vec::new(),
+                location: None,
+                files: Vec::new(),
+            }],
+            false => Vec::new(),
+        },
+        partition_columns,
+        properties: create.properties.clone(),
+        comment: create.comment.clone(),
+        version: 0,
+        created_ms: now,
+        last_operation: "CREATE TABLE".into(),
+        last_commit_ms: now,
+    })
+}
+
+/// Checks that a PARTITION clause names partition columns of the table, each once, and
+/// (unless `dynamic_allowed`) gives each a value.
+fn check_spec(meta: &TableMeta, spec: &PartitionSpec, dynamic_allowed: bool) -> Result<()> {
+    if spec.0.is_empty() {
+        return Ok(());
+    }
+    if !meta.is_partitioned() {
+        return Err(Error::Table(format!(
+            "[NOT_A_PARTITIONED_TABLE] `{}` is not partitioned; a PARTITION clause does not apply",
+            meta.qualified()
+        )));
+    }
+    let mut seen = Vec::new();
+    for (column, value) in &spec.0 {
+        if !meta
+            .partition_columns
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(column))
+        {
+            return Err(Error::Table(format!(
+                "[PARTITIONS_NOT_FOUND] `{column}` is not a partition column of `{}` (its partition columns: {})",
+                meta.qualified(),
+                meta.partition_columns.join(", ")
+            )));
+        }
+        if seen.contains(&column.to_ascii_lowercase()) {
+            return Err(Error::Table(format!(
+                "the PARTITION clause names `{column}` twice"
+            )));
+        }
+        seen.push(column.to_ascii_lowercase());
+        if value.is_none() && !dynamic_allowed {
+            return Err(Error::Table(format!(
+                "partition column `{column}` needs a value"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The values of a PARTITION clause that names every partition column.
+fn full_values(meta: &TableMeta, spec: &PartitionSpec) -> Result<Vec<Option<String>>> {
+    meta.partition_columns
+        .iter()
+        .map(|column| match spec.static_value(column) {
+            Some(value) => Ok(Some(value.to_string())),
+            None => Err(Error::Table(format!(
+                "the PARTITION clause must give every partition column of `{}` a value; `{column}` has none",
+                meta.qualified()
+            ))),
+        })
+        .collect()
+}
+
+/// The query of an INSERT (or CTAS) as the table's columns, in table order and types:
+/// Spark's rules — columns by position (or by the names of a column list), static
+/// partition values as constants, every other column from the query, missing columns of a
+/// column list NULL.
+fn align_insert(
+    meta: &TableMeta,
+    query: LogicalPlan,
+    spec: &PartitionSpec,
+    columns: Option<&[String]>,
+) -> Result<LogicalPlan> {
+    let schema = meta.schema()?;
+    let table = meta.qualified();
+    let is_static =
+        |name: &str| meta.is_partition_column(name) && spec.static_value(name).is_some();
+    // The table columns the query's columns go to, in order.
+    let targets: Vec<String> = match columns {
+        Some(names) => {
+            let mut targets = Vec::new();
+            for name in names {
+                let field = schema
+                    .fields()
+                    .iter()
+                    .find(|f| f.name().eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        Error::Table(format!(
+                            "[UNRESOLVED_COLUMN] `{name}` is not a column of `{table}`"
+                        ))
+                    })?;
+                if is_static(field.name()) {
+                    return Err(Error::Table(format!(
+                        "`{name}` has a static value in the PARTITION clause; it cannot be in the column list too"
+                    )));
+                }
+                if targets.contains(field.name()) {
+                    return Err(Error::Table(format!(
+                        "the column list names `{name}` twice"
+                    )));
+                }
+                targets.push(field.name().clone());
+            }
+            targets
+        }
+        None => schema
+            .fields()
+            .iter()
+            .filter(|f| !is_static(f.name()))
+            .map(|f| f.name().clone())
+            .collect(),
+    };
+    let given = query.schema().fields().len();
+    if given != targets.len() {
+        let kind = match given < targets.len() {
+            true => "NOT_ENOUGH_DATA_COLUMNS",
+            false => "TOO_MANY_DATA_COLUMNS",
+        };
+        let quoted = |names: Vec<String>| {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Error::Table(format!(
+            "[INSERT_COLUMN_ARITY_MISMATCH.{kind}] Cannot write to `{table}`: the query gives {given} columns, the table takes {}: {}{}",
+            targets.len(),
+            quoted(targets.clone()),
+            match spec.0.iter().any(|(_, v)| v.is_some()) {
+                true => " (static partition columns are not among them)",
+                false => "",
+            }
+        )));
+    }
+    let mut exprs: Vec<Expr> = Vec::new();
+    for field in schema.fields() {
+        let name = field.name();
+        let expr = if let Some(value) = spec
+            .static_value(name)
+            .filter(|_| meta.is_partition_column(name))
+        {
+            let value = ScalarValue::Utf8(Some(value.to_string()))
+                .cast_to(field.data_type())
+                .map_err(|e| {
+                    Error::Table(format!(
+                        "the PARTITION value '{value}' of `{name}` is not a {}: {}",
+                        spark_type(field.data_type()),
+                        e.message()
+                    ))
+                })?;
+            lit(value)
+        } else if let Some(position) = targets.iter().position(|t| t == name) {
+            let (qualifier, source) = query.schema().qualified_field(position);
+            cast(
+                Expr::Column(Column::new(qualifier.cloned(), source.name())),
+                field.data_type().clone(),
+            )
+        } else {
+            lit(ScalarValue::try_from(field.data_type())?)
+        };
+        exprs.push(expr.alias(name));
+    }
+    Ok(LogicalPlanBuilder::from(query).project(exprs)?.build()?)
+}
+
+/// Whether `dir` exists and holds anything but hidden entries.
+fn has_data(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| !e.file_name().to_string_lossy().starts_with(['.', '_']))
+    })
+}
+
+/// The Parquet files directly in `dir` (not hidden), with sizes and row counts.
+fn discover_files(dir: &Path) -> Result<Vec<DataFile>> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut files = Vec::new();
+    for name in warehouse::list_dir(dir)? {
+        let path = dir.join(&name);
+        if name.starts_with(['.', '_']) || !path.is_file() {
+            continue;
+        }
+        let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        let reader = SerializedFileReader::new(file).map_err(|e| {
+            Error::Table(format!("'{}' is not a Parquet file: {e}", path.display()))
+        })?;
+        files.push(DataFile {
+            path: name,
+            size,
+            rows: reader.metadata().file_metadata().num_rows() as u64,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The partitions of an external table over existing files: `c=v/…` directories (or the
+/// location itself when unpartitioned).
+fn discover_partitions(meta: &TableMeta) -> Result<Vec<Partition>> {
+    if !meta.is_partitioned() {
+        return Ok(vec![Partition {
+            values: Vec::new(),
+            location: None,
+            files: discover_files(&meta.location)?,
+        }]);
+    }
+    let mut partitions = Vec::new();
+    for dir in partition_dirs(&meta.location, meta.partition_columns.len())? {
+        let relative = dir
+            .strip_prefix(&meta.location)
+            .unwrap_or(&dir)
+            .to_string_lossy()
+            .into_owned();
+        if let Some(values) =
+            crate::warehouse::parse_partition_dir(&meta.partition_columns, &relative)
+        {
+            partitions.push(Partition {
+                values,
+                location: None,
+                files: discover_files(&dir)?,
+            });
+        }
+    }
+    partitions.sort_by(|a, b| a.values.cmp(&b.values));
+    Ok(partitions)
+}
+
+/// Directories `depth` levels under `root` whose names are `c=v` (not hidden).
+fn partition_dirs(root: &Path, depth: usize) -> Result<Vec<PathBuf>> {
+    let mut level = vec![root.to_path_buf()];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for dir in level {
+            for name in warehouse::list_dir(&dir)? {
+                let path = dir.join(&name);
+                if !name.starts_with(['.', '_']) && name.contains('=') && path.is_dir() {
+                    next.push(path);
+                }
+            }
+        }
+        level = next;
+    }
+    Ok(level)
+}
+
+/// The schema of an external table from its files: the first Parquet file's columns and
+/// the partition columns, typed as Spark infers them from the directory names (whole
+/// numbers as int or bigint, anything else string).
+fn infer_schema(location: &Path, partition_columns: &[String]) -> Result<SchemaRef> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dirs = partition_dirs(location, partition_columns.len())?;
+    let first = dirs
+        .iter()
+        .flat_map(|dir| warehouse::list_dir(dir).unwrap_or_default().into_iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(['.', '_'])))
+        .ok_or_else(|| {
+            Error::Table(format!(
+                "no Parquet files at '{}' to take the table's columns from; give them, `(a INT, …)`",
+                location.display()
+            ))
+        })?;
+    let file = std::fs::File::open(&first).map_err(|e| Error::io("open", &first, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::Table(format!("'{}' is not a Parquet file: {e}", first.display())))?;
+    let mut fields: Vec<Field> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for (depth, column) in partition_columns.iter().enumerate() {
+        let values: Vec<String> = dirs
+            .iter()
+            .filter_map(|dir| {
+                let relative = dir.strip_prefix(location).ok()?;
+                let part = relative
+                    .components()
+                    .nth(depth)?
+                    .as_os_str()
+                    .to_string_lossy()
+                    .into_owned();
+                Some(part.split_once('=')?.1.to_string())
+            })
+            .filter(|v| v != warehouse::NULL_PARTITION)
+            .collect();
+        let data_type = if !values.is_empty() && values.iter().all(|v| v.parse::<i32>().is_ok()) {
+            DataType::Int32
+        } else if !values.is_empty() && values.iter().all(|v| v.parse::<i64>().is_ok()) {
+            DataType::Int64
+        } else {
+            DataType::Utf8
+        };
+        fields.push(Field::new(column, data_type, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Spark's name of a type, as DESCRIBE shows it.
+pub(crate) fn spark_type(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp_ntz".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::List(f) | DataType::LargeList(f) => {
+            format!("array<{}>", spark_type(f.data_type()))
+        }
+        other => other.to_string().to_ascii_lowercase(),
+    }
+}
+
+/// A time as Spark's DESCRIBE prints it, in UTC.
+fn format_ms(ms: u64) -> String {
+    datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime(ms as i64).map_or_else(
+        || ms.to_string(),
+        |t| format!("{} UTC", t.format("%a %b %d %H:%M:%S %Y")),
+    )
+}
+
+fn completed(tag: &str, rows: Option<u64>) -> Result<Option<StatementOutput>> {
+    finished(tag, rows).map(Some)
+}
+
+fn finished(tag: &str, rows: Option<u64>) -> Result<StatementOutput> {
+    Ok(StatementOutput::Done(Completion {
+        tag: tag.to_string(),
+        rows,
+    }))
+}
+
+/// Rows of text columns.
+fn text_rows(names: &[&str], columns: Vec<Vec<String>>) -> StatementOutput {
+    let fields: Vec<Field> = names
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let arrays = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as _)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema");
+    let stream = futures::stream::iter([Ok(batch)]);
+    StatementOutput::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+}

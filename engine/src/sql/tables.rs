@@ -1,0 +1,723 @@
+//! Spark's statements on warehouse tables and databases, which DataFusion's grammar does
+//! not have: `CREATE TABLE … USING parquet [PARTITIONED BY …]`, `INSERT OVERWRITE … PARTITION
+//! (…)`, `ALTER TABLE … ADD PARTITION`, `SHOW PARTITIONS`, `CREATE DATABASE`, `USE`,
+//! `CHECKPOINT`. Parsed on sqlparser's tokenizer; a query inside one (CTAS, INSERT) is left
+//! as text, at its offset, for DataFusion to plan.
+//!
+//! Forms that DataFusion has too (`CREATE TABLE t (…)` without USING, `CREATE EXTERNAL
+//! TABLE`, `INSERT INTO` a table of the session) are not claimed here: the session hands a
+//! statement back to DataFusion when it is not about a warehouse table.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::command::{is_word, table_name, tokens};
+use crate::error::{Error, Result};
+use crate::warehouse::PartitionSpec;
+
+/// A statement on the warehouse.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableCommand {
+    CreateTable(CreateTable),
+    CreateDatabase {
+        name: String,
+        if_not_exists: bool,
+        comment: Option<String>,
+        location: Option<String>,
+    },
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    Use {
+        database: String,
+    },
+    ShowDatabases,
+    /// `DROP TABLE [IF EXISTS] t [PURGE]`; a table of the session's own is DataFusion's.
+    DropTable {
+        name: String,
+        if_exists: bool,
+    },
+    ShowPartitions {
+        table: String,
+        spec: Option<PartitionSpec>,
+    },
+    AddPartitions {
+        table: String,
+        if_not_exists: bool,
+        partitions: Vec<(PartitionSpec, Option<String>)>,
+    },
+    DropPartitions {
+        table: String,
+        if_exists: bool,
+        specs: Vec<PartitionSpec>,
+    },
+    /// `DESCRIBE [TABLE] EXTENDED|FORMATTED t`.
+    DescribeExtended {
+        table: String,
+    },
+    /// `INSERT INTO|OVERWRITE [TABLE] t [PARTITION (…)] [(columns)] query`.
+    Insert {
+        table: String,
+        overwrite: bool,
+        spec: Option<PartitionSpec>,
+        columns: Option<Vec<String>>,
+        query_offset: usize,
+    },
+    /// `CHECKPOINT [TABLE] t AS query`.
+    Checkpoint {
+        name: String,
+        query_offset: usize,
+    },
+}
+
+/// `CREATE TABLE … USING …`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateTable {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub or_replace: bool,
+    /// The column definitions as written between the parentheses.
+    pub columns: Option<String>,
+    pub provider: Option<String>,
+    pub partitioned_by: Vec<String>,
+    pub location: Option<String>,
+    pub comment: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    pub query_offset: Option<usize>,
+}
+
+/// A cursor over a statement's tokens.
+struct Cursor<'a> {
+    text: &'a str,
+    tokens: Vec<(usize, Token)>,
+    at: usize,
+    form: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(text: &'a str, form: &'static str) -> Result<Self> {
+        Ok(Self {
+            text,
+            tokens: tokens(text)?,
+            at: 0,
+            form,
+        })
+    }
+
+    fn peek_word(&self, word: &str) -> bool {
+        is_word(self.tokens.get(self.at), word)
+    }
+
+    /// Consumes `words` when they come next, in order.
+    fn eat(&mut self, words: &[&str]) -> bool {
+        let all = words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| is_word(self.tokens.get(self.at + i), w));
+        if all {
+            self.at += words.len();
+        }
+        all
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at).map(|(_, t)| t)
+    }
+
+    fn offset(&self) -> usize {
+        self.tokens
+            .get(self.at)
+            .map_or(self.text.len(), |(o, _)| *o)
+    }
+
+    fn done(&self) -> bool {
+        self.at >= self.tokens.len()
+    }
+
+    fn error(&self, problem: &str) -> Error {
+        let near = match self.tokens.get(self.at) {
+            Some((offset, _)) => format!(
+                " at `{}`",
+                self.text[*offset..]
+                    .trim()
+                    .chars()
+                    .take(30)
+                    .collect::<String>()
+            ),
+            None => " at the end".to_string(),
+        };
+        Error::Syntax {
+            message: format!("{problem}{near}; expected {}", self.form),
+            position: None,
+        }
+    }
+
+    fn name(&mut self, what: &str) -> Result<String> {
+        table_name(&self.tokens, &mut self.at).ok_or_else(|| self.error(&format!("missing {what}")))
+    }
+
+    fn expect(&mut self, token: &Token, what: &str) -> Result<()> {
+        match self.peek() {
+            Some(t) if t == token => {
+                self.at += 1;
+                Ok(())
+            }
+            _ => Err(self.error(&format!("missing {what}"))),
+        }
+    }
+
+    fn string(&mut self, what: &str) -> Result<String> {
+        match self.peek() {
+            Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s)) => {
+                let s = s.clone();
+                self.at += 1;
+                Ok(s)
+            }
+            _ => Err(self.error(&format!("{what} must be a quoted string"))),
+        }
+    }
+
+    /// A literal partition value: a string, a number (with its sign), TRUE or FALSE.
+    fn literal(&mut self) -> Result<String> {
+        let negative = matches!(self.peek(), Some(Token::Minus));
+        if negative {
+            self.at += 1;
+        }
+        let value = match self.peek() {
+            Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s)) if !negative => {
+                s.clone()
+            }
+            Some(Token::Number(n, _)) => format!("{}{n}", if negative { "-" } else { "" }),
+            Some(Token::Word(w))
+                if !negative
+                    && w.quote_style.is_none()
+                    && (w.value.eq_ignore_ascii_case("true")
+                        || w.value.eq_ignore_ascii_case("false")) =>
+            {
+                w.value.to_ascii_lowercase()
+            }
+            Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("null") => {
+                return Err(self.error("a NULL partition value cannot be named in a PARTITION clause (rows with NULL go to __HIVE_DEFAULT_PARTITION__ when written dynamically)"));
+            }
+            _ => return Err(self.error("a partition value must be a literal")),
+        };
+        self.at += 1;
+        Ok(value)
+    }
+
+    /// `PARTITION (c = v, d)` after the word PARTITION.
+    fn partition_spec(&mut self, allow_dynamic: bool) -> Result<PartitionSpec> {
+        self.expect(&Token::LParen, "( after PARTITION")?;
+        let mut spec = Vec::new();
+        loop {
+            let column = match self.peek() {
+                Some(Token::Word(w)) => w.value.clone(),
+                _ => return Err(self.error("missing a partition column")),
+            };
+            self.at += 1;
+            let value = if matches!(self.peek(), Some(Token::Eq)) {
+                self.at += 1;
+                Some(self.literal()?)
+            } else if allow_dynamic {
+                None
+            } else {
+                return Err(self.error(&format!(
+                    "partition column {column} needs a value (c = 'v')"
+                )));
+            };
+            spec.push((column, value));
+            match self.peek() {
+                Some(Token::Comma) => self.at += 1,
+                Some(Token::RParen) => {
+                    self.at += 1;
+                    return Ok(PartitionSpec(spec));
+                }
+                _ => return Err(self.error("missing ) after the partition values")),
+            }
+        }
+    }
+
+    /// A parenthesised list of names: `(a, b)`.
+    fn names(&mut self) -> Result<Vec<String>> {
+        self.expect(&Token::LParen, "(")?;
+        let mut names = Vec::new();
+        loop {
+            match self.peek() {
+                Some(Token::Word(w)) => names.push(w.value.clone()),
+                _ => return Err(self.error("missing a column name")),
+            }
+            self.at += 1;
+            match self.peek() {
+                Some(Token::Comma) => self.at += 1,
+                Some(Token::RParen) => {
+                    self.at += 1;
+                    return Ok(names);
+                }
+                _ => return Err(self.error("missing ) after the column names")),
+            }
+        }
+    }
+
+    /// The text between a `(` here and its matching `)`, which are consumed.
+    fn parenthesised_text(&mut self) -> Result<String> {
+        let start = self.offset();
+        self.expect(&Token::LParen, "(")?;
+        let mut depth = 1;
+        while let Some(token) = self.peek() {
+            match token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let end = self.offset();
+                        self.at += 1;
+                        return Ok(self.text[start + 1..end].to_string());
+                    }
+                }
+                _ => {}
+            }
+            self.at += 1;
+        }
+        Err(self.error("missing )"))
+    }
+
+    /// `('k' = 'v', …)`.
+    fn properties(&mut self) -> Result<BTreeMap<String, String>> {
+        self.expect(&Token::LParen, "(")?;
+        let mut properties = BTreeMap::new();
+        loop {
+            if matches!(self.peek(), Some(Token::RParen)) {
+                self.at += 1;
+                return Ok(properties);
+            }
+            let key = match self.peek() {
+                Some(Token::Word(w)) => {
+                    let mut key = w.value.clone();
+                    self.at += 1;
+                    while matches!(self.peek(), Some(Token::Period)) {
+                        self.at += 1;
+                        if let Some(Token::Word(w)) = self.peek() {
+                            key = format!("{key}.{}", w.value);
+                            self.at += 1;
+                        }
+                    }
+                    key
+                }
+                _ => self.string("a property key")?,
+            };
+            if matches!(self.peek(), Some(Token::Eq)) {
+                self.at += 1;
+            }
+            let value = self.literal()?;
+            properties.insert(key, value);
+            if matches!(self.peek(), Some(Token::Comma)) {
+                self.at += 1;
+            }
+        }
+    }
+
+    /// Whether a query starts here.
+    fn at_query(&self) -> bool {
+        matches!(self.peek(), Some(Token::LParen))
+            || ["select", "with", "values", "from", "table"]
+                .iter()
+                .any(|k| self.peek_word(k))
+    }
+}
+
+/// Recognises a warehouse statement; `None` when `text` is something else (DataFusion's).
+pub fn parse_table_command(text: &str) -> Result<Option<TableCommand>> {
+    let first = text
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match first.as_str() {
+        "create" => parse_create(text),
+        "drop" => parse_drop(text),
+        "use" => parse_use(text).map(Some),
+        "show" => parse_show(text),
+        "alter" => parse_alter(text),
+        "describe" | "desc" => parse_describe(text),
+        "insert" => parse_insert(text),
+        "checkpoint" => parse_checkpoint(text).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn parse_create(text: &str) -> Result<Option<TableCommand>> {
+    let mut c = Cursor::new(
+        text,
+        "CREATE TABLE [IF NOT EXISTS] name [(columns)] USING parquet [PARTITIONED BY (columns)] [LOCATION 'path'] [COMMENT 'text'] [TBLPROPERTIES (…)] [AS query]",
+    )?;
+    c.at = 1;
+    if c.eat(&["database"]) {
+        c.form = "CREATE DATABASE [IF NOT EXISTS] name [COMMENT 'text'] [LOCATION 'path']";
+        let if_not_exists = c.eat(&["if", "not", "exists"]);
+        let name = c.name("the database name")?;
+        let (mut comment, mut location) = (None, None);
+        while !c.done() {
+            if c.eat(&["comment"]) {
+                comment = Some(c.string("COMMENT")?);
+            } else if c.eat(&["location"]) {
+                location = Some(c.string("LOCATION")?);
+            } else if c.eat(&["with", "dbproperties"]) || c.eat(&["with", "properties"]) {
+                c.properties()?;
+            } else {
+                return Err(c.error("unexpected text"));
+            }
+        }
+        return Ok(Some(TableCommand::CreateDatabase {
+            name: name.to_ascii_lowercase(),
+            if_not_exists,
+            comment,
+            location,
+        }));
+    }
+    let or_replace = c.eat(&["or", "replace"]);
+    if !c.eat(&["table"]) {
+        return Ok(None);
+    }
+    let if_not_exists = c.eat(&["if", "not", "exists"]);
+    let Some(name) = table_name(&c.tokens, &mut c.at) else {
+        return Ok(None);
+    };
+    let mut create = CreateTable {
+        name,
+        if_not_exists,
+        or_replace,
+        ..Default::default()
+    };
+    if matches!(c.peek(), Some(Token::LParen)) {
+        create.columns = Some(c.parenthesised_text()?);
+    }
+    let ours = [
+        "using",
+        "partitioned",
+        "location",
+        "tblproperties",
+        "options",
+    ]
+    .iter()
+    .any(|w| c.peek_word(w));
+    if !ours {
+        // DataFusion's CREATE TABLE: a table of the session.
+        return Ok(None);
+    }
+    loop {
+        if c.eat(&["using"]) {
+            match c.peek() {
+                Some(Token::Word(w)) => create.provider = Some(w.value.to_ascii_lowercase()),
+                _ => return Err(c.error("USING needs a format")),
+            }
+            c.at += 1;
+        } else if c.eat(&["partitioned", "by"]) {
+            create.partitioned_by = c.names()?;
+        } else if c.eat(&["location"]) {
+            create.location = Some(c.string("LOCATION")?);
+        } else if c.eat(&["comment"]) {
+            create.comment = Some(c.string("COMMENT")?);
+        } else if c.eat(&["tblproperties"]) {
+            create.properties = c.properties()?;
+        } else if c.eat(&["options"]) {
+            for (key, value) in c.properties()? {
+                create.properties.insert(format!("option.{key}"), value);
+            }
+        } else {
+            break;
+        }
+    }
+    if c.eat(&["as"]) && !c.at_query() {
+        return Err(c.error("AS without a query"));
+    }
+    if !c.done() {
+        if !c.at_query() {
+            return Err(c.error("unexpected text"));
+        }
+        create.query_offset = Some(c.offset());
+    }
+    Ok(Some(TableCommand::CreateTable(create)))
+}
+
+fn parse_drop(text: &str) -> Result<Option<TableCommand>> {
+    let mut c = Cursor::new(text, "DROP TABLE [IF EXISTS] name")?;
+    c.at = 1;
+    // `DROP SCHEMA` stays DataFusion's: a schema of the session.
+    if c.eat(&["database"]) {
+        c.form = "DROP DATABASE [IF EXISTS] name [RESTRICT | CASCADE]";
+        let if_exists = c.eat(&["if", "exists"]);
+        let name = c.name("the database name")?;
+        let cascade = c.eat(&["cascade"]);
+        if !cascade {
+            c.eat(&["restrict"]);
+        }
+        if !c.done() {
+            return Err(c.error("unexpected text"));
+        }
+        return Ok(Some(TableCommand::DropDatabase {
+            name: name.to_ascii_lowercase(),
+            if_exists,
+            cascade,
+        }));
+    }
+    if !c.eat(&["table"]) {
+        return Ok(None);
+    }
+    let if_exists = c.eat(&["if", "exists"]);
+    let Some(name) = table_name(&c.tokens, &mut c.at) else {
+        return Ok(None);
+    };
+    c.eat(&["purge"]);
+    if !c.done() {
+        // A list of tables, CASCADE…: DataFusion's.
+        return Ok(None);
+    }
+    Ok(Some(TableCommand::DropTable { name, if_exists }))
+}
+
+fn parse_use(text: &str) -> Result<TableCommand> {
+    let mut c = Cursor::new(text, "USE [DATABASE] name")?;
+    c.at = 1;
+    let _ = c.eat(&["database"]) || c.eat(&["schema"]) || c.eat(&["namespace"]);
+    let database = c.name("the database name")?;
+    if !c.done() {
+        return Err(c.error("unexpected text"));
+    }
+    Ok(TableCommand::Use {
+        database: database.to_ascii_lowercase(),
+    })
+}
+
+fn parse_show(text: &str) -> Result<Option<TableCommand>> {
+    let mut c = Cursor::new(text, "SHOW PARTITIONS name [PARTITION (c = 'v')]")?;
+    c.at = 1;
+    if c.eat(&["databases"]) || c.eat(&["schemas"]) {
+        return Ok(Some(TableCommand::ShowDatabases));
+    }
+    if !c.eat(&["partitions"]) {
+        return Ok(None);
+    }
+    let table = c.name("the table name")?;
+    let spec = match c.eat(&["partition"]) {
+        true => Some(c.partition_spec(false)?),
+        false => None,
+    };
+    if !c.done() {
+        return Err(c.error("unexpected text"));
+    }
+    Ok(Some(TableCommand::ShowPartitions { table, spec }))
+}
+
+fn parse_alter(text: &str) -> Result<Option<TableCommand>> {
+    let mut c = Cursor::new(
+        text,
+        "ALTER TABLE name ADD [IF NOT EXISTS] PARTITION (c = 'v') [LOCATION 'path'] … or ALTER TABLE name DROP [IF EXISTS] PARTITION (c = 'v') [, PARTITION …]",
+    )?;
+    c.at = 1;
+    if !c.eat(&["table"]) {
+        return Ok(None);
+    }
+    let Some(table) = table_name(&c.tokens, &mut c.at) else {
+        return Ok(None);
+    };
+    if c.eat(&["add"]) {
+        let if_not_exists = c.eat(&["if", "not", "exists"]);
+        if !c.peek_word("partition") {
+            return Ok(None);
+        }
+        let mut partitions = Vec::new();
+        while c.eat(&["partition"]) {
+            let spec = c.partition_spec(false)?;
+            let location = match c.eat(&["location"]) {
+                true => Some(c.string("LOCATION")?),
+                false => None,
+            };
+            partitions.push((spec, location));
+        }
+        if !c.done() {
+            return Err(c.error("unexpected text"));
+        }
+        return Ok(Some(TableCommand::AddPartitions {
+            table,
+            if_not_exists,
+            partitions,
+        }));
+    }
+    if c.eat(&["drop"]) {
+        let if_exists = c.eat(&["if", "exists"]);
+        if !c.peek_word("partition") {
+            return Ok(None);
+        }
+        let mut specs = Vec::new();
+        while c.eat(&["partition"]) {
+            specs.push(c.partition_spec(false)?);
+            if matches!(c.peek(), Some(Token::Comma)) {
+                c.at += 1;
+            }
+        }
+        c.eat(&["purge"]);
+        if !c.done() {
+            return Err(c.error("unexpected text"));
+        }
+        return Ok(Some(TableCommand::DropPartitions {
+            table,
+            if_exists,
+            specs,
+        }));
+    }
+    Ok(None)
+}
+
+fn parse_describe(text: &str) -> Result<Option<TableCommand>> {
+    let mut c = Cursor::new(text, "DESCRIBE [TABLE] EXTENDED name")?;
+    c.at = 1;
+    c.eat(&["table"]);
+    if !(c.eat(&["extended"]) || c.eat(&["formatted"])) {
+        return Ok(None);
+    }
+    let table = c.name("the table name")?;
+    if !c.done() {
+        return Err(c.error("unexpected text"));
+    }
+    Ok(Some(TableCommand::DescribeExtended { table }))
+}
+
+fn parse_insert(text: &str) -> Result<Option<TableCommand>> {
+    let mut c = Cursor::new(
+        text,
+        "INSERT INTO | OVERWRITE [TABLE] name [PARTITION (c = 'v', …)] [(columns)] query",
+    )?;
+    c.at = 1;
+    let overwrite = if c.eat(&["overwrite"]) {
+        true
+    } else if c.eat(&["into"]) {
+        false
+    } else {
+        return Ok(None);
+    };
+    c.eat(&["table"]);
+    let Some(table) = table_name(&c.tokens, &mut c.at) else {
+        return match overwrite {
+            true => Err(c.error("missing the table name")),
+            false => Ok(None),
+        };
+    };
+    let spec = match c.eat(&["partition"]) {
+        true => Some(c.partition_spec(true)?),
+        false => None,
+    };
+    // `(a, b) query` names columns; `(SELECT …)` is a query.
+    let columns = match c.peek() {
+        Some(Token::LParen)
+            if !["select", "with", "values", "from"]
+                .iter()
+                .any(|k| is_word(c.tokens.get(c.at + 1), k)) =>
+        {
+            Some(c.names()?)
+        }
+        _ => None,
+    };
+    if overwrite {
+        c.eat(&["if", "not", "exists"]);
+    }
+    if c.done() || !c.at_query() {
+        return match overwrite || spec.is_some() {
+            true => Err(c.error("missing the query")),
+            false => Ok(None),
+        };
+    }
+    Ok(Some(TableCommand::Insert {
+        table,
+        overwrite,
+        spec,
+        columns,
+        query_offset: c.offset(),
+    }))
+}
+
+fn parse_checkpoint(text: &str) -> Result<TableCommand> {
+    let mut c = Cursor::new(text, "CHECKPOINT [TABLE] name AS query")?;
+    c.at = 1;
+    c.eat(&["table"]);
+    let name = c.name("the name")?;
+    if !c.eat(&["as"]) {
+        return Err(c.error("missing AS"));
+    }
+    if c.done() || !c.at_query() {
+        return Err(c.error("missing the query"));
+    }
+    Ok(TableCommand::Checkpoint {
+        name,
+        query_offset: c.offset(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Option<TableCommand> {
+        parse_table_command(text).unwrap()
+    }
+
+    #[test]
+    fn claims_only_spark_forms() {
+        assert_eq!(parse("CREATE TABLE t (a INT)"), None);
+        assert_eq!(parse("CREATE TABLE t AS SELECT 1"), None);
+        assert_eq!(
+            parse("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x'"),
+            None
+        );
+        assert_eq!(
+            parse("INSERT INTO t VALUES (1)"),
+            parse("INSERT INTO t VALUES (1)")
+        );
+        assert_eq!(parse("SHOW TABLES"), None);
+        assert_eq!(parse("DESCRIBE t"), None);
+        let Some(TableCommand::CreateTable(create)) = parse(
+            "CREATE TABLE IF NOT EXISTS s.t (a INT, day STRING) USING parquet PARTITIONED BY (day) TBLPROPERTIES ('owner' = 'me') AS SELECT 1",
+        ) else {
+            panic!("not a CREATE TABLE")
+        };
+        assert_eq!(create.name, "s.t");
+        assert!(create.if_not_exists);
+        assert_eq!(create.columns.as_deref(), Some("a INT, day STRING"));
+        assert_eq!(create.partitioned_by, vec!["day"]);
+        assert_eq!(create.properties["owner"], "me");
+        assert!(create.query_offset.is_some());
+    }
+
+    #[test]
+    fn insert_with_partitions() {
+        let text = "INSERT OVERWRITE TABLE t PARTITION (day = '2024-01-01', k) SELECT 1, 2";
+        let Some(TableCommand::Insert {
+            spec,
+            overwrite,
+            query_offset,
+            ..
+        }) = parse(text)
+        else {
+            panic!("not an INSERT")
+        };
+        assert!(overwrite);
+        assert_eq!(
+            spec,
+            Some(PartitionSpec(vec![
+                ("day".into(), Some("2024-01-01".into())),
+                ("k".into(), None)
+            ]))
+        );
+        assert_eq!(&text[query_offset..], "SELECT 1, 2");
+        let Some(TableCommand::Insert { columns, .. }) =
+            parse("INSERT INTO t (b, a) VALUES (1, 2)")
+        else {
+            panic!("not an INSERT")
+        };
+        assert_eq!(columns, Some(vec!["b".to_string(), "a".to_string()]));
+        assert!(parse_table_command("INSERT OVERWRITE t PARTITION (day = NULL) SELECT 1").is_err());
+    }
+}
