@@ -64,6 +64,12 @@ pub struct Args {
     #[arg(long)]
     pub summary: bool,
 
+    /// Skip the statements of each -f file that its last run completed, as recorded in the
+    /// warehouse (spark.sql.warehouse.dir), when nothing they read or wrote changed since;
+    /// start at the one that failed. Each skipped statement is named on stderr, with why.
+    #[arg(long)]
+    pub resume: bool,
+
     /// Run the -f files (and -c commands) side by side on one session, each in order, each
     /// in a scheduler pool named after it (see spark.scheduler.mode). [default: one after
     /// the other]

@@ -8,6 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::FutureExt;
 use stagesql::sql::{SqlStatement, caret_snippet};
+use stagesql::warehouse::resume::{ScriptRun, Step};
 use stagesql::{Error, Session, StatementOutput};
 use tokio::runtime::Runtime;
 
@@ -79,6 +80,81 @@ impl Executor {
         }
     }
 
+    /// Runs a script file as [`Executor::run_text`] does, recording each completed statement
+    /// in the warehouse; with `resume`, skips what the last run completed (see
+    /// `stagesql::warehouse::resume`). Returns the status and the skipped statements as
+    /// (`file:line`, why).
+    pub fn run_script(
+        &mut self,
+        path: &std::path::Path,
+        origin: Origin<'_>,
+        continue_on_error: bool,
+        resume: bool,
+    ) -> (RunStatus, Vec<(String, String)>) {
+        let name = origin.name.unwrap_or_default();
+        let statements = match self.session.statements_from(origin.text, name) {
+            Ok(statements) => statements,
+            Err(error) => {
+                report_error(&error, origin, None);
+                return (RunStatus::Failed(1), Vec::new());
+            }
+        };
+        let begun = ScriptRun::begin(&self.session, path, &statements, resume);
+        let (mut run, steps, note) = match begun {
+            Ok(begun) => begun,
+            Err(error) => {
+                report_error(&error, origin, None);
+                return (RunStatus::Failed(1), Vec::new());
+            }
+        };
+        if let Some(note) = note {
+            eprintln!("note: {note}");
+        }
+        let mut skipped = Vec::new();
+        let mut failed = 0;
+        let mut announced = false;
+        for (index, (statement, step)) in statements.iter().zip(steps).enumerate() {
+            let at = format!("{name}:{}", statement.start.line);
+            if let Step::Skip { reason } = step {
+                eprintln!("skipped {at} ({}): {reason}", first_line(&statement.text));
+                skipped.push((at, reason));
+                if let Err(error) = run.skipped(index) {
+                    report_error(&error, origin, Some(statement));
+                    return (RunStatus::Failed(1), skipped);
+                }
+                continue;
+            }
+            if !announced && !skipped.is_empty() {
+                announced = true;
+                eprintln!("resuming at {at}");
+            }
+            self.session.take_effects();
+            match self.run_statement(statement) {
+                Ok(()) => {
+                    let effects = self.session.take_effects();
+                    if let Err(error) = run.completed(index, statement, effects) {
+                        report_error(&error, origin, Some(statement));
+                        return (RunStatus::Failed(failed + 1), skipped);
+                    }
+                }
+                Err(Failure::Interrupted) => return (RunStatus::Interrupted, skipped),
+                Err(Failure::OutputClosed) => return (RunStatus::OutputClosed, skipped),
+                Err(Failure::Error(error)) => {
+                    report_error(&error, origin, Some(statement));
+                    failed += 1;
+                    if !continue_on_error {
+                        break;
+                    }
+                }
+            }
+        }
+        let status = match failed {
+            0 => RunStatus::Ok,
+            n => RunStatus::Failed(n),
+        };
+        (status, skipped)
+    }
+
     /// Prints an in-memory result (from `\d`, `\conf`) in the current format.
     pub fn print_batch(&self, batch: RecordBatch) -> Result<(), Failure> {
         let schema = batch.schema();
@@ -123,6 +199,15 @@ impl Executor {
                 _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
             }
         })
+    }
+}
+
+/// The first line of a statement, shortened, to name it.
+fn first_line(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or_default();
+    match line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
     }
 }
 

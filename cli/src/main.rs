@@ -149,6 +149,12 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
         return Ok(ExitCode::SUCCESS);
     }
 
+    if args.resume && (args.files.is_empty() || args.concurrent) {
+        return Err(
+            "--resume resumes -f script files run one after the other (not -c, standard input or --concurrent)"
+                .into(),
+        );
+    }
     let mut sources: Vec<(String, String)> = Vec::new();
     for file in &args.files {
         let text = std::fs::read_to_string(file)
@@ -171,11 +177,12 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     }
 
     let first_job = executor.session.jobs().len();
-    let code = run_sources(&executor, &args, sources);
+    let (code, skipped) = run_sources(&executor, &args, sources);
     // What the run's jobs did, and what they computed more than once.
     let jobs: Vec<_> = executor.session.jobs().split_off(first_job);
     if args.summary
-        && let Err(error) = executor.print_batch(summary::jobs_table(&executor.session, &jobs))
+        && let Err(error) =
+            executor.print_batch(summary::jobs_table(&executor.session, &jobs, &skipped))
     {
         eprintln!("error: cannot print the summary: {error:?}");
     }
@@ -187,8 +194,13 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     Ok(code)
 }
 
-/// Runs every source, one after the other (or side by side with --concurrent).
-fn run_sources(executor: &Executor, args: &Args, sources: Vec<(String, String)>) -> ExitCode {
+/// Runs every source, one after the other (or side by side with --concurrent). Returns the
+/// exit code and the statements `--resume` skipped.
+fn run_sources(
+    executor: &Executor,
+    args: &Args,
+    sources: Vec<(String, String)>,
+) -> (ExitCode, Vec<(String, String)>) {
     let mut executor = Executor {
         session: executor.session.clone(),
         runtime: executor.runtime.clone(),
@@ -196,15 +208,29 @@ fn run_sources(executor: &Executor, args: &Args, sources: Vec<(String, String)>)
         pool: None,
     };
     if args.concurrent && sources.len() > 1 {
-        return run_concurrently(&executor, sources, args.continue_on_error);
+        return (
+            run_concurrently(&executor, sources, args.continue_on_error),
+            Vec::new(),
+        );
     }
     let mut failed = false;
-    for (name, text) in &sources {
+    let mut skipped = Vec::new();
+    for (index, (name, text)) in sources.iter().enumerate() {
         let origin = Origin {
             name: Some(name),
             text,
         };
-        match executor.run_text(origin, args.continue_on_error) {
+        // The -f files come first; each run of a file is recorded for --resume.
+        let status = match args.files.get(index) {
+            Some(path) => {
+                let (status, skips) =
+                    executor.run_script(path, origin, args.continue_on_error, args.resume);
+                skipped.extend(skips);
+                status
+            }
+            None => executor.run_text(origin, args.continue_on_error),
+        };
+        match status {
             RunStatus::Ok => {}
             RunStatus::Failed(_) => {
                 failed = true;
@@ -214,16 +240,16 @@ fn run_sources(executor: &Executor, args: &Args, sources: Vec<(String, String)>)
             }
             RunStatus::Interrupted => {
                 eprintln!("cancelled");
-                return ExitCode::from(EXIT_INTERRUPTED);
+                return (ExitCode::from(EXIT_INTERRUPTED), skipped);
             }
-            RunStatus::OutputClosed => return ExitCode::SUCCESS,
+            RunStatus::OutputClosed => return (ExitCode::SUCCESS, skipped),
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    let code = match failed {
+        true => ExitCode::FAILURE,
+        false => ExitCode::SUCCESS,
+    };
+    (code, skipped)
 }
 
 /// `--concurrent`: each source on a thread of its own, its statements in order, its jobs in

@@ -9,10 +9,14 @@ use stagesql::explain::human_count;
 use stagesql::scheduler::JobReport;
 
 /// One row per job of `jobs`: statement (file:line), job, status, stages, tasks,
-/// time, rows read from sources, rows the job returned, cache hits and what it recomputed.
-pub fn jobs_table(session: &Session, jobs: &[JobReport]) -> RecordBatch {
+/// time, rows read from sources, rows the job returned, cache hits and what it recomputed;
+/// then one row per statement `--resume` skipped (`skipped`, with why, and no job).
+pub fn jobs_table(
+    session: &Session,
+    jobs: &[JobReport],
+    skipped: &[(String, String)],
+) -> RecordBatch {
     let text = |values: Vec<String>| Arc::new(StringArray::from(values)) as ArrayRef;
-    let numbers = |values: Vec<u64>| Arc::new(UInt64Array::from(values)) as ArrayRef;
     let read = |job: &JobReport| -> u64 {
         job.stages
             .iter()
@@ -43,36 +47,60 @@ pub fn jobs_table(session: &Session, jobs: &[JobReport]) -> RecordBatch {
         ("rows_read", DataType::UInt64),
         ("rows_out", DataType::UInt64),
         ("cache_hits", DataType::UInt64),
+        // What a job computed again; for a skipped statement, why it was skipped.
         ("recomputes", DataType::Utf8),
     ];
+    let skips = skipped.len();
+    // A job's column, then the skipped statements' (no job: NULL).
+    let per_job = |values: Vec<u64>| {
+        let values: Vec<Option<u64>> = values
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::repeat_n(None, skips))
+            .collect();
+        Arc::new(UInt64Array::from(values)) as ArrayRef
+    };
     let columns = vec![
         text(
             jobs.iter()
                 .map(|j| j.at.clone().unwrap_or_else(|| first_line(&j.sql)))
+                .chain(skipped.iter().map(|(at, _)| at.clone()))
                 .collect(),
         ),
-        numbers(jobs.iter().map(|j| j.job as u64).collect()),
-        text(jobs.iter().map(|j| j.status.as_str().to_string()).collect()),
-        numbers(jobs.iter().map(|j| j.stages.len() as u64).collect()),
-        numbers(
+        per_job(jobs.iter().map(|j| j.job as u64).collect()),
+        text(
+            jobs.iter()
+                .map(|j| j.status.as_str().to_string())
+                .chain(std::iter::repeat_n("skipped".to_string(), skips))
+                .collect(),
+        ),
+        per_job(jobs.iter().map(|j| j.stages.len() as u64).collect()),
+        per_job(
             jobs.iter()
                 .map(|j| j.stages.iter().map(|s| s.tasks as u64).sum())
                 .collect(),
         ),
-        numbers(jobs.iter().map(|j| j.duration.as_millis() as u64).collect()),
-        numbers(jobs.iter().map(read).collect()),
-        numbers(
+        per_job(jobs.iter().map(|j| j.duration.as_millis() as u64).collect()),
+        per_job(jobs.iter().map(read).collect()),
+        per_job(
             jobs.iter()
                 .map(|j| j.result.map_or(0, |r| r.rows))
                 .collect(),
         ),
-        numbers(jobs.iter().map(|j| j.cache_hits).collect()),
-        text(jobs.iter().map(recomputed).collect()),
+        per_job(jobs.iter().map(|j| j.cache_hits).collect()),
+        text(
+            jobs.iter()
+                .map(recomputed)
+                .chain(skipped.iter().map(|(_, why)| why.clone()))
+                .collect(),
+        ),
     ];
     let schema = Schema::new(
         fields
             .into_iter()
-            .map(|(name, data_type)| Field::new(name, data_type, false))
+            .map(|(name, data_type)| {
+                Field::new(name, data_type.clone(), data_type != DataType::Utf8)
+            })
             .collect::<Vec<_>>(),
     );
     RecordBatch::try_new(Arc::new(schema), columns).expect("columns match the schema")

@@ -455,6 +455,7 @@ impl Session {
                 meta.version = 1;
                 self.warehouse().create_table(&meta)?;
                 self.register_warehouse_table(&meta)?;
+                self.note_write(&meta);
                 self.table_changed(&qualified, true);
                 finished("CREATE TABLE", None)
             }

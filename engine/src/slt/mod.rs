@@ -6,6 +6,9 @@
 //! versus actual output. With `complete: true` the expected results are rewritten in place
 //! from what the engine returns instead.
 //!
+//! Each file also gets a fresh, temporary warehouse (`spark.sql.warehouse.dir`), unless
+//! the run or the directory's defaults name one.
+//!
 //! Relative paths inside a file (`LOCATION 'data/x.csv'`) are resolved against the file's
 //! own directory, so a suite runs the same from any working directory. A
 //! `stagesql-defaults.conf` in that directory gives its files' sessions their starting
@@ -109,7 +112,21 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -
         summary.files += 1;
         let dir = file.parent().unwrap_or(Path::new("/"));
         std::env::set_current_dir(dir).map_err(|e| Error::io("cannot enter", dir, e))?;
-        let options = with_directory_defaults(options, dir)?;
+        let mut options = with_directory_defaults(options, dir)?;
+        // Each file gets a warehouse of its own, as it gets a session of its own: tables a
+        // file creates are gone when it ends, and the same file runs again from scratch.
+        let warehouse =
+            tempfile::tempdir().map_err(|e| Error::io("create", std::env::temp_dir(), e))?;
+        options.session.startup.insert(
+            0,
+            (
+                crate::config::keys::WAREHOUSE_DIR.to_string(),
+                warehouse.path().display().to_string(),
+                crate::config::Source::CommandLine {
+                    flag: "sqllogictest".into(),
+                },
+            ),
+        );
         let outcome = match options.complete {
             true => complete_file(file, &options, out).await,
             false => run_file(file, &options, &mut summary, out).await,

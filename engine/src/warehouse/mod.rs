@@ -21,6 +21,7 @@
 
 mod layout;
 mod recovery;
+pub mod resume;
 mod scan;
 mod write;
 
