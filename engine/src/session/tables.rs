@@ -106,8 +106,9 @@ impl Session {
 
     fn register_warehouse_table(&self, meta: &TableMeta) -> Result<()> {
         let table = WarehouseTable::new(self.warehouse().clone(), meta)?;
-        self.ensure_schema(&meta.database)?
-            .register_table(meta.name.clone(), Arc::new(table))?;
+        let schema = self.ensure_schema(&meta.database)?;
+        schema.deregister_table(&meta.name)?;
+        schema.register_table(meta.name.clone(), Arc::new(table))?;
         Ok(())
     }
 
@@ -203,8 +204,11 @@ impl Session {
                     )));
                 }
                 for dropped in self.warehouse().drop_database(&name, cascade)? {
+                    self.deregister(&dropped.database, &dropped.name)?;
                     self.table_changed(&dropped.qualified(), true);
                 }
+                // DataFusion's catalog cannot remove a schema: an empty one stays behind in
+                // this session, and USE does not take it.
                 let catalog = self
                     .ctx
                     .state()
@@ -214,13 +218,16 @@ impl Session {
                     .default_catalog
                     .clone();
                 if let Some(catalog) = self.ctx.catalog(&catalog) {
-                    catalog.deregister_schema(schema_name(&name), true)?;
+                    let _ = catalog.deregister_schema(schema_name(&name), true);
                 }
                 completed("DROP DATABASE", None)
             }
             TableCommand::Use { database } => {
-                let known = self.warehouse().database_exists(&database)
-                    || self.schema_provider(&database).is_some();
+                // A schema of the session (DataFusion's CREATE SCHEMA) or a database.
+                let session_schema = self
+                    .schema_provider(&database)
+                    .is_some_and(|schema| !schema.table_names().is_empty());
+                let known = self.warehouse().database_exists(&database) || session_schema;
                 if !known {
                     return Err(warehouse::schema_not_found(&database));
                 }

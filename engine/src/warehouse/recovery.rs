@@ -85,9 +85,19 @@ impl WriteInProgress {
     }
 
     /// The write is over (committed or not): its staging directory and record go.
-    pub(crate) fn finish(self) {
+    pub(crate) fn finish(mut self) {
+        self.clean_up();
+    }
+
+    fn clean_up(&mut self) {
         let _ = remove_dir_all(&self.record.staging);
+        // The table's directory, made for the staging, goes when that left it empty (a
+        // CTAS that failed).
+        if let Some(location) = self.record.staging.parent() {
+            let _ = std::fs::remove_dir(location);
+        }
         let _ = std::fs::remove_file(&self.path);
+        self.record.files.clear();
     }
 }
 
@@ -96,8 +106,7 @@ impl Drop for WriteInProgress {
         // A write abandoned on an error path still cleans its staging; the record goes with
         // `finish`, or stays for the next start when the process dies first.
         if self.record.files.is_empty() {
-            let _ = remove_dir_all(&self.record.staging);
-            let _ = std::fs::remove_file(&self.path);
+            self.clean_up();
         }
     }
 }
