@@ -78,11 +78,21 @@ impl Session {
 
     /// Parses and plans one statement; errors carry their position in the original text.
     pub(crate) async fn logical_plan(&self, statement: &SqlStatement) -> Result<LogicalPlan> {
+        self.logical_plan_with(statement, |_| {}).await
+    }
+
+    /// [`Session::logical_plan`] with `change` applied to the parsed statement.
+    pub(crate) async fn logical_plan_with(
+        &self,
+        statement: &SqlStatement,
+        change: impl FnOnce(&mut datafusion::sql::parser::Statement),
+    ) -> Result<LogicalPlan> {
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
-        let parsed = state
+        let mut parsed = state
             .sql_to_statement(&statement.positioned_text(), &dialect)
             .map_err(super::syntax_error)?;
+        change(&mut parsed);
         state
             .statement_to_plan(parsed)
             .await

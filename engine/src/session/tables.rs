@@ -308,7 +308,7 @@ impl Session {
                     return Err(warehouse::table_not_found(&format!("{database}.{name}")));
                 };
                 let query = self
-                    .query_plan(&query_statement(statement, query_offset))
+                    .positional_query_plan(&query_statement(statement, query_offset))
                     .await?;
                 let spec = spec.unwrap_or_default();
                 check_spec(&meta, &spec, true)?;
@@ -334,7 +334,22 @@ impl Session {
     /// The plan of a query inside a statement (a CTAS's, an INSERT's), reading the caches
     /// there are.
     async fn query_plan(&self, query: &SqlStatement) -> Result<LogicalPlan> {
-        let plan = self.logical_plan(query).await?;
+        self.query_plan_with(query, |_| {}).await
+    }
+
+    /// The plan of an INSERT's query, whose columns go to the table by position: columns
+    /// without a name of their own get one (`_c0`, …), so `SELECT 1, 1` is two columns, as
+    /// in Spark.
+    async fn positional_query_plan(&self, query: &SqlStatement) -> Result<LogicalPlan> {
+        self.query_plan_with(query, name_positional_columns).await
+    }
+
+    async fn query_plan_with(
+        &self,
+        query: &SqlStatement,
+        change: impl FnOnce(&mut datafusion::sql::parser::Statement),
+    ) -> Result<LogicalPlan> {
+        let plan = self.logical_plan_with(query, change).await?;
         if !matches!(
             plan,
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
@@ -894,6 +909,36 @@ impl Session {
 pub struct StatementEffects {
     pub reads: BTreeMap<String, u64>,
     pub writes: BTreeMap<String, u64>,
+}
+
+/// Gives each unnamed column of the first SELECT of a query a name of its own (`_c0`, …).
+fn name_positional_columns(statement: &mut datafusion::sql::parser::Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, SelectItem, SetExpr, Statement};
+    let datafusion::sql::parser::Statement::Statement(statement) = statement else {
+        return;
+    };
+    let Statement::Query(query) = statement.as_mut() else {
+        return;
+    };
+    let mut body = query.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            SetExpr::Select(select) => {
+                for (i, item) in select.projection.iter_mut().enumerate() {
+                    if let SelectItem::UnnamedExpr(expr) = item {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::new(format!("_c{i}")),
+                        };
+                    }
+                }
+                return;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// The write on top of a query's physical plan: a merge at the top goes (each task writes

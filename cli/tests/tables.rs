@@ -1,0 +1,347 @@
+//! Warehouse tables across processes, as users run them: a write killed (SIGKILL) while its
+//! tasks write or while it commits leaves the table exactly as it was, for a reader in
+//! another process and for the next process on the warehouse; a script that failed at its
+//! last step resumes there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `stagesql` in `dir` on the warehouse `dir/wh`, with `conf` settings and `args`.
+fn stagesql(dir: &Path, conf: &[&str], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stagesql"));
+    command
+        .current_dir(dir)
+        .env("STAGESQL_CONF_DIR", "/nonexistent/stagesql-conf")
+        .args([
+            "--conf",
+            "spark.sql.warehouse.dir=wh",
+            "--master",
+            "local[2]",
+        ])
+        // Four write tasks: no coalescing of the shuffle before the write.
+        .args(["--conf", "spark.sql.shuffle.partitions=4"])
+        .args(["--conf", "spark.sql.adaptive.enabled=false"]);
+    for setting in conf {
+        command.args(["--conf", setting]);
+    }
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+fn run(dir: &Path, sql: &str) -> Output {
+    let output = stagesql(dir, &[], &["-q", "--format", "csv", "-c", sql])
+        .output()
+        .expect("stagesql runs");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The rows of `sql`, as CSV lines without the header, in order.
+fn rows(dir: &Path, sql: &str) -> Vec<String> {
+    String::from_utf8_lossy(&run(dir, sql).stdout)
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every file under `dir`, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match path.is_dir() {
+                true => pending.push(path),
+                false => found.push(path),
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn parquet_files_under(dir: &Path, within: &str) -> usize {
+    files(dir)
+        .iter()
+        .filter(|p| p.to_string_lossy().contains(within))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count()
+}
+
+/// Waits until `ready` or fails after a limit meant for the slowest machine.
+fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("the writer ended ({status}) before {what}: {stderr}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "waited two minutes for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const SETUP: &str = "
+    CREATE TABLE t (k BIGINT, n BIGINT, p BIGINT) USING parquet PARTITIONED BY (p);
+    INSERT INTO t SELECT k, k * 10, k % 3 FROM generate_series(1, 30) g(k);";
+
+/// Writes of every kind: four tasks each (a GROUP BY on 4 shuffle partitions).
+const WRITES: [(&str, &str); 4] = [
+    (
+        "INSERT INTO",
+        "INSERT INTO t SELECT k, count(*), k % 3 FROM generate_series(1, 400) g(k) GROUP BY k",
+    ),
+    (
+        "static INSERT OVERWRITE",
+        "INSERT OVERWRITE t PARTITION (p = 1) SELECT k, count(*) FROM generate_series(1, 400) g(k) GROUP BY k",
+    ),
+    (
+        "dynamic INSERT OVERWRITE",
+        "SET spark.sql.sources.partitionOverwriteMode = dynamic; INSERT OVERWRITE t SELECT k, count(*), k % 5 FROM generate_series(1, 400) g(k) GROUP BY k",
+    ),
+    (
+        "CTAS",
+        "CREATE TABLE u USING parquet PARTITIONED BY (p) AS SELECT k, count(*) AS n, k % 3 AS p FROM generate_series(1, 400) g(k) GROUP BY k",
+    ),
+];
+
+const READ: &str = "SELECT p, count(*), sum(n) FROM t GROUP BY p ORDER BY p";
+
+#[test]
+fn a_write_killed_while_its_tasks_write_leaves_the_table_as_it_was() {
+    for (kind, write) in WRITES {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        run(dir, SETUP);
+        let before = rows(dir, READ);
+        let committed = files(&dir.join("wh/t"));
+        // Task 1 writes its files, then waits: the others finish; nothing is committed.
+        let mut writer = stagesql(
+            dir,
+            &["stagesql.test.slow_write_tasks=1:120000"],
+            &["-q", "-c", write],
+        )
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+        let table = if kind == "CTAS" { "wh/u" } else { "wh/t" };
+        wait_for(
+            "the write's tasks to write their files",
+            &mut writer,
+            || parquet_files_under(&dir.join(table), ".stagesql-staging") >= 4,
+        );
+        // A reader in another process meanwhile sees the table as it was.
+        assert_eq!(rows(dir, READ), before, "{kind}: a reader during the write");
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        // The next process on the warehouse: same rows, staging gone, no other file.
+        assert_eq!(rows(dir, READ), before, "{kind}: after the kill");
+        assert_eq!(files(&dir.join("wh/t")), committed, "{kind}");
+        assert!(
+            !dir.join("wh/u").exists() || files(&dir.join("wh/u")).is_empty(),
+            "{kind}"
+        );
+        assert!(files(&dir.join("wh/_stagesql/writes")).is_empty(), "{kind}");
+        if kind == "CTAS" {
+            let output = stagesql(dir, &[], &["-c", "SELECT * FROM u"])
+                .output()
+                .unwrap();
+            assert!(!output.status.success(), "{kind}: the table must not exist");
+        }
+        // Run again to the end, the write takes effect once.
+        run(dir, write);
+        let after = rows(dir, READ);
+        if kind != "CTAS" {
+            assert_ne!(after, before, "{kind}");
+        }
+        if kind.contains("OVERWRITE") {
+            run(dir, write);
+            assert_eq!(
+                rows(dir, READ),
+                after,
+                "{kind}: rerunning an overwrite gives the same table"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_write_killed_while_it_commits_leaves_the_table_as_it_was() {
+    for (kind, write) in WRITES {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        run(dir, SETUP);
+        let before = rows(dir, READ);
+        let committed = files(&dir.join("wh/t"));
+        // The commit moves the files into the table, then waits before recording them.
+        let mut writer = stagesql(
+            dir,
+            &["stagesql.test.slow_commit_ms=120000"],
+            &["-q", "-c", write],
+        )
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+        let table = if kind == "CTAS" { "wh/u" } else { "wh/t" };
+        wait_for("the commit to move the files", &mut writer, || {
+            let moved = files(&dir.join(table))
+                .iter()
+                .filter(|p| !p.to_string_lossy().contains(".stagesql-staging"))
+                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                .count();
+            let already = if kind == "CTAS" { 0 } else { committed.len() };
+            moved >= already + 4
+        });
+        // The moved files are in the table's directories, but not in the table.
+        assert_eq!(
+            rows(dir, READ),
+            before,
+            "{kind}: a reader during the commit"
+        );
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        assert_eq!(rows(dir, READ), before, "{kind}: after the kill");
+        assert_eq!(
+            files(&dir.join("wh/t")),
+            committed,
+            "{kind}: the moved files are gone"
+        );
+        assert!(
+            !dir.join("wh/u").exists() || files(&dir.join("wh/u")).is_empty(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_script_that_failed_at_gold_resumes_at_gold() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let script = |gold_column: &str| {
+        format!(
+            "SET spark.sql.sources.partitionOverwriteMode = dynamic;
+CREATE TABLE IF NOT EXISTS bronze (id BIGINT, amount BIGINT, run_date STRING) USING parquet PARTITIONED BY (run_date);
+INSERT OVERWRITE bronze SELECT k, k * 10, '2024-01-01' FROM generate_series(1, 100) g(k);
+CREATE TABLE IF NOT EXISTS silver (id BIGINT, amount BIGINT, run_date STRING) USING parquet PARTITIONED BY (run_date);
+INSERT OVERWRITE silver SELECT id, amount, run_date FROM bronze WHERE amount > 500 AND run_date = '2024-01-01';
+INSERT INTO audit_log_never_defined SELECT 1 WHERE false;
+"
+        )
+        .replace(
+            "INSERT INTO audit_log_never_defined SELECT 1 WHERE false;\n",
+            &format!(
+                "CREATE TABLE IF NOT EXISTS gold (run_date STRING, total BIGINT) USING parquet;
+INSERT OVERWRITE gold SELECT run_date, sum({gold_column}) FROM silver GROUP BY run_date;
+"
+            ),
+        )
+    };
+    std::fs::write(dir.join("pipeline.sql"), script("amont")).unwrap();
+    let failed = stagesql(dir, &[], &["-f", "pipeline.sql"])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("pipeline.sql:7"));
+    // Someone fixes gold; the rerun skips bronze and silver.
+    std::fs::write(dir.join("pipeline.sql"), script("amount")).unwrap();
+    let resumed = stagesql(
+        dir,
+        &[],
+        &[
+            "-f",
+            "pipeline.sql",
+            "--resume",
+            "--summary",
+            "--format",
+            "csv",
+        ],
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr),
+    );
+    assert!(resumed.status.success(), "{stderr}");
+    for line in [2, 3, 4, 5, 6] {
+        assert!(
+            stderr.contains(&format!("skipped pipeline.sql:{line} ")),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains(&format!("pipeline.sql:{line},,skipped,")),
+            "{stdout}"
+        );
+    }
+    assert!(stderr.contains("resuming at pipeline.sql:7"), "{stderr}");
+    // Only gold ran: one job.
+    let jobs: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(",succeeded,"))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{stdout}");
+    assert!(jobs[0].starts_with("pipeline.sql:7,"), "{stdout}");
+    assert_eq!(rows(dir, "SELECT * FROM gold"), ["2024-01-01,37750"]);
+
+    // A change to bronze by someone else: the run starts again at the first statement that
+    // touches bronze, and rebuilds it.
+    run(dir, "INSERT OVERWRITE bronze SELECT 1, 1000, '2024-01-01'");
+    let resumed = stagesql(dir, &[], &["-f", "pipeline.sql", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(!stderr.contains("skipped"), "{stderr}");
+    assert_eq!(rows(dir, "SELECT * FROM gold"), ["2024-01-01,37750"]);
+
+    // A plain INSERT INTO that completed is skipped loudly; if what it read changed, resuming
+    // is refused.
+    std::fs::write(
+        dir.join("append.sql"),
+        "CREATE TABLE IF NOT EXISTS log (n BIGINT) USING parquet;
+INSERT INTO log SELECT count(*) FROM bronze;
+SELECT * FROM no_such_table;
+",
+    )
+    .unwrap();
+    assert!(
+        !stagesql(dir, &[], &["-f", "append.sql"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let resumed = stagesql(dir, &[], &["-f", "append.sql", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains("skipped append.sql:2 "), "{stderr}");
+    assert!(stderr.contains("not idempotent"), "{stderr}");
+    run(dir, "INSERT INTO bronze SELECT 2, 2, '2024-01-02'");
+    let refused = stagesql(dir, &[], &["-f", "append.sql", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("cannot resume at line 2"), "{stderr}");
+    assert_eq!(rows(dir, "SELECT count(*) FROM log"), ["1"]);
+}
