@@ -115,16 +115,16 @@ impl Executor {
         let mut announced = false;
         for (index, (statement, step)) in statements.iter().zip(steps).enumerate() {
             let at = format!("{name}:{}", statement.start.line);
-            if let Step::Skip { reason } = step {
+            if let Step::Skip { reason } = &step {
                 eprintln!("skipped {at} ({}): {reason}", first_line(&statement.text));
-                skipped.push((at, reason));
+                skipped.push((at, reason.clone()));
                 if let Err(error) = run.skipped(index) {
                     report_error(&error, origin, Some(statement));
                     return (RunStatus::Failed(1), skipped);
                 }
                 continue;
             }
-            if !announced && !skipped.is_empty() {
+            if step == Step::Run && !announced && !skipped.is_empty() {
                 announced = true;
                 eprintln!("resuming at {at}");
             }
@@ -202,12 +202,12 @@ impl Executor {
     }
 }
 
-/// The first line of a statement, shortened, to name it.
+/// A statement on one line, shortened, to name it.
 fn first_line(text: &str) -> String {
-    let line = text.trim().lines().next().unwrap_or_default();
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(60) {
         Some((at, _)) => format!("{}…", &line[..at]),
-        None => line.to_string(),
+        None => line,
     }
 }
 

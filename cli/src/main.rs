@@ -35,6 +35,15 @@ fn main() -> ExitCode {
         }
     }));
     let args = Args::parse();
+    if args.resume && (args.files.is_empty() || args.concurrent) {
+        use clap::CommandFactory;
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--resume resumes -f script files run one after the other (not -c, standard input, the prompt or --concurrent)",
+            )
+            .exit();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -149,12 +158,6 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
         return Ok(ExitCode::SUCCESS);
     }
 
-    if args.resume && (args.files.is_empty() || args.concurrent) {
-        return Err(
-            "--resume resumes -f script files run one after the other (not -c, standard input or --concurrent)"
-                .into(),
-        );
-    }
     let mut sources: Vec<(String, String)> = Vec::new();
     for file in &args.files {
         let text = std::fs::read_to_string(file)
@@ -323,13 +326,22 @@ fn run_tests(
             settings: conf.to_vec(),
             ..SessionOptions::default()
         },
-        // Records that show injected failures themselves say `skipif faults`.
-        labels: conf
-            .iter()
-            .any(|(key, value)| key == "stagesql.test.fault_seed" && !value.trim().is_empty())
-            .then(|| "faults".to_string())
-            .into_iter()
-            .collect(),
+        // Records that show injected failures themselves say `skipif faults`; records that
+        // show stages, `skipif pipelined`.
+        labels: [
+            conf.iter()
+                .any(|(key, value)| key == "stagesql.test.fault_seed" && !value.trim().is_empty())
+                .then_some("faults"),
+            conf.iter()
+                .any(|(key, value)| {
+                    key == keys::EXECUTION_MODE && value.trim().eq_ignore_ascii_case("pipelined")
+                })
+                .then_some("pipelined"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect(),
     };
     let mut stdout = std::io::stdout();
     match runtime.block_on(slt::run(paths, &options, &mut stdout)) {

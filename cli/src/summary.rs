@@ -51,27 +51,29 @@ pub fn jobs_table(
         ("recomputes", DataType::Utf8),
     ];
     let skips = skipped.len();
-    // A job's column, then the skipped statements' (no job: NULL).
+    // The skipped statements come first (the run skipped them before it ran any job; no
+    // job: NULL), then the jobs.
     let per_job = |values: Vec<u64>| {
-        let values: Vec<Option<u64>> = values
-            .into_iter()
-            .map(Some)
-            .chain(std::iter::repeat_n(None, skips))
+        let values: Vec<Option<u64>> = std::iter::repeat_n(None, skips)
+            .chain(values.into_iter().map(Some))
             .collect();
         Arc::new(UInt64Array::from(values)) as ArrayRef
     };
     let columns = vec![
         text(
-            jobs.iter()
-                .map(|j| j.at.clone().unwrap_or_else(|| first_line(&j.sql)))
-                .chain(skipped.iter().map(|(at, _)| at.clone()))
+            skipped
+                .iter()
+                .map(|(at, _)| at.clone())
+                .chain(
+                    jobs.iter()
+                        .map(|j| j.at.clone().unwrap_or_else(|| first_line(&j.sql))),
+                )
                 .collect(),
         ),
         per_job(jobs.iter().map(|j| j.job as u64).collect()),
         text(
-            jobs.iter()
-                .map(|j| j.status.as_str().to_string())
-                .chain(std::iter::repeat_n("skipped".to_string(), skips))
+            std::iter::repeat_n("skipped".to_string(), skips)
+                .chain(jobs.iter().map(|j| j.status.as_str().to_string()))
                 .collect(),
         ),
         per_job(jobs.iter().map(|j| j.stages.len() as u64).collect()),
@@ -89,9 +91,10 @@ pub fn jobs_table(
         ),
         per_job(jobs.iter().map(|j| j.cache_hits).collect()),
         text(
-            jobs.iter()
-                .map(recomputed)
-                .chain(skipped.iter().map(|(_, why)| why.clone()))
+            skipped
+                .iter()
+                .map(|(_, why)| why.clone())
+                .chain(jobs.iter().map(recomputed))
                 .collect(),
         ),
     ];

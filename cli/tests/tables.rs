@@ -243,16 +243,9 @@ CREATE TABLE IF NOT EXISTS bronze (id BIGINT, amount BIGINT, run_date STRING) US
 INSERT OVERWRITE bronze SELECT k, k * 10, '2024-01-01' FROM generate_series(1, 100) g(k);
 CREATE TABLE IF NOT EXISTS silver (id BIGINT, amount BIGINT, run_date STRING) USING parquet PARTITIONED BY (run_date);
 INSERT OVERWRITE silver SELECT id, amount, run_date FROM bronze WHERE amount > 500 AND run_date = '2024-01-01';
-INSERT INTO audit_log_never_defined SELECT 1 WHERE false;
-"
-        )
-        .replace(
-            "INSERT INTO audit_log_never_defined SELECT 1 WHERE false;\n",
-            &format!(
-                "CREATE TABLE IF NOT EXISTS gold (run_date STRING, total BIGINT) USING parquet;
+CREATE TABLE IF NOT EXISTS gold (run_date STRING, total BIGINT) USING parquet;
 INSERT OVERWRITE gold SELECT run_date, sum({gold_column}) FROM silver GROUP BY run_date;
 "
-            ),
         )
     };
     std::fs::write(dir.join("pipeline.sql"), script("amont")).unwrap();
@@ -344,4 +337,71 @@ SELECT * FROM no_such_table;
     assert!(!refused.status.success());
     assert!(stderr.contains("cannot resume at line 2"), "{stderr}");
     assert_eq!(rows(dir, "SELECT count(*) FROM log"), ["1"]);
+}
+
+#[test]
+fn resume_never_drops_a_table_it_skips_nor_appends_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // A DROP before a CTAS: both completed, both skipped; the table stays.
+    std::fs::write(
+        dir.join("d.sql"),
+        "DROP TABLE IF EXISTS x;
+CREATE TABLE x USING parquet AS SELECT value AS v FROM generate_series(1, 10);
+SET spark.sql.shuffle.partitions = 3;
+SELECT nope;
+",
+    )
+    .unwrap();
+    assert!(
+        !stagesql(dir, &[], &["-f", "d.sql"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let resumed = stagesql(dir, &[], &["-f", "d.sql", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains("skipped d.sql:1 "), "{stderr}");
+    assert!(stderr.contains("skipped d.sql:2 "), "{stderr}");
+    // The SET runs again, quietly; the run resumes at the statement that failed.
+    assert!(stderr.contains("resuming at d.sql:4"), "{stderr}");
+    assert_eq!(rows(dir, "SELECT count(*) FROM x"), ["10"]);
+
+    // A completed INSERT INTO after the statement where the run starts again is refused,
+    // not appended twice.
+    std::fs::write(
+        dir.join("a.sql"),
+        "CREATE TABLE IF NOT EXISTS src (id BIGINT) USING parquet;
+INSERT OVERWRITE src SELECT value FROM generate_series(1, 10);
+CREATE TABLE IF NOT EXISTS log (id BIGINT) USING parquet;
+INSERT INTO log SELECT id FROM src;
+SELECT nope;
+",
+    )
+    .unwrap();
+    assert!(
+        !stagesql(dir, &[], &["-f", "a.sql"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    run(dir, "INSERT INTO src VALUES (11)");
+    let refused = stagesql(dir, &[], &["-f", "a.sql", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("cannot resume"), "{stderr}");
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert_eq!(rows(dir, "SELECT count(*) FROM log"), ["10"]);
+
+    // --resume needs script files.
+    let misuse = stagesql(dir, &[], &["--resume", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_eq!(misuse.status.code(), Some(2));
 }

@@ -5,6 +5,20 @@ use serde_json::{Value, json};
 use super::advisories::Advisory;
 use super::model::{JobView, OperatorView, StageView, SubqueryView, human_bytes};
 
+/// What the driver does with the last stage's output: a warehouse write's tasks wrote
+/// files, which the driver commits; otherwise it merges the result.
+fn driver_role(job: &JobView) -> &'static str {
+    let writes = job
+        .stages
+        .last()
+        .and_then(|stage| stage.operators.first())
+        .is_some_and(|op| op.name == "WriteFiles");
+    match writes {
+        true => "commits the files the last stage's tasks wrote",
+        false => "merges the result",
+    }
+}
+
 /// The text form: a header line, then each stage with its tasks, exchange and operators;
 /// with actuals and advisories after `EXPLAIN ANALYZE`.
 pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
@@ -21,7 +35,7 @@ pub fn render_text(job: &JobView, advisories: &[Advisory]) -> Vec<String> {
                 .map(|op| format!("    {}", op.line())),
         );
     }
-    lines.push("Driver: merges the result".to_string());
+    lines.push(format!("Driver: {}", driver_role(job)));
     lines.extend(job.driver.iter().map(|op| format!("    {}", op.line())));
     if let Some(result) = job.result {
         lines.push(format!(
@@ -297,7 +311,10 @@ pub fn render_dot(job: &JobView) -> String {
         }
     }
     if let Some(last) = job.stages.last() {
-        out.push_str("  driver [label=\"Driver\\nmerges the result\", shape=ellipse];\n");
+        out.push_str(&format!(
+            "  driver [label=\"Driver\\n{}\", shape=ellipse];\n",
+            driver_role(job)
+        ));
         out.push_str(&format!("  stage_{} -> driver;\n", last.id));
     }
     out.push_str("}\n");

@@ -19,6 +19,8 @@ use crate::stages::StageGraph;
 
 impl Session {
     /// Runs `EXPLAIN … query`, where the query starts at `query_offset` in the statement.
+    /// The query may be a write of a warehouse table (INSERT, CREATE TABLE … AS,
+    /// CHECKPOINT): its last stage's tasks write the files.
     pub(crate) async fn explain(
         &self,
         statement: &SqlStatement,
@@ -26,54 +28,99 @@ impl Session {
         query_offset: usize,
     ) -> Result<StatementOutput> {
         let query = query_statement(statement, query_offset);
+        let analyze = matches!(kind, ExplainKind::Analyze | ExplainKind::AnalyzeJson);
+        if let Some(crate::sql::Command::Table(command)) = crate::sql::Command::parse(&query.text)?
+            && let Some(write) = self.prepare_write(&command, &query).await?
+        {
+            let (graph, report) = match analyze {
+                true => match self.run_prepared(&write, true).await?.1 {
+                    Some((graph, report)) => (graph, Some(report)),
+                    None => {
+                        return Err(crate::Error::Internal(
+                            "a write forced to stages ran none".into(),
+                        ));
+                    }
+                },
+                false => (self.plan_write(&write).await?, None),
+            };
+            return Ok(plan_rows(self.explained(
+                kind,
+                &write.plan,
+                &graph,
+                report.as_ref(),
+            )?));
+        }
         let plan = self.logical_plan(&query).await?;
         // EXPLAIN runs nothing: a lazy cache not computed yet is shown as what it computes.
-        let materialize = match kind {
-            ExplainKind::Analyze | ExplainKind::AnalyzeJson => super::cache::Materialize::Yes,
-            _ => super::cache::Materialize::No,
+        let materialize = match analyze {
+            true => super::cache::Materialize::Yes,
+            false => super::cache::Materialize::No,
         };
         let plan = self.use_cached_data(plan, materialize).await?;
-        let lines = match kind {
-            ExplainKind::Codegen => vec![
+        if kind == ExplainKind::Codegen {
+            return Ok(plan_rows(vec![
                 "EXPLAIN CODEGEN does not apply: stagesql runs DataFusion's vectorized operators, there is no whole-stage generated code.".to_string(),
                 "EXPLAIN FORMATTED shows every operator of every stage with its details.".to_string(),
-            ],
-            ExplainKind::Analyze | ExplainKind::AnalyzeJson => {
+            ]));
+        }
+        let (graph, report) = match analyze {
+            true => {
                 let ran = self.run_graph_to_end(&plan).await;
                 // EXPLAIN ANALYZE of a write writes.
                 self.invalidate_caches_after(&plan);
                 let (graph, report) = ran?;
-                let view = explain::describe(&graph, report.slots, &self.aqe_settings(), Some(&report));
-                let mut advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
-                advisories.extend(explain::recompute_advice(&self.recomputed_by(report.job), true));
-                match kind {
-                    ExplainKind::AnalyzeJson => vec![explain::render_json(&view, &advisories)],
-                    _ => explain::render_text(&view, &advisories),
-                }
+                (graph, Some(report))
             }
-            _ => {
-                let graph = self.plan_stages(&plan).await?;
-                let view = explain::describe(&graph, self.slots(), &self.aqe_settings(), None);
-                // Stages that would compute again what an earlier job computed.
-                let lineage = self.job_lineage(&plan, &graph);
-                let recomputes =
-                    explain::recompute_advice(&self.lineage.recomputations(&lineage, None), false);
-                match kind {
-                    ExplainKind::Json => vec![explain::render_json(&view, &recomputes)],
-                    ExplainKind::Dot => vec![explain::render_dot(&view)],
-                    ExplainKind::Extended => {
-                        let mut lines = self.logical_plans(&plan)?;
-                        lines.push("== Stages ==".to_string());
-                        lines.extend(explain::render_text(&view, &recomputes));
-                        lines
-                    }
-                    ExplainKind::Formatted => formatted(&graph, explain::render_text(&view, &recomputes), false),
-                    ExplainKind::Cost => formatted(&graph, explain::render_text(&view, &recomputes), true),
-                    _ => explain::render_text(&view, &recomputes),
-                }
-            }
+            false => (self.plan_stages(&plan).await?, None),
         };
-        Ok(plan_rows(lines))
+        Ok(plan_rows(self.explained(
+            kind,
+            &plan,
+            &graph,
+            report.as_ref(),
+        )?))
+    }
+
+    /// The lines of an EXPLAIN of `plan`, cut into `graph` (and run, with `report`).
+    fn explained(
+        &self,
+        kind: ExplainKind,
+        plan: &LogicalPlan,
+        graph: &StageGraph,
+        report: Option<&crate::scheduler::JobReport>,
+    ) -> Result<Vec<String>> {
+        if let Some(report) = report {
+            let view = explain::describe(graph, report.slots, &self.aqe_settings(), Some(report));
+            let mut advisories = explain::advise(&view, self.stage_planning().broadcast_threshold);
+            advisories.extend(explain::recompute_advice(
+                &self.recomputed_by(report.job),
+                true,
+            ));
+            return Ok(match kind {
+                ExplainKind::AnalyzeJson => vec![explain::render_json(&view, &advisories)],
+                _ => explain::render_text(&view, &advisories),
+            });
+        }
+        let view = explain::describe(graph, self.slots(), &self.aqe_settings(), None);
+        // Stages that would compute again what an earlier job computed.
+        let lineage = self.job_lineage(plan, graph);
+        let recomputes =
+            explain::recompute_advice(&self.lineage.recomputations(&lineage, None), false);
+        Ok(match kind {
+            ExplainKind::Json => vec![explain::render_json(&view, &recomputes)],
+            ExplainKind::Dot => vec![explain::render_dot(&view)],
+            ExplainKind::Extended => {
+                let mut lines = self.logical_plans(plan)?;
+                lines.push("== Stages ==".to_string());
+                lines.extend(explain::render_text(&view, &recomputes));
+                lines
+            }
+            ExplainKind::Formatted => {
+                formatted(graph, explain::render_text(&view, &recomputes), false)
+            }
+            ExplainKind::Cost => formatted(graph, explain::render_text(&view, &recomputes), true),
+            _ => explain::render_text(&view, &recomputes),
+        })
     }
 
     /// Parses and plans one statement; errors carry their position in the original text.
@@ -92,6 +139,9 @@ impl Session {
         let mut parsed = state
             .sql_to_statement(&statement.positioned_text(), &dialect)
             .map_err(super::syntax_error)?;
+        if self.schema_named("default").is_none() {
+            spark_default_database(&mut parsed);
+        }
         change(&mut parsed);
         state
             .statement_to_plan(parsed)
@@ -130,6 +180,33 @@ impl Session {
         let _: Vec<RecordBatch> = stream.try_collect().await?;
         Ok((graph, report))
     }
+}
+
+/// Spark's names of the default database in table names, `default.t` and
+/// `spark_catalog.default.t`, as DataFusion's: `public.t`.
+fn spark_default_database(statement: &mut datafusion::sql::parser::Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
+    let datafusion::sql::parser::Statement::Statement(statement) = statement else {
+        return;
+    };
+    let _ = visit_relations_mut(statement.as_mut(), |name| {
+        let part = |i: usize| match name.0.get(i) {
+            Some(ObjectNamePart::Identifier(ident)) if ident.quote_style.is_none() => {
+                ident.value.to_ascii_lowercase()
+            }
+            _ => String::new(),
+        };
+        let default_at = match name.0.len() {
+            2 if part(0) == "default" => Some(0),
+            3 if part(0) == "spark_catalog" && part(1) == "default" => Some(1),
+            _ => None,
+        };
+        if let Some(at) = default_at {
+            name.0.drain(..at);
+            name.0[0] = ObjectNamePart::Identifier(Ident::new("public"));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// The query of an EXPLAIN as a statement of its own, positioned where it stands.

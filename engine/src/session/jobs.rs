@@ -234,13 +234,23 @@ impl Session {
         &self,
         plan: &LogicalPlan,
         wrap: PlanWrap,
-    ) -> Result<SendableRecordBatchStream> {
+    ) -> Result<(StageGraph, SendableRecordBatchStream, JobReport)> {
         let (stages, job, lineage) = self
             .prepare_job(plan, ResultLimit::Unchecked, |driver| driver, Some(&wrap))
             .await?;
         let (stream, mut report) = job.run().await;
         self.record_job_and_lineage(&stages, &lineage, &mut report);
-        Ok(stream?)
+        Ok((stages, stream?, report))
+    }
+
+    /// The stages of `plan` with `wrap` applied before the cut, without running anything.
+    pub(crate) async fn plan_stages_wrapped(
+        &self,
+        plan: &LogicalPlan,
+        wrap: PlanWrap,
+    ) -> Result<StageGraph> {
+        self.plan_stages_from(plan, self.next_stage_id(), Some(&wrap))
+            .await
     }
 
     /// Runs `plan` as a job whose driver plan is `driver` of the planned one; returns its

@@ -23,7 +23,9 @@ use super::jobs::PlanWrap;
 use super::{Completion, Session, StatementOutput, explain::query_statement};
 use crate::config::{Source, keys};
 use crate::error::{Error, Result};
+use crate::scheduler::JobReport;
 use crate::sql::{CreateTable, SqlStatement, TableCommand};
+use crate::stages::StageGraph;
 use crate::warehouse::{
     self, ColumnMeta, DEFAULT_DATABASE, DataFile, Partition, PartitionSpec, TableKind, TableMeta,
     Warehouse, WarehouseTable, WriteFilesExec, WriteMode, WriteOptions,
@@ -68,6 +70,19 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// DataFusion's schema of this name in the default catalog.
+    pub(super) fn schema_named(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let catalog = self
+            .ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_catalog
+            .clone();
+        self.ctx.catalog(&catalog)?.schema(name)
     }
 
     fn schema_provider(&self, database: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -131,6 +146,13 @@ impl Session {
         match reference {
             TableReference::Bare { table } => Ok((self.current_database(), table.to_string())),
             TableReference::Partial { schema, table } => {
+                Ok((database_name(&schema), table.to_string()))
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } if catalog.as_ref() == "spark_catalog" => {
                 Ok((database_name(&schema), table.to_string()))
             }
             TableReference::Full { .. } => Err(Error::Table(format!(
@@ -198,7 +220,7 @@ impl Session {
                         false => Err(warehouse::schema_not_found(&name)),
                     };
                 }
-                if name == self.current_database() {
+                if name != DEFAULT_DATABASE && name == self.current_database() {
                     return Err(Error::Table(format!(
                         "[UNSUPPORTED_FEATURE] Cannot drop `{name}`: it is the current database (USE default first)"
                     )));
@@ -206,6 +228,7 @@ impl Session {
                 for dropped in self.warehouse().drop_database(&name, cascade)? {
                     self.deregister(&dropped.database, &dropped.name)?;
                     self.table_changed(&dropped.qualified(), true);
+                    self.note_dropped(&dropped.qualified());
                 }
                 // DataFusion's catalog cannot remove a schema: an empty one stays behind in
                 // this session, and USE does not take it.
@@ -246,15 +269,22 @@ impl Session {
             TableCommand::DropTable { name, if_exists } => {
                 let Some(meta) = self.warehouse_table(&name).await? else {
                     let (database, table) = self.resolve_name(&name)?;
-                    if if_exists || self.session_table(&database, &table).await? {
-                        // DataFusion's: a table of the session, or nothing (IF EXISTS).
+                    if self.session_table(&database, &table).await? {
+                        // DataFusion's: a table or view of the session.
                         return Ok(None);
                     }
-                    return Err(warehouse::table_not_found(&format!("{database}.{table}")));
+                    if !if_exists {
+                        // DataFusion's error, as for any table that does not exist.
+                        return Ok(None);
+                    }
+                    // Nothing to drop; for --resume, the table is known to be gone.
+                    self.note_dropped(&format!("{database}.{table}"));
+                    return completed("DROP TABLE", None);
                 };
                 self.warehouse().drop_table(&meta.database, &meta.name)?;
                 self.deregister(&meta.database, &meta.name)?;
                 self.table_changed(&meta.qualified(), true);
+                self.note_dropped(&meta.qualified());
                 completed("DROP TABLE", None)
             }
             TableCommand::ShowPartitions { table, spec } => {
@@ -288,46 +318,23 @@ impl Session {
             TableCommand::DescribeExtended { table } => {
                 self.describe_extended(&table).await.map(Some)
             }
-            TableCommand::Insert {
-                table,
-                overwrite,
-                spec,
-                columns,
-                query_offset,
-            } => {
-                let Some(meta) = self.warehouse_table(&table).await? else {
-                    if !overwrite && spec.is_none() {
-                        return Ok(None);
-                    }
-                    let (database, name) = self.resolve_name(&table)?;
-                    if self.session_table(&database, &name).await? {
-                        return Err(Error::Table(format!(
-                            "[UNSUPPORTED_FEATURE] INSERT OVERWRITE and PARTITION clauses write warehouse tables (CREATE TABLE … USING parquet); `{table}` is a table of this session"
-                        )));
-                    }
-                    return Err(warehouse::table_not_found(&format!("{database}.{name}")));
+            command @ TableCommand::Insert { .. } => {
+                let Some(write) = self.prepare_write(&command, statement).await? else {
+                    return Ok(None);
                 };
-                let query = self
-                    .positional_query_plan(&query_statement(statement, query_offset))
-                    .await?;
-                let spec = spec.unwrap_or_default();
-                check_spec(&meta, &spec, true)?;
-                let plan = align_insert(&meta, query, &spec, columns.as_deref())?;
-                let mode = match (
-                    overwrite,
-                    self.setting(keys::PARTITION_OVERWRITE_MODE).as_str(),
-                ) {
-                    (false, _) => WriteMode::Append,
-                    (true, "dynamic") => WriteMode::OverwriteDynamic,
-                    (true, _) => WriteMode::OverwriteStatic,
-                };
-                let committed = self.write_table(&meta, plan, mode, &spec).await?;
-                completed("INSERT", Some(committed_rows_written(&meta, &committed)))
+                let (committed, _) = self.run_prepared(&write, false).await?;
+                completed(
+                    "INSERT",
+                    Some(committed_rows_written(&write.base, &committed)),
+                )
             }
-            TableCommand::Checkpoint { name, query_offset } => self
-                .checkpoint(&name, statement, query_offset)
-                .await
-                .map(Some),
+            TableCommand::Checkpoint { name, query_offset } => {
+                let write = self
+                    .prepare_checkpoint(&name, statement, query_offset)
+                    .await?;
+                let (committed, _) = self.run_prepared(&write, false).await?;
+                completed("CHECKPOINT", Some(committed.rows()))
+            }
         }
     }
 
@@ -394,6 +401,22 @@ impl Session {
         create: CreateTable,
         statement: &SqlStatement,
     ) -> Result<StatementOutput> {
+        match self.prepare_create(create, statement).await? {
+            Created::Done => finished("CREATE TABLE", None),
+            Created::Write(write) => {
+                let (committed, _) = self.run_prepared(&write, false).await?;
+                finished("CREATE TABLE", Some(committed.rows()))
+            }
+        }
+    }
+
+    /// Creates the table at once when it has no query (or exists and IF NOT EXISTS says
+    /// so); otherwise returns the write of its query, to run or to explain.
+    async fn prepare_create(
+        &self,
+        create: CreateTable,
+        statement: &SqlStatement,
+    ) -> Result<Created> {
         let (database, name) = self.resolve_name(&create.name)?;
         let qualified = format!("{database}.{name}");
         if create.or_replace {
@@ -415,7 +438,7 @@ impl Session {
             || self.session_table(&database, &name).await?;
         if exists {
             return match create.if_not_exists {
-                true => finished("CREATE TABLE", None),
+                true => Ok(Created::Done),
                 false => Err(warehouse::table_exists(&qualified)),
             };
         }
@@ -454,21 +477,24 @@ impl Session {
             }
         };
         let mut meta = new_table_meta(&database, &name, kind, location, &schema, &create)?;
+        if kind == TableKind::Managed && has_data(&meta.location) {
+            // Another table's files, or files left there: a managed table would own (and
+            // its DROP delete) them.
+            return Err(Error::Table(format!(
+                "[LOCATION_ALREADY_EXISTS] Cannot create the managed table `{qualified}`: its location '{}' already exists and holds files; pick another name or remove that directory",
+                meta.location.display()
+            )));
+        }
         match query {
             Some(query) => {
-                if kind == TableKind::Managed && has_data(&meta.location) {
-                    return Err(Error::Table(format!(
-                        "[LOCATION_ALREADY_EXISTS] Cannot create the managed table `{qualified}`: its location '{}' already exists and holds files; pick another name or remove that directory",
-                        meta.location.display()
-                    )));
-                }
-                let plan = align_insert(&meta, query, &PartitionSpec::default(), None)?;
-                let committed = self
-                    .write_table(&meta, plan, WriteMode::Create, &PartitionSpec::default())
-                    .await?;
-                self.register_warehouse_table(&committed)?;
-                self.table_changed(&qualified, true);
-                finished("CREATE TABLE", Some(committed.rows()))
+                let plan = align_by_name(&meta, query)?;
+                Ok(Created::Write(PreparedWrite {
+                    base: meta,
+                    plan,
+                    mode: WriteMode::Create,
+                    spec: PartitionSpec::default(),
+                    replaces: None,
+                }))
             }
             None => {
                 if kind == TableKind::External {
@@ -479,7 +505,7 @@ impl Session {
                 self.register_warehouse_table(&meta)?;
                 self.note_write(&meta);
                 self.table_changed(&qualified, true);
-                finished("CREATE TABLE", None)
+                Ok(Created::Done)
             }
         }
     }
@@ -508,40 +534,50 @@ impl Session {
         }
     }
 
-    /// Runs `plan` (already in the table's column order and types) as a write of `base`'s
-    /// table and commits it; returns the committed version.
-    pub(super) async fn write_table(
+    /// Runs a prepared write and commits it; returns the committed version, and the job's
+    /// stages and report when it ran as stages (EXPLAIN ANALYZE asks for that with
+    /// `force_stages`, in any mode).
+    pub(super) async fn run_prepared(
         &self,
-        base: &TableMeta,
-        plan: LogicalPlan,
-        mode: WriteMode,
-        spec: &PartitionSpec,
-    ) -> Result<TableMeta> {
+        write: &PreparedWrite,
+        force_stages: bool,
+    ) -> Result<(TableMeta, Option<(StageGraph, JobReport)>)> {
+        let base = &write.base;
         let write_id = uuid::Uuid::new_v4().simple().to_string();
         let staging = base.location.join(format!(".stagesql-staging-{write_id}"));
-        let write = crate::warehouse::begin_write(self.warehouse(), base, &staging)?;
+        let started = crate::warehouse::begin_write(self.warehouse(), base, &staging)?;
         let options = WriteOptions {
             staging: staging.clone(),
             write_id,
             partition_columns: base.partition_columns.clone(),
             slow_tasks: self.slow_write_tasks()?,
         };
-        self.note_reads(&plan);
-        let batches = self.run_write_job(&plan, options).await;
+        self.note_reads(&write.plan);
+        let ran = self.run_write_job(&write.plan, options, force_stages).await;
         // Caches reading the table are computed again, also after a failed write.
         self.table_changed(&base.qualified(), false);
-        let files = warehouse::written_files(&batches?)?;
+        let (batches, job) = ran?;
+        let files = warehouse::written_files(&batches)?;
+        // What the write's job returned is its rows written, not the files' list.
+        let job = job.map(|(graph, mut report)| {
+            report.result = Some(crate::scheduler::ResultSize {
+                tasks: report.result.map_or(0, |r| r.tasks),
+                rows: files.iter().map(|f| f.rows).sum(),
+                bytes: files.iter().map(|f| f.bytes).sum(),
+            });
+            self.record_job(report.clone());
+            (graph, report)
+        });
         let pause = match self.setting(keys::TEST_SLOW_COMMIT_MS).parse::<u64>() {
             Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
             _ => None,
         };
         let warehouse = self.warehouse().clone();
-        let base = base.clone();
-        let spec = spec.clone();
+        let (base, mode, spec) = (base.clone(), write.mode, write.spec.clone());
         let committed = tokio::task::spawn_blocking(move || {
             warehouse::commit_write(
                 &warehouse,
-                write,
+                started,
                 &base,
                 files,
                 mode,
@@ -552,30 +588,122 @@ impl Session {
         })
         .await
         .map_err(|e| Error::Internal(format!("the commit task failed: {e}")))??;
-        self.table_changed(&committed.qualified(), false);
+        if let Some(old) = &write.replaces {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        let qualified = committed.qualified();
+        if write.mode == WriteMode::Create || write.replaces.is_some() {
+            // A new table, or a checkpoint with new columns.
+            self.register_warehouse_table(&committed)?;
+            self.table_changed(&qualified, true);
+        }
+        self.table_changed(&qualified, false);
         self.note_write(&committed);
-        Ok(committed)
+        Ok((committed, job))
     }
 
     /// Runs the write's job: in stages mode, the write's tasks are the last stage's;
-    /// pipelined, DataFusion's streams run them. Returns the rows naming the written files.
+    /// pipelined, DataFusion's streams run them. Returns the rows naming the written files,
+    /// and the stages and report of a job of stages.
     async fn run_write_job(
         &self,
         plan: &LogicalPlan,
         options: WriteOptions,
-    ) -> Result<Vec<RecordBatch>> {
+        force_stages: bool,
+    ) -> Result<(Vec<RecordBatch>, Option<(StageGraph, JobReport)>)> {
         let wrap: PlanWrap = Arc::new(move |physical| write_on_top(physical, options.clone()));
-        match self.execution_mode() {
-            super::ExecutionMode::Stages => Ok(self
-                .run_job_wrapped(plan, wrap)
-                .await?
-                .try_collect()
-                .await?),
-            super::ExecutionMode::Pipelined => {
-                let state = self.ctx.state();
-                let physical = wrap(state.create_physical_plan(plan).await?);
-                Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
+        if force_stages || self.execution_mode() == super::ExecutionMode::Stages {
+            let (graph, stream, report) = self.run_job_wrapped(plan, wrap).await?;
+            return Ok((stream.try_collect().await?, Some((graph, report))));
+        }
+        let state = self.ctx.state();
+        let physical = wrap(state.create_physical_plan(plan).await?);
+        Ok((
+            datafusion::physical_plan::collect(physical, state.task_ctx()).await?,
+            None,
+        ))
+    }
+
+    /// The stages a prepared write would run, without running it (EXPLAIN).
+    pub(super) async fn plan_write(&self, write: &PreparedWrite) -> Result<StageGraph> {
+        let options = WriteOptions {
+            staging: write.base.location.join(".stagesql-staging-<write>"),
+            write_id: "<write>".into(),
+            partition_columns: write.base.partition_columns.clone(),
+            slow_tasks: Vec::new(),
+        };
+        let wrap: PlanWrap = Arc::new(move |physical| write_on_top(physical, options.clone()));
+        self.plan_stages_wrapped(&write.plan, wrap).await
+    }
+
+    /// The write a statement makes (an INSERT into a warehouse table, a CTAS with USING, a
+    /// CHECKPOINT), prepared to run or to explain; `None` for an INSERT that is DataFusion's.
+    pub(super) async fn prepare_write(
+        &self,
+        command: &TableCommand,
+        statement: &SqlStatement,
+    ) -> Result<Option<PreparedWrite>> {
+        match command {
+            TableCommand::Insert {
+                table,
+                overwrite,
+                spec,
+                columns,
+                query_offset,
+            } => {
+                let Some(meta) = self.warehouse_table(table).await? else {
+                    // DataFusion's INSERT (INTO or OVERWRITE) into a table of the session, or
+                    // its error for a table that does not exist.
+                    if spec.is_none() {
+                        return Ok(None);
+                    }
+                    let (database, name) = self.resolve_name(table)?;
+                    if self.session_table(&database, &name).await? {
+                        return Err(Error::Table(format!(
+                            "[NOT_A_PARTITIONED_TABLE] `{table}` is a table of this session, which has no partitions; PARTITION clauses write warehouse tables (CREATE TABLE … USING parquet PARTITIONED BY …)"
+                        )));
+                    }
+                    return Err(warehouse::table_not_found(&format!("{database}.{name}")));
+                };
+                let query = self
+                    .positional_query_plan(&query_statement(statement, *query_offset))
+                    .await?;
+                let spec = spec.clone().unwrap_or_default();
+                check_spec(&meta, &spec, true)?;
+                let plan = align_insert(&meta, query, &spec, columns.as_deref())?;
+                let mode = match (
+                    overwrite,
+                    self.setting(keys::PARTITION_OVERWRITE_MODE).as_str(),
+                ) {
+                    (false, _) => WriteMode::Append,
+                    // As Spark: a PARTITION clause that names every partition column's value
+                    // overwrites that partition, statically, in either mode.
+                    (true, "dynamic") if !names_every_partition(&meta, &spec) => {
+                        WriteMode::OverwriteDynamic
+                    }
+                    (true, _) => WriteMode::OverwriteStatic,
+                };
+                Ok(Some(PreparedWrite {
+                    base: meta,
+                    plan,
+                    mode,
+                    spec,
+                    replaces: None,
+                }))
             }
+            TableCommand::CreateTable(create) if create.query_offset.is_some() => {
+                match self.prepare_create(create.clone(), statement).await? {
+                    Created::Write(write) => Ok(Some(write)),
+                    Created::Done => Err(warehouse::table_exists(&create.name)),
+                }
+            }
+            TableCommand::Checkpoint { name, query_offset } => self
+                .prepare_checkpoint(name, statement, *query_offset)
+                .await
+                .map(Some),
+            _ => Err(Error::Table(
+                "EXPLAIN shows the jobs of queries and writes; this statement runs none".into(),
+            )),
         }
     }
 
@@ -779,12 +907,14 @@ impl Session {
         ))
     }
 
-    async fn checkpoint(
+    /// CHECKPOINT's write: the query's rows into a new directory under
+    /// `spark.checkpoint.dir`, as a new table or in place of the earlier checkpoint's files.
+    async fn prepare_checkpoint(
         &self,
         name: &str,
         statement: &SqlStatement,
         query_offset: usize,
-    ) -> Result<StatementOutput> {
+    ) -> Result<PreparedWrite> {
         let (database, table) = self.resolve_name(name)?;
         let qualified = format!("{database}.{table}");
         if !self.warehouse().database_exists(&database) {
@@ -824,34 +954,28 @@ impl Session {
             &schema,
             &create,
         )?;
-        let plan = align_insert(&fresh, query, &PartitionSpec::default(), None)?;
-        let committed = match &existing {
-            None => {
-                self.write_table(&fresh, plan, WriteMode::Create, &PartitionSpec::default())
-                    .await?
-            }
-            Some(existing) => {
-                // The new files go to a new directory; the old ones go with the commit.
-                let base = TableMeta {
+        let plan = align_by_name(&fresh, query)?;
+        Ok(match existing {
+            None => PreparedWrite {
+                base: fresh,
+                plan,
+                mode: WriteMode::Create,
+                spec: PartitionSpec::default(),
+                replaces: None,
+            },
+            // The new files go to a new directory; the old ones go with the commit.
+            Some(existing) => PreparedWrite {
+                base: TableMeta {
                     columns: fresh.columns.clone(),
                     location: fresh.location.clone(),
                     ..existing.clone()
-                };
-                let committed = self
-                    .write_table(
-                        &base,
-                        plan,
-                        WriteMode::OverwriteStatic,
-                        &PartitionSpec::default(),
-                    )
-                    .await?;
-                let _ = std::fs::remove_dir_all(&existing.location);
-                committed
-            }
-        };
-        self.register_warehouse_table(&committed)?;
-        self.table_changed(&qualified, true);
-        finished("CHECKPOINT", Some(committed.rows()))
+                },
+                plan,
+                mode: WriteMode::OverwriteStatic,
+                spec: PartitionSpec::default(),
+                replaces: Some(existing.location),
+            },
+        })
     }
 
     /// After a write or DDL on a warehouse table: caches reading it compute again; when
@@ -884,6 +1008,12 @@ impl Session {
         }
     }
 
+    /// Records that a warehouse table is gone (version 0, for `--resume`).
+    fn note_dropped(&self, qualified: &str) {
+        let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+        effects.writes.insert(qualified.to_string(), 0);
+    }
+
     fn note_write(&self, meta: &TableMeta) {
         let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
         effects.writes.insert(meta.qualified(), meta.version);
@@ -895,13 +1025,36 @@ impl Session {
         std::mem::take(&mut *self.effects.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The committed version of a warehouse table (`database.table`), if it exists.
-    pub fn table_version(&self, qualified: &str) -> Result<Option<u64>> {
+    /// The committed version of a warehouse table (`database.table`); 0 when there is no
+    /// such table.
+    pub fn table_version(&self, qualified: &str) -> Result<u64> {
         let (database, table) = qualified
             .split_once('.')
             .unwrap_or((DEFAULT_DATABASE, qualified));
-        Ok(self.warehouse().table(database, table)?.map(|m| m.version))
+        Ok(self
+            .warehouse()
+            .table(database, table)?
+            .map_or(0, |m| m.version))
     }
+}
+
+/// A write ready to run or to explain: the table version it starts from, its query in the
+/// table's columns, and how it changes the table.
+pub(super) struct PreparedWrite {
+    pub(super) base: TableMeta,
+    pub(super) plan: LogicalPlan,
+    mode: WriteMode,
+    spec: PartitionSpec,
+    /// The directory of the checkpoint this one replaces, removed once it is committed.
+    replaces: Option<PathBuf>,
+}
+
+/// What CREATE TABLE leaves to do.
+enum Created {
+    /// Nothing: the table was created (no query) or exists (IF NOT EXISTS).
+    Done,
+    /// Its query's write.
+    Write(PreparedWrite),
 }
 
 /// The warehouse tables statements read and wrote, with versions.
@@ -944,10 +1097,11 @@ fn name_positional_columns(statement: &mut datafusion::sql::parser::Statement) {
 /// The write on top of a query's physical plan: a merge at the top goes (each task writes
 /// its partition), anything else stays below the write.
 fn write_on_top(plan: Arc<dyn ExecutionPlan>, options: WriteOptions) -> Arc<dyn ExecutionPlan> {
-    let input = if plan.is::<CoalescePartitionsExec>() || plan.is::<SortPreservingMergeExec>() {
-        plan.children()[0].clone()
-    } else {
-        plan
+    // A merge that also limits (ORDER BY … LIMIT) stays: the write is then one task.
+    let merge = plan.is::<CoalescePartitionsExec>() || plan.is::<SortPreservingMergeExec>();
+    let input = match merge && plan.fetch().is_none() {
+        true => plan.children()[0].clone(),
+        false => plan,
     };
     Arc::new(WriteFilesExec::new(input, options))
 }
@@ -1075,7 +1229,7 @@ fn check_spec(meta: &TableMeta, spec: &PartitionSpec, dynamic_allowed: bool) -> 
             .any(|c| c.eq_ignore_ascii_case(column))
         {
             return Err(Error::Table(format!(
-                "[PARTITIONS_NOT_FOUND] `{column}` is not a partition column of `{}` (its partition columns: {})",
+                "[NON_PARTITION_COLUMN] PARTITION clause cannot contain the non-partition column `{column}`: it is not a partition column of `{}` (its partition columns: {})",
                 meta.qualified(),
                 meta.partition_columns.join(", ")
             )));
@@ -1139,7 +1293,7 @@ fn align_insert(
                     })?;
                 if is_static(field.name()) {
                     return Err(Error::Table(format!(
-                        "`{name}` has a static value in the PARTITION clause; it cannot be in the column list too"
+                        "[STATIC_PARTITION_COLUMN_IN_INSERT_COLUMN_LIST] `{name}` has a static value in the PARTITION clause; it cannot be in the column list too"
                     )));
                 }
                 if targets.contains(field.name()) {
@@ -1210,6 +1364,25 @@ fn align_insert(
         exprs.push(expr.alias(name));
     }
     Ok(LogicalPlanBuilder::from(query).project(exprs)?.build()?)
+}
+
+/// A query whose columns are the table's (a CTAS, a CHECKPOINT) in the table's order: by
+/// name, since partition columns moved to the end.
+fn align_by_name(meta: &TableMeta, query: LogicalPlan) -> Result<LogicalPlan> {
+    let names: Vec<String> = query
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    align_insert(meta, query, &PartitionSpec::default(), Some(&names))
+}
+
+/// Whether a PARTITION clause gives every partition column of the table a value.
+fn names_every_partition(meta: &TableMeta, spec: &PartitionSpec) -> bool {
+    meta.partition_columns
+        .iter()
+        .all(|column| spec.static_value(column).is_some())
 }
 
 /// Whether `dir` exists and holds anything but hidden entries.

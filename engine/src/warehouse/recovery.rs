@@ -37,6 +37,8 @@ struct WriteRecord {
 pub(crate) struct WriteInProgress {
     path: PathBuf,
     record: WriteRecord,
+    /// Finished (committed or rolled back): nothing left to clean when dropped.
+    finished: bool,
 }
 
 impl WriteInProgress {
@@ -62,6 +64,7 @@ impl WriteInProgress {
                 files: Vec::new(),
                 replaced: Vec::new(),
             },
+            finished: false,
         };
         write_json_atomically(&write.path, &write.record)?;
         create_dir_all(staging)?;
@@ -86,10 +89,6 @@ impl WriteInProgress {
 
     /// The write is over (committed or not): its staging directory and record go.
     pub(crate) fn finish(mut self) {
-        self.clean_up();
-    }
-
-    fn clean_up(&mut self) {
         let _ = remove_dir_all(&self.record.staging);
         // The table's directory, made for the staging, goes when that left it empty (a
         // CTAS that failed).
@@ -97,16 +96,32 @@ impl WriteInProgress {
             let _ = std::fs::remove_dir(location);
         }
         let _ = std::fs::remove_file(&self.path);
-        self.record.files.clear();
+        self.finished = true;
     }
 }
 
 impl Drop for WriteInProgress {
     fn drop(&mut self) {
-        // A write abandoned on an error path still cleans its staging; the record goes with
-        // `finish`, or stays for the next start when the process dies first.
-        if self.record.files.is_empty() {
-            self.clean_up();
+        // A write abandoned before its commit (a failed or cancelled job): its staging goes
+        // now, and once more a moment later, after the tasks the job aborted have stopped
+        // (one in the middle of a batch may still create a file). If the process ends
+        // first, the record stays and the next start cleans up.
+        if !self.finished && self.record.files.is_empty() {
+            let _ = remove_dir_all(&self.record.staging);
+            let (staging, path) = (self.record.staging.clone(), self.path.clone());
+            let _ = std::thread::Builder::new()
+                .name("stagesql-staging-sweep".into())
+                .spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    let _ = remove_dir_all(&staging);
+                    if let Some(location) = staging.parent() {
+                        let _ = std::fs::remove_dir(location);
+                    }
+                    let _ = std::fs::remove_file(path);
+                });
+            if let Some(location) = self.record.staging.parent() {
+                let _ = std::fs::remove_dir(location);
+            }
         }
     }
 }
@@ -136,6 +151,12 @@ pub(crate) fn remove_empty_dirs(dir: &Path, root: &Path) {
 fn alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
+    }
+    // A process killed and not yet reaped by its parent is a zombie: it runs no more.
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        && let Some((_, after_name)) = stat.rsplit_once(')')
+    {
+        return !matches!(after_name.trim_start().chars().next(), Some('Z' | 'X'));
     }
     // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
     let result = unsafe { libc::kill(pid as libc::pid_t, 0) };

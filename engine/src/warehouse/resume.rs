@@ -61,6 +61,8 @@ pub struct RunRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Run,
+    /// Sets up the session (SET, USE, a view…): run again whether resuming or not.
+    Rerun,
     /// Completed in the last run, not run again; `reason` says why that is safe.
     Skip {
         reason: String,
@@ -201,6 +203,7 @@ fn step_kind(text: &str, effects: &StatementEffects) -> StepKind {
                 overwrite: false, ..
             } if !effects.writes.is_empty() => StepKind::Append,
             TableCommand::Insert { .. } if effects.writes.is_empty() => StepKind::Session,
+            // A table of the session; a warehouse table's drop is recorded as a write.
             TableCommand::DropTable { .. } if effects.writes.is_empty() => StepKind::Session,
             TableCommand::ShowDatabases
             | TableCommand::ShowPartitions { .. }
@@ -232,17 +235,17 @@ fn plan_resume(
     previous: &RunRecord,
     statements: &[SqlStatement],
 ) -> Result<Vec<Step>> {
-    // Each table's version as the last run left it.
+    // Each table's version as the last run left it (0: dropped), by its last step that
+    // read or wrote it.
     let mut left: BTreeMap<&str, u64> = BTreeMap::new();
     for step in &previous.steps {
         for (table, version) in step.reads.iter().chain(&step.writes) {
-            let entry = left.entry(table.as_str()).or_insert(*version);
-            *entry = (*entry).max(*version);
+            left.insert(table.as_str(), *version);
         }
     }
     let mut changed = HashSet::new();
     for (table, version) in &left {
-        if session.table_version(table)? != Some(*version) {
+        if session.table_version(table)? != *version {
             changed.insert(table.to_string());
         }
     }
@@ -254,11 +257,17 @@ fn plan_resume(
             .iter()
             .find(|s| s.index == index && s.text == statement.text);
         let step = match (resuming, done) {
+            (_, Some(done)) if done.kind == StepKind::Session => Step::Rerun,
+            (false, Some(done)) if done.kind == StepKind::Append => {
+                return Err(Error::Table(format!(
+                    "cannot resume: the INSERT INTO at line {} completed in the last run, but the run starts again before it (something it or an earlier statement read changed); running it again would append its rows twice. Rewrite it as INSERT OVERWRITE, or run the script without --resume",
+                    statement.start.line
+                )));
+            }
             (false, _) | (true, None) => {
                 resuming = false;
                 Step::Run
             }
-            (true, Some(done)) if done.kind == StepKind::Session => Step::Run,
             (true, Some(done)) => {
                 let touched: Vec<&String> = done
                     .reads

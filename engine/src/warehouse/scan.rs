@@ -172,12 +172,20 @@ impl TableProvider for WarehouseTable {
             for file in &partition.files {
                 total_rows += file.rows as usize;
                 let path = meta.file_path(partition, file);
+                // The path as object_store writes it (`%` of an escaped partition value
+                // encoded once); handed over as a location, not re-parsed from text.
                 let location = object_store::path::Path::from_absolute_path(&path)
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 files.push(
-                    PartitionedFile::new(location.to_string(), file.size)
-                        .with_partition_values(values.clone())
-                        .with_extension(origin.clone()),
+                    PartitionedFile::new_from_meta(object_store::ObjectMeta {
+                        location,
+                        last_modified: Default::default(),
+                        size: file.size,
+                        e_tag: None,
+                        version: None,
+                    })
+                    .with_partition_values(values.clone())
+                    .with_extension(origin.clone()),
                 );
             }
         }
@@ -191,7 +199,7 @@ impl TableProvider for WarehouseTable {
         let total_bytes: usize = files.iter().map(|f| f.object_meta.size as usize).sum();
         // Files largest first into the group with the fewest bytes; the stage planner
         // re-splits them as Spark would.
-        files.sort_by(|a, b| b.object_meta.size.cmp(&a.object_meta.size));
+        files.sort_by_key(|file| std::cmp::Reverse(file.object_meta.size));
         let group_count = files.len().min(state.config().target_partitions().max(1));
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); group_count];
         for file in files {

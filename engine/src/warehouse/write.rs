@@ -265,6 +265,10 @@ impl<'a> PartitionWriters<'a> {
         let texts: Vec<ArrayRef> = (data_columns..batch.num_columns())
             .map(|i| cast(batch.column(i), &DataType::Utf8))
             .collect::<std::result::Result<_, _>>()?;
+        // Spark writes a timestamp as `2024-01-01 10:00:00`, not with ISO's `T`.
+        let timestamps: Vec<bool> = (data_columns..batch.num_columns())
+            .map(|i| matches!(batch.column(i).data_type(), DataType::Timestamp(..)))
+            .collect();
         let texts: Vec<&StringArray> = texts
             .iter()
             .map(|a| {
@@ -277,7 +281,13 @@ impl<'a> PartitionWriters<'a> {
         for row in 0..batch.num_rows() {
             let values: Vec<Option<String>> = texts
                 .iter()
-                .map(|t| t.is_valid(row).then(|| t.value(row).to_string()))
+                .zip(&timestamps)
+                .map(|(t, &timestamp)| {
+                    t.is_valid(row).then(|| match timestamp {
+                        true => t.value(row).replacen('T', " ", 1),
+                        false => t.value(row).to_string(),
+                    })
+                })
                 .collect();
             let dir = partition_dir(&self.options.partition_columns, &values);
             rows_of.entry(dir).or_default().push(row as u32);
