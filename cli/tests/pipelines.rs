@@ -68,3 +68,78 @@ fn the_shared_join_is_computed_three_times_without_a_cache_and_once_with_one() {
         assert!(hits > 0, "{stdout}");
     }
 }
+
+/// docs/pipelines.md's medallion pipeline as the page tells it: the broken script fails at
+/// gold, the fixed one run with --resume computes gold alone, and the tables are those of a
+/// clean run.
+#[test]
+fn the_medallion_pipeline_fails_at_gold_and_resumes_there() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/pipelines");
+    let stagesql = |dir: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stagesql"))
+            .current_dir(dir)
+            .env("STAGESQL_CONF_DIR", "/nonexistent/stagesql-conf")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("stagesql runs")
+    };
+    let tables = "SELECT (SELECT count(*) FROM bronze.events), (SELECT count(*) FROM silver.events), \
+                  (SELECT count(*) FROM gold.customer_spend), (SELECT sum(revenue_usd) FROM gold.daily_revenue)";
+    let clean = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        docs.join("medallion.sql"),
+        clean.path().join("pipeline.sql"),
+    )
+    .unwrap();
+    assert!(
+        stagesql(clean.path(), &["-q", "-f", "pipeline.sql"])
+            .status
+            .success()
+    );
+    let expected = stagesql(clean.path(), &["-q", "--format", "csv", "-c", tables]).stdout;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        docs.join("medallion_broken_gold.sql"),
+        dir.path().join("pipeline.sql"),
+    )
+    .unwrap();
+    let failed = stagesql(dir.path(), &["-f", "pipeline.sql"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("pipeline.sql:43"));
+    std::fs::copy(docs.join("medallion.sql"), dir.path().join("pipeline.sql")).unwrap();
+    let resumed = stagesql(
+        dir.path(),
+        &[
+            "-f",
+            "pipeline.sql",
+            "--resume",
+            "--summary",
+            "--format",
+            "csv",
+        ],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr),
+    );
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped pipeline.sql:18 (INSERT OVERWRITE bronze.events"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("skipped pipeline.sql:32 (INSERT OVERWRITE silver.events"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resuming at pipeline.sql:42"), "{stderr}");
+    // Gold's two writes and the final query: no job reads bronze.
+    let jobs: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(",succeeded,"))
+        .collect();
+    assert_eq!(jobs.len(), 3, "{stdout}");
+    let read = stagesql(dir.path(), &["-q", "--format", "csv", "-c", tables]).stdout;
+    assert_eq!(read, expected);
+}
