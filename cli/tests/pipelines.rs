@@ -100,11 +100,11 @@ fn the_medallion_pipeline_fails_at_gold_and_resumes_there() {
     let expected = stagesql(clean.path(), &["-q", "--format", "csv", "-c", tables]).stdout;
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        docs.join("medallion_broken_gold.sql"),
-        dir.path().join("pipeline.sql"),
-    )
-    .unwrap();
+    // The page's broken gold: a misspelt column at line 43.
+    let script = std::fs::read_to_string(docs.join("medallion.sql")).unwrap();
+    let broken = script.replace("DISTINCT user_id", "DISTINCT usr_id");
+    assert_ne!(broken, script);
+    std::fs::write(dir.path().join("pipeline.sql"), broken).unwrap();
     let failed = stagesql(dir.path(), &["-f", "pipeline.sql"]);
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("pipeline.sql:43"));

@@ -124,49 +124,61 @@ const WRITES: [(&str, &str); 4] = [
 
 const READ: &str = "SELECT p, count(*), sum(n) FROM t GROUP BY p ORDER BY p";
 
-#[test]
-fn a_write_killed_while_its_tasks_write_leaves_the_table_as_it_was() {
-    for (kind, write) in WRITES {
-        let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        run(dir, SETUP);
-        let before = rows(dir, READ);
-        let committed = files(&dir.join("wh/t"));
-        // Task 1 writes its files, then waits: the others finish; nothing is committed.
-        let mut writer = stagesql(
-            dir,
-            &["stagesql.test.slow_write_tasks=1:120000"],
-            &["-q", "-c", write],
-        )
+/// Runs `write` in a process of its own with the test setting `slow`, kills it (SIGKILL)
+/// once `ready` (given the table's directory and how many files the table had) says it is
+/// where the test wants it, and checks that a reader meanwhile, and the next process after,
+/// see the table as it was, with no file left over. Returns the directory and the rows.
+fn kill_mid_write(
+    kind: &str,
+    write: &str,
+    slow: &str,
+    what: &str,
+    ready: impl Fn(&Path, usize) -> bool,
+) -> (tempfile::TempDir, Vec<String>) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    run(dir, SETUP);
+    let before = rows(dir, READ);
+    let committed = files(&dir.join("wh/t"));
+    let mut writer = stagesql(dir, &[slow], &["-q", "-c", write])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-        let table = if kind == "CTAS" { "wh/u" } else { "wh/t" };
-        wait_for(
+    let table = dir.join(if kind == "CTAS" { "wh/u" } else { "wh/t" });
+    let already = if kind == "CTAS" { 0 } else { committed.len() };
+    wait_for(what, &mut writer, || ready(&table, already));
+    // A reader in another process meanwhile sees the table as it was.
+    assert_eq!(rows(dir, READ), before, "{kind}: a reader during the write");
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    // The next process on the warehouse: same rows, nothing of the write left.
+    assert_eq!(rows(dir, READ), before, "{kind}: after the kill");
+    assert_eq!(files(&dir.join("wh/t")), committed, "{kind}");
+    assert!(files(&dir.join("wh/u")).is_empty(), "{kind}");
+    assert!(files(&dir.join("wh/_stagesql/writes")).is_empty(), "{kind}");
+    if kind == "CTAS" {
+        let output = stagesql(dir, &[], &["-c", "SELECT * FROM u"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{kind}: the table must not exist");
+    }
+    (temp, before)
+}
+
+#[test]
+fn a_write_killed_while_its_tasks_write_leaves_the_table_as_it_was() {
+    for (kind, write) in WRITES {
+        // Task 1 writes its files, then waits: the others finish; nothing is committed.
+        let (temp, before) = kill_mid_write(
+            kind,
+            write,
+            "stagesql.test.slow_write_tasks=1:120000",
             "the write's tasks to write their files",
-            &mut writer,
-            || parquet_files_under(&dir.join(table), ".stagesql-staging") >= 4,
+            |table, _| parquet_files_under(table, ".stagesql-staging") >= 4,
         );
-        // A reader in another process meanwhile sees the table as it was.
-        assert_eq!(rows(dir, READ), before, "{kind}: a reader during the write");
-        writer.kill().unwrap();
-        writer.wait().unwrap();
-        // The next process on the warehouse: same rows, staging gone, no other file.
-        assert_eq!(rows(dir, READ), before, "{kind}: after the kill");
-        assert_eq!(files(&dir.join("wh/t")), committed, "{kind}");
-        assert!(
-            !dir.join("wh/u").exists() || files(&dir.join("wh/u")).is_empty(),
-            "{kind}"
-        );
-        assert!(files(&dir.join("wh/_stagesql/writes")).is_empty(), "{kind}");
-        if kind == "CTAS" {
-            let output = stagesql(dir, &[], &["-c", "SELECT * FROM u"])
-                .output()
-                .unwrap();
-            assert!(!output.status.success(), "{kind}: the table must not exist");
-        }
         // Run again to the end, the write takes effect once.
+        let dir = temp.path();
         run(dir, write);
         let after = rows(dir, READ);
         if kind != "CTAS" {
@@ -186,48 +198,21 @@ fn a_write_killed_while_its_tasks_write_leaves_the_table_as_it_was() {
 #[test]
 fn a_write_killed_while_it_commits_leaves_the_table_as_it_was() {
     for (kind, write) in WRITES {
-        let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        run(dir, SETUP);
-        let before = rows(dir, READ);
-        let committed = files(&dir.join("wh/t"));
-        // The commit moves the files into the table, then waits before recording them.
-        let mut writer = stagesql(
-            dir,
-            &["stagesql.test.slow_commit_ms=120000"],
-            &["-q", "-c", write],
-        )
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-        let table = if kind == "CTAS" { "wh/u" } else { "wh/t" };
-        wait_for("the commit to move the files", &mut writer, || {
-            let moved = files(&dir.join(table))
-                .iter()
-                .filter(|p| !p.to_string_lossy().contains(".stagesql-staging"))
-                .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-                .count();
-            let already = if kind == "CTAS" { 0 } else { committed.len() };
-            moved >= already + 4
-        });
-        // The moved files are in the table's directories, but not in the table.
-        assert_eq!(
-            rows(dir, READ),
-            before,
-            "{kind}: a reader during the commit"
-        );
-        writer.kill().unwrap();
-        writer.wait().unwrap();
-        assert_eq!(rows(dir, READ), before, "{kind}: after the kill");
-        assert_eq!(
-            files(&dir.join("wh/t")),
-            committed,
-            "{kind}: the moved files are gone"
-        );
-        assert!(
-            !dir.join("wh/u").exists() || files(&dir.join("wh/u")).is_empty(),
-            "{kind}"
+        // The commit moves the files into the table's directories, then waits before
+        // recording them: moved, they are still not the table's.
+        kill_mid_write(
+            kind,
+            write,
+            "stagesql.test.slow_commit_ms=120000",
+            "the commit to move the files",
+            |table, already| {
+                let moved = files(table)
+                    .iter()
+                    .filter(|p| !p.to_string_lossy().contains(".stagesql-staging"))
+                    .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                    .count();
+                moved >= already + 4
+            },
         );
     }
 }

@@ -72,9 +72,9 @@ impl Session {
         Ok(())
     }
 
-    /// DataFusion's schema of this name in the default catalog.
-    pub(super) fn schema_named(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        let catalog = self
+    /// DataFusion's default catalog, which holds the session's schemas and the databases.
+    fn default_catalog(&self) -> Result<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        let name = self
             .ctx
             .state()
             .config()
@@ -82,19 +82,18 @@ impl Session {
             .catalog
             .default_catalog
             .clone();
-        self.ctx.catalog(&catalog)?.schema(name)
+        self.ctx
+            .catalog(&name)
+            .ok_or_else(|| Error::Internal(format!("catalog {name} is missing")))
+    }
+
+    /// DataFusion's schema of this name in the default catalog.
+    pub(super) fn schema_named(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.default_catalog().ok()?.schema(name)
     }
 
     fn schema_provider(&self, database: &str) -> Option<Arc<dyn SchemaProvider>> {
-        let catalog = self
-            .ctx
-            .state()
-            .config()
-            .options()
-            .catalog
-            .default_catalog
-            .clone();
-        self.ctx.catalog(&catalog)?.schema(schema_name(database))
+        self.schema_named(schema_name(database))
     }
 
     /// The DataFusion schema of `database`, created when missing.
@@ -102,20 +101,9 @@ impl Session {
         if let Some(schema) = self.schema_provider(database) {
             return Ok(schema);
         }
-        let catalog = self
-            .ctx
-            .state()
-            .config()
-            .options()
-            .catalog
-            .default_catalog
-            .clone();
-        let catalog = self
-            .ctx
-            .catalog(&catalog)
-            .ok_or_else(|| Error::Internal(format!("catalog {catalog} is missing")))?;
         let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-        catalog.register_schema(schema_name(database), schema.clone())?;
+        self.default_catalog()?
+            .register_schema(schema_name(database), schema.clone())?;
         Ok(schema)
     }
 
@@ -232,17 +220,9 @@ impl Session {
                 }
                 // DataFusion's catalog cannot remove a schema: an empty one stays behind in
                 // this session, and USE does not take it.
-                let catalog = self
-                    .ctx
-                    .state()
-                    .config()
-                    .options()
-                    .catalog
-                    .default_catalog
-                    .clone();
-                if let Some(catalog) = self.ctx.catalog(&catalog) {
-                    let _ = catalog.deregister_schema(schema_name(&name), true);
-                }
+                let _ = self
+                    .default_catalog()?
+                    .deregister_schema(schema_name(&name), true);
                 completed("DROP DATABASE", None)
             }
             TableCommand::Use { database } => {

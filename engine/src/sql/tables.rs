@@ -328,15 +328,18 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Recognises a warehouse statement; `None` when `text` is something else (DataFusion's).
-pub fn parse_table_command(text: &str) -> Result<Option<TableCommand>> {
-    let first = text
-        .trim_start()
+/// The first word of a statement, lower-cased.
+pub fn first_word(text: &str) -> String {
+    text.trim_start()
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or_default()
-        .to_ascii_lowercase();
-    match first.as_str() {
+        .to_ascii_lowercase()
+}
+
+/// Recognises a warehouse statement; `None` when `text` is something else (DataFusion's).
+pub fn parse_table_command(text: &str) -> Result<Option<TableCommand>> {
+    match first_word(text).as_str() {
         "create" => parse_create(text),
         "drop" => parse_drop(text),
         "use" => parse_use(text).map(Some),

@@ -21,6 +21,7 @@ use super::{create_dir_all, now_ms, write_json_atomically};
 use crate::Session;
 use crate::error::{Error, Result};
 use crate::session::StatementEffects;
+use crate::sql::tables::first_word;
 use crate::sql::{Command, SqlStatement, TableCommand};
 
 /// What kind of step a statement is, for resuming.
@@ -196,36 +197,28 @@ fn run_name(script: &Path) -> String {
 
 /// What kind of step `text` is, given what it wrote.
 fn step_kind(text: &str, effects: &StatementEffects) -> StepKind {
+    let wrote = !effects.writes.is_empty();
     match Command::parse(text) {
         Ok(Some(Command::Table(command))) => match command {
             TableCommand::Use { .. } => StepKind::Session,
+            // An INSERT or DROP that wrote no warehouse table was about a table of the
+            // session (a warehouse table's drop is recorded as a write).
+            TableCommand::Insert { .. } | TableCommand::DropTable { .. } if !wrote => {
+                StepKind::Session
+            }
             TableCommand::Insert {
                 overwrite: false, ..
-            } if !effects.writes.is_empty() => StepKind::Append,
-            TableCommand::Insert { .. } if effects.writes.is_empty() => StepKind::Session,
-            // A table of the session; a warehouse table's drop is recorded as a write.
-            TableCommand::DropTable { .. } if effects.writes.is_empty() => StepKind::Session,
-            TableCommand::ShowDatabases
-            | TableCommand::ShowPartitions { .. }
-            | TableCommand::DescribeExtended { .. } => StepKind::Idempotent,
+            } => StepKind::Append,
             _ => StepKind::Idempotent,
         },
         Ok(Some(Command::Explain { .. })) => StepKind::Idempotent,
         Ok(Some(_)) => StepKind::Session,
-        _ => {
-            let first = text
-                .trim_start()
-                .split(|c: char| !c.is_ascii_alphabetic())
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            match first.as_str() {
-                "select" | "with" | "values" | "from" | "copy" | "show" | "describe" | "desc" => {
-                    StepKind::Idempotent
-                }
-                _ => StepKind::Session,
+        _ => match first_word(text).as_str() {
+            "select" | "with" | "values" | "from" | "copy" | "show" | "describe" | "desc" => {
+                StepKind::Idempotent
             }
-        }
+            _ => StepKind::Session,
+        },
     }
 }
 
