@@ -468,13 +468,13 @@ impl Session {
         match query {
             Some(query) => {
                 let plan = align_by_name(&meta, query)?;
-                Ok(Created::Write(PreparedWrite {
+                Ok(Created::Write(Box::new(PreparedWrite {
                     base: meta,
                     plan,
                     mode: WriteMode::Create,
                     spec: PartitionSpec::default(),
                     replaces: None,
-                }))
+                })))
             }
             None => {
                 if kind == TableKind::External {
@@ -673,7 +673,7 @@ impl Session {
             }
             TableCommand::CreateTable(create) if create.query_offset.is_some() => {
                 match self.prepare_create(create.clone(), statement).await? {
-                    Created::Write(write) => Ok(Some(write)),
+                    Created::Write(write) => Ok(Some(*write)),
                     Created::Done => Err(warehouse::table_exists(&create.name)),
                 }
             }
@@ -1034,7 +1034,7 @@ enum Created {
     /// Nothing: the table was created (no query) or exists (IF NOT EXISTS).
     Done,
     /// Its query's write.
-    Write(PreparedWrite),
+    Write(Box<PreparedWrite>),
 }
 
 /// The warehouse tables statements read and wrote, with versions.
