@@ -424,3 +424,24 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     found.sort();
     found
 }
+
+#[tokio::test]
+async fn a_task_writing_more_partitions_than_it_keeps_open_writes_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path(), &[("spark.executor.cores", "1")]);
+    run(
+        &s,
+        "CREATE TABLE wide (v BIGINT, p BIGINT) USING parquet PARTITIONED BY (p);
+         INSERT INTO wide SELECT k, k % 100 FROM generate_series(1, 50000) g(k);",
+    )
+    .await;
+    assert_eq!(
+        sorted(&s, "SELECT count(*), count(DISTINCT p), sum(v) FROM wide").await,
+        lines(&["50000|100|1250025000"])
+    );
+    assert_eq!(
+        sorted(&s, "SELECT count(*) FROM wide WHERE p = 7").await,
+        lines(&["500"])
+    );
+    assert_eq!(sorted(&s, "SHOW PARTITIONS wide").await.len(), 100);
+}

@@ -231,24 +231,33 @@ impl ExecutionPlan for WriteFilesExec {
     }
 }
 
-/// The open files of one task attempt, one per partition directory.
+/// The open files of one task attempt, one per partition directory, at most
+/// [`MAX_OPEN_FILES`] at a time (each buffers a row group): opening one more closes them
+/// all, and later rows of a partition go to its next file (`c001`, …), as Spark's writer
+/// does past `spark.sql.maxConcurrentOutputFileWriters`.
 struct PartitionWriters<'a> {
     options: &'a WriteOptions,
     dir: PathBuf,
-    file_name: String,
+    /// `part-00003-<write id>`: the start of every file name of the task.
+    prefix: String,
     open: BTreeMap<String, (ArrowWriter<std::fs::File>, String, u64)>,
+    /// Files of each partition directory opened so far.
+    opened: HashMap<String, usize>,
+    /// (partition directory, path under the attempt, rows, bytes) of the closed files.
+    closed: Vec<(String, String, u64, u64)>,
 }
+
+const MAX_OPEN_FILES: usize = 32;
 
 impl<'a> PartitionWriters<'a> {
     fn new(options: &'a WriteOptions, attempt: &str, partition: usize) -> Self {
         Self {
             options,
             dir: options.staging.join(attempt),
-            file_name: format!(
-                "part-{partition:05}-{}.c000.snappy.parquet",
-                options.write_id
-            ),
+            prefix: format!("part-{partition:05}-{}", options.write_id),
             open: BTreeMap::new(),
+            opened: HashMap::new(),
+            closed: Vec::new(),
         }
     }
 
@@ -302,9 +311,15 @@ impl<'a> PartitionWriters<'a> {
 
     fn write_to(&mut self, dir: String, batch: RecordBatch) -> Result<()> {
         if !self.open.contains_key(&dir) {
+            if self.open.len() >= MAX_OPEN_FILES {
+                self.close_all()?;
+            }
+            let sequence = self.opened.entry(dir.clone()).or_default();
+            let name = format!("{}.c{sequence:03}.snappy.parquet", self.prefix);
+            *sequence += 1;
             let relative = match dir.is_empty() {
-                true => self.file_name.clone(),
-                false => format!("{dir}/{}", self.file_name),
+                true => name,
+                false => format!("{dir}/{name}"),
             };
             let path = self.dir.join(&relative);
             if let Some(parent) = path.parent() {
@@ -323,15 +338,20 @@ impl<'a> PartitionWriters<'a> {
         Ok(())
     }
 
-    /// Closes every file; returns (partition directory, path under the attempt, rows, bytes).
-    fn finish(self) -> Result<Vec<(String, String, u64, u64)>> {
-        let mut written = Vec::new();
-        for (dir, (writer, relative, rows)) in self.open {
+    fn close_all(&mut self) -> Result<()> {
+        for (dir, (writer, relative, rows)) in std::mem::take(&mut self.open) {
             writer.close()?;
             let bytes = std::fs::metadata(self.dir.join(&relative))?.len();
-            written.push((dir, relative, rows, bytes));
+            self.closed.push((dir, relative, rows, bytes));
         }
-        Ok(written)
+        Ok(())
+    }
+
+    /// Closes every file; returns (partition directory, path under the attempt, rows, bytes)
+    /// of each file written.
+    fn finish(mut self) -> Result<Vec<(String, String, u64, u64)>> {
+        self.close_all()?;
+        Ok(self.closed)
     }
 }
 
