@@ -426,9 +426,17 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test]
-async fn a_task_writing_more_partitions_than_it_keeps_open_writes_every_row_once() {
+async fn a_task_writing_many_partitions_writes_one_file_each() {
     let dir = tempfile::tempdir().unwrap();
-    let s = session(dir.path(), &[("spark.executor.cores", "1")]);
+    // One task, rows of every partition in every batch: the task sorts them by partition
+    // first, so each partition gets one file.
+    let s = session(
+        dir.path(),
+        &[
+            ("spark.executor.cores", "1"),
+            ("datafusion.execution.batch_size", "1000"),
+        ],
+    );
     run(
         &s,
         "CREATE TABLE wide (v BIGINT, p BIGINT) USING parquet PARTITIONED BY (p);
@@ -444,4 +452,6 @@ async fn a_task_writing_more_partitions_than_it_keeps_open_writes_every_row_once
         lines(&["500"])
     );
     assert_eq!(sorted(&s, "SHOW PARTITIONS wide").await.len(), 100);
+    let described = sorted(&s, "DESCRIBE EXTENDED wide").await.join("\n");
+    assert!(described.contains("50000 rows, 100 files"), "{described}");
 }

@@ -1076,12 +1076,28 @@ fn name_positional_columns(statement: &mut datafusion::sql::parser::Statement) {
 
 /// The write on top of a query's physical plan: a merge at the top goes (each task writes
 /// its partition), anything else stays below the write.
+///
+/// Into a partitioned table, each task first sorts its rows by the partition columns, as
+/// Spark's file writer does: it then writes one partition's file at a time (one file per
+/// partition and task), and the sort spills when the task's memory runs short.
 fn write_on_top(plan: Arc<dyn ExecutionPlan>, options: WriteOptions) -> Arc<dyn ExecutionPlan> {
+    use datafusion::physical_expr::expressions::Column as ColumnExpr;
+    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+    use datafusion::physical_plan::sorts::sort::SortExec;
     // A merge that also limits (ORDER BY … LIMIT) stays: the write is then one task.
     let merge = plan.is::<CoalescePartitionsExec>() || plan.is::<SortPreservingMergeExec>();
     let input = match merge && plan.fetch().is_none() {
         true => plan.children()[0].clone(),
         false => plan,
+    };
+    let schema = input.schema();
+    let first = schema.fields().len() - options.partition_columns.len();
+    let keys = (first..schema.fields().len()).map(|i| {
+        PhysicalSortExpr::new_default(Arc::new(ColumnExpr::new(schema.field(i).name(), i)))
+    });
+    let input: Arc<dyn ExecutionPlan> = match LexOrdering::new(keys) {
+        Some(ordering) => Arc::new(SortExec::new(ordering, input).with_preserve_partitioning(true)),
+        None => input,
     };
     Arc::new(WriteFilesExec::new(input, options))
 }
