@@ -34,7 +34,7 @@ use skew::SideSkew;
 
 use crate::config::human_bytes;
 use crate::shuffle::{MapOutputStatistics, ShuffleStore};
-use crate::stages::{PartitionSpec, ReadSpec, ShuffleReadExec, Stage, StageId};
+use crate::stages::{PartitionSpec, ReadSpec, ShuffleReadExec, Stage, StageId, shuffled};
 
 /// Settings of adaptive execution (`spark.sql.adaptive.*`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -264,12 +264,13 @@ fn partition_reads(
             }
             _ => Partitioning::UnknownPartitioning(specs.len()),
         };
+        // Partitions grouped or split hold the rows they held: what held of them still does.
         Ok(Transformed::yes(Arc::new(ShuffleReadExec::new(
             reader.stage(),
             ReadSpec::Explicit(specs),
             reader.schema(),
             partitioning,
-            None,
+            Some(shuffled(&reader.properties().eq_properties)),
         )) as Arc<dyn ExecutionPlan>))
     })?;
     Ok(stage.with_input(plan.data))
@@ -439,7 +440,7 @@ fn switch_to_broadcast(
             ReadSpec::Explicit(vec![PartitionSpec { reduce: 0..partitions, maps: None }]),
             build.schema(),
             Partitioning::UnknownPartitioning(1),
-            None,
+            Some(shuffled(&build.properties().eq_properties)),
         ));
         let probe = children[1].clone();
         let switched = join

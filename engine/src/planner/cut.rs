@@ -38,7 +38,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitio
 
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, Stage, StageGraph,
-    StageId, SubqueryStep, read_stages, reads_subquery_results,
+    StageId, SubqueryStep, read_stages, reads_subquery_results, shuffled,
 };
 
 /// Cuts `plan` into stages numbered from `first_id` (stage ids are unique in a session);
@@ -139,12 +139,13 @@ impl Cutter {
                 Partitioning::RoundRobinBatch(n) => Partitioning::UnknownPartitioning(n),
                 hash => hash,
             };
+            // What held of the repartitioned rows in the streaming plan holds of the read.
             let reader: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::new(
                 id,
                 ReadSpec::ReducePartitions(buckets),
                 schema,
                 read_partitioning,
-                None,
+                Some(shuffled(&repartition.properties().eq_properties)),
             ));
             // An order-preserving repartition: the blocks of a reduce partition come from
             // different map tasks, so sort each partition again.
@@ -184,7 +185,10 @@ impl Cutter {
                 }
                 None => self.add_stage(build.clone(), Exchange::Broadcast),
             };
-            children[0] = Arc::new(BroadcastReadExec::new(id, build.schema()));
+            children[0] = Arc::new(BroadcastReadExec::new(
+                id,
+                shuffled(build.equivalence_properties()),
+            ));
             return Ok(Transformed::yes(replace_children_if_necessary(
                 node, children,
             )?));

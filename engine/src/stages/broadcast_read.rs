@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
@@ -34,9 +33,11 @@ pub struct BroadcastReadExec {
 }
 
 impl BroadcastReadExec {
-    pub fn new(stage: StageId, schema: SchemaRef) -> Self {
+    /// A reader of the build stage `stage`, whose rows have `eq_properties` (see
+    /// [`super::shuffled`]: all of the build side's rows, from every partition).
+    pub fn new(stage: StageId, eq_properties: EquivalenceProperties) -> Self {
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
+            eq_properties,
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,

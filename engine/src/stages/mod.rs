@@ -29,7 +29,7 @@ use datafusion::physical_plan::scalar_subquery::{ScalarSubqueryExec, ScalarSubqu
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 
 pub use broadcast_read::BroadcastReadExec;
-pub use shuffle_read::{PartitionSpec, ReadSpec, ShuffleReadExec, read_written_maps};
+pub use shuffle_read::{PartitionSpec, ReadSpec, ShuffleReadExec, read_written_maps, shuffled};
 pub use shuffle_write::ShuffleWriteExec;
 
 pub use crate::ids::StageId;

@@ -87,16 +87,18 @@ pub struct ShuffleReadExec {
 }
 
 impl ShuffleReadExec {
-    /// A reader of stage `stage`'s output whose writer's input had `eq_properties` (kept
-    /// only where the read preserves them) and produced `partitioning`.
+    /// A reader of stage `stage`'s output that produces `partitioning` with the
+    /// equivalence properties `eq_properties` — what holds of the rows it returns: the
+    /// exchange's own output properties, less what the read does not preserve (see
+    /// [`shuffled`]). `None`: nothing is known.
     pub fn new(
         stage: StageId,
         spec: ReadSpec,
         schema: SchemaRef,
         partitioning: Partitioning,
-        ordering: Option<EquivalenceProperties>,
+        eq_properties: Option<EquivalenceProperties>,
     ) -> Self {
-        let eq_properties = ordering.unwrap_or_else(|| EquivalenceProperties::new(schema));
+        let eq_properties = eq_properties.unwrap_or_else(|| EquivalenceProperties::new(schema));
         let properties = PlanProperties::new(
             eq_properties,
             partitioning,
@@ -118,6 +120,19 @@ impl ShuffleReadExec {
     pub fn spec(&self) -> &ReadSpec {
         &self.spec
     }
+}
+
+/// What still holds of rows after they were shuffled, or gathered into one partition: the
+/// equivalent columns and the constants every partition shares (a `WHERE a = 1` upstream
+/// makes `a` constant wherever its rows go), not orderings or constants that differ from
+/// partition to partition. A stage keeps the properties its streaming plan had, so that
+/// operators needing them (a window's `PARTITION BY` order, a union's interleave) still
+/// get them, and nothing claims more than is true.
+pub fn shuffled(eq_properties: &EquivalenceProperties) -> EquivalenceProperties {
+    let mut eq_properties = eq_properties.clone();
+    eq_properties.clear_orderings();
+    eq_properties.clear_per_partition_constants();
+    eq_properties
 }
 
 /// What a shuffle or broadcast reader measures for one output partition: rows and bytes
