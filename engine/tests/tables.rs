@@ -455,3 +455,77 @@ async fn a_task_writing_many_partitions_writes_one_file_each() {
     let described = sorted(&s, "DESCRIBE EXTENDED wide").await.join("\n");
     assert!(described.contains("50000 rows, 100 files"), "{described}");
 }
+
+/// Waits until a write of the warehouse at `dir` is about to commit (its record lists the
+/// files it moves into the table), as the commit pause (`stagesql.test.slow_commit_ms`)
+/// holds it there.
+fn wait_for_commit(dir: &Path) {
+    let writes = dir.join("_stagesql/writes");
+    for _ in 0..12_000 {
+        let committing = std::fs::read_dir(&writes)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .any(|record| record.contains("\"files\": [\n"));
+        if committing {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no write reached its commit within 2 minutes");
+}
+
+/// A table dropped, or dropped and created again, by another session while a write runs:
+/// the write fails and commits nothing, and the other session's table is untouched (before,
+/// the write committed its version on top of the dropped or the new table).
+#[test]
+fn a_write_never_commits_on_a_table_dropped_while_it_ran() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for recreate in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = session(dir.path(), &[("stagesql.test.slow_commit_ms", "5000")]);
+        runtime.block_on(async {
+            run(
+                &writer,
+                "CREATE TABLE t (a INT, p INT) USING parquet PARTITIONED BY (p)",
+            )
+            .await;
+            run(&writer, "INSERT INTO t VALUES (1, 1), (2, 2)").await;
+        });
+        let warehouse = dir.path().to_path_buf();
+        let other = std::thread::spawn(move || {
+            wait_for_commit(&warehouse);
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let s = session(&warehouse, &[]);
+            runtime.block_on(async {
+                run(&s, "DROP TABLE t").await;
+                if recreate {
+                    run(&s, "CREATE TABLE t (b STRING) USING parquet").await;
+                    run(&s, "INSERT INTO t VALUES ('new')").await;
+                }
+            });
+        });
+        let message = runtime.block_on(error(&writer, "INSERT INTO t VALUES (3, 3), (4, 1)"));
+        other.join().unwrap();
+        let expected = match recreate {
+            true => "dropped and created again",
+            false => "was dropped while this statement ran",
+        };
+        assert!(message.contains(expected), "{message}");
+        let reader = session(dir.path(), &[]);
+        runtime.block_on(async {
+            match recreate {
+                true => assert_eq!(sorted(&reader, "SELECT * FROM t").await, lines(&["new"])),
+                false => assert!(error(&reader, "SELECT * FROM t").await.contains("t")),
+            }
+        });
+        // Nothing of the failed write is left in the table's directory.
+        let files: Vec<_> = walk(dir.path())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect();
+        assert_eq!(files.len(), usize::from(recreate), "{files:?}");
+    }
+}

@@ -1198,6 +1198,7 @@ fn new_table_meta(
         partition_columns,
         properties: create.properties.clone(),
         comment: create.comment.clone(),
+        table_id: uuid::Uuid::new_v4().to_string(),
         version: 0,
         created_ms: now,
         last_operation: "CREATE TABLE".into(),

@@ -127,6 +127,11 @@ pub struct TableMeta {
     pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The identity of this table, given when it is created: a table dropped and created
+    /// again under the same name is another table, and a write that began on the first
+    /// must not commit on top of the second.
+    #[serde(default)]
+    pub table_id: String,
     /// 1 when created; each commit adds one.
     pub version: u64,
     pub created_ms: u64,
@@ -431,7 +436,12 @@ impl Warehouse {
     /// that version exists (another writer committed first).
     pub fn commit(&self, meta: &TableMeta) -> Result<()> {
         let dir = self.table_dir(&meta.database, &meta.name);
-        create_dir_all(&dir)?;
+        match meta.version {
+            0 | 1 => create_dir_all(&dir)?,
+            // The entry's directory is never made again here: a table dropped while this
+            // write ran stays dropped.
+            _ => self.check_base(meta)?,
+        }
         let target = dir.join(version_file_name(meta.version));
         let staged = dir.join(format!(
             "_v{}-{}.json.tmp",
@@ -455,6 +465,28 @@ impl Warehouse {
                 meta.version
             ))),
             Err(e) => Err(Error::io("commit table metadata", &target, e)),
+        }
+    }
+
+    /// Checks that the version `meta` was made from is still the table's latest, of the same
+    /// table: not dropped, not dropped and created again, not committed to by another writer.
+    pub(crate) fn check_base(&self, meta: &TableMeta) -> Result<()> {
+        let base = meta.version.saturating_sub(1);
+        match self.table(&meta.database, &meta.name)? {
+            None => Err(Error::Table(format!(
+                "[TABLE_OR_VIEW_NOT_FOUND] table {} was dropped while this statement ran; nothing of this statement was committed",
+                meta.qualified()
+            ))),
+            Some(current) if current.table_id != meta.table_id => Err(Error::Table(format!(
+                "[CONCURRENT_WRITE] table {} was dropped and created again while this statement ran; nothing of this statement was committed, run it again",
+                meta.qualified()
+            ))),
+            Some(current) if current.version != base => Err(Error::Table(format!(
+                "[CONCURRENT_WRITE] table {} was committed by another writer (version {}) while this statement ran; nothing of this statement was committed, run it again",
+                meta.qualified(),
+                current.version
+            ))),
+            Some(_) => Ok(()),
         }
     }
 

@@ -524,6 +524,13 @@ pub(crate) fn commit_write(
     meta.version = base.version + 1;
     meta.last_operation = mode.operation().to_string();
     meta.last_commit_ms = now_ms();
+    if mode != WriteMode::Create {
+        // Nothing moves into a table that was dropped or replaced while the job ran.
+        if let Err(error) = warehouse.check_base(&meta) {
+            write.finish();
+            return Err(error);
+        }
+    }
     write.about_to_commit(
         moves.iter().map(|(_, target)| target.clone()).collect(),
         replaced_files.clone(),
