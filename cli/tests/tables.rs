@@ -390,3 +390,50 @@ SELECT nope;
         .unwrap();
     assert_eq!(misuse.status.code(), Some(2));
 }
+
+/// A step that reads a warehouse table through a table of the session (`CREATE TABLE m AS
+/// SELECT … FROM src`), a cache or a view depends on that table: when it changes, --resume
+/// runs the step again (before, it skipped it and kept results made from the old data).
+#[test]
+fn resume_sees_changes_through_session_tables_caches_and_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    run(
+        dir,
+        "CREATE TABLE src (a INT) USING parquet; INSERT INTO src VALUES (1);
+         CREATE TABLE out_m (a INT) USING parquet; CREATE TABLE out_c (a INT) USING parquet;
+         CREATE TABLE out_v (a INT) USING parquet;",
+    );
+    std::fs::write(
+        dir.join("s.sql"),
+        "CREATE TABLE m AS SELECT * FROM src;
+CACHE TABLE cc AS SELECT a FROM src;
+CREATE VIEW v AS SELECT a FROM src;
+INSERT OVERWRITE out_m SELECT * FROM m;
+INSERT OVERWRITE out_c SELECT * FROM cc;
+INSERT OVERWRITE out_v SELECT * FROM v;
+SELECT * FROM no_such_table;
+",
+    )
+    .unwrap();
+    assert!(
+        !stagesql(dir, &[], &["-f", "s.sql"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    run(dir, "INSERT INTO src VALUES (2)");
+    let resumed = stagesql(dir, &[], &["-f", "s.sql", "--resume"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(!stderr.contains("skipped"), "{stderr}");
+    for table in ["out_m", "out_c", "out_v"] {
+        assert_eq!(
+            rows(dir, &format!("SELECT * FROM {table} ORDER BY a")),
+            ["1", "2"],
+            "{table}: {stderr}"
+        );
+    }
+}

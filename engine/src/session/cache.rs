@@ -458,7 +458,7 @@ impl Session {
             .any(|source| self.resolve(source) == *table)
     }
 
-    fn resolve(&self, table: &TableReference) -> ResolvedTableReference {
+    pub(super) fn resolve(&self, table: &TableReference) -> ResolvedTableReference {
         let options = self.ctx.state().config().options().catalog.clone();
         table
             .clone()

@@ -83,6 +83,9 @@ pub struct Session {
     warehouse: std::sync::OnceLock<Arc<crate::warehouse::Warehouse>>,
     /// Warehouse tables read and written since [`Session::take_effects`] (for `--resume`).
     effects: Mutex<StatementEffects>,
+    /// The warehouse tables (with versions) each table of the session was made from, by
+    /// resolved name: a statement reading the table depends on them (for `--resume`).
+    session_sources: Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, u64>>>,
 }
 
 /// Records `report`, without the plans it ran on, in place of the earlier report of its job.
@@ -181,6 +184,7 @@ impl Session {
             planning: tokio::sync::Mutex::new(()),
             warehouse: std::sync::OnceLock::new(),
             effects: Mutex::default(),
+            session_sources: Mutex::default(),
         };
         let conf = options
             .settings

@@ -968,24 +968,65 @@ impl Session {
         self.invalidate_table(&reference, replaced);
     }
 
-    /// Records the warehouse tables `plan` reads, at their versions now (for `--resume`).
+    /// Records the warehouse tables `plan` reads, at their versions now (for `--resume`):
+    /// also through views, caches and tables of the session made from warehouse tables, so
+    /// a step reading `CREATE TABLE m AS SELECT … FROM src` depends on `src`.
     pub(super) fn note_reads(&self, plan: &LogicalPlan) {
-        use datafusion::common::tree_node::TreeNodeRecursion;
-        let mut reads = Vec::new();
-        let _ = plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Ok(provider) = source_as_provider(&scan.source)
-                && let Some(table) = provider.downcast_ref::<WarehouseTable>()
-                && let Ok(meta) = table.meta()
-            {
-                reads.push((meta.qualified(), meta.version));
+        let mut reads = BTreeMap::new();
+        self.warehouse_reads(plan, &mut reads);
+        // A table of the session that this plan creates or inserts into is made from them.
+        let target = match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => Some((&create.name, true)),
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(create)) => Some((&create.name, true)),
+            LogicalPlan::Dml(dml) => Some((&dml.table_name, false)),
+            _ => None,
+        };
+        if let Some((name, created)) = target {
+            let name = self.resolve(name).to_string();
+            let mut sources = self
+                .session_sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if created {
+                sources.remove(&name);
             }
-            Ok(TreeNodeRecursion::Continue)
-        });
+            let entry = sources.entry(name).or_default();
+            entry.extend(reads.iter().map(|(t, v)| (t.clone(), *v)));
+        }
         let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
         for (table, version) in reads {
             effects.reads.entry(table).or_insert(version);
         }
+    }
+
+    /// The warehouse tables `plan` reads, directly or through views and session tables.
+    fn warehouse_reads(&self, plan: &LogicalPlan, reads: &mut BTreeMap<String, u64>) {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let _ = plan.apply_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = node else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            let Ok(provider) = source_as_provider(&scan.source) else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            if let Some(table) = provider.downcast_ref::<WarehouseTable>() {
+                if let Ok(meta) = table.meta() {
+                    reads.entry(meta.qualified()).or_insert(meta.version);
+                }
+            } else if let Some(view) = provider.get_logical_plan() {
+                self.warehouse_reads(&view, reads);
+            } else {
+                let name = self.resolve(&scan.table_name).to_string();
+                let sources = self
+                    .session_sources
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for (table, version) in sources.get(&name).into_iter().flatten() {
+                    reads.entry(table.clone()).or_insert(*version);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
     }
 
     /// Records that a warehouse table is gone (version 0, for `--resume`).
