@@ -529,3 +529,81 @@ fn a_write_never_commits_on_a_table_dropped_while_it_ran() {
         assert_eq!(files.len(), usize::from(recreate), "{files:?}");
     }
 }
+
+/// An external table over `c=v/` directories: its columns and partition columns are taken
+/// from the files and directories; files others add to its partitions are read after
+/// REFRESH TABLE and by a new session; new partition directories after MSCK REPAIR TABLE
+/// (or ALTER TABLE … RECOVER PARTITIONS); SYNC drops partitions whose directories are gone.
+/// Before, the table kept the files of its CREATE for ever.
+#[tokio::test]
+async fn external_tables_read_the_files_under_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = dir.path().join("ext");
+    let writer = session(&dir.path().join("other"), &[]);
+    let copy = |value: i32, part: &str, file: &str| {
+        format!(
+            "COPY (SELECT CAST({value} AS INT) AS a) TO '{}'",
+            ext.join(part).join(file).display()
+        )
+    };
+    run(&writer, &copy(1, "p=1", "f1.parquet")).await;
+    run(&writer, &copy(2, "p=10", "f1.parquet")).await;
+    let s = session(dir.path(), &[]);
+    run(
+        &s,
+        &format!("CREATE TABLE e USING parquet LOCATION '{}'", ext.display()),
+    )
+    .await;
+    let described = sorted(&s, "DESCRIBE EXTENDED e").await.join("\n");
+    assert!(described.contains("# Partition Information"), "{described}");
+    assert_eq!(sorted(&s, "SELECT * FROM e").await, lines(&["1|1", "2|10"]));
+
+    // A file added to a partition: seen after REFRESH TABLE, and by a new session.
+    run(&writer, &copy(3, "p=1", "f2.parquet")).await;
+    assert_eq!(
+        sorted(&session(dir.path(), &[]), "SELECT * FROM e").await,
+        lines(&["1|1", "2|10", "3|1"])
+    );
+    run(&writer, &copy(4, "p=1", "f3.parquet")).await;
+    run(&s, "REFRESH TABLE e").await;
+    assert_eq!(
+        sorted(&s, "SELECT * FROM e").await,
+        lines(&["1|1", "2|10", "3|1", "4|1"])
+    );
+
+    // A new partition directory: after MSCK REPAIR TABLE.
+    run(&writer, &copy(5, "p=2", "f1.parquet")).await;
+    assert_eq!(sorted(&s, "SELECT count(*) FROM e").await, lines(&["4"]));
+    run(&s, "MSCK REPAIR TABLE e").await;
+    assert_eq!(
+        sorted(&s, "SELECT a FROM e WHERE p = 2").await,
+        lines(&["5"])
+    );
+    run(&writer, &copy(6, "p=3", "f1.parquet")).await;
+    run(&s, "ALTER TABLE e RECOVER PARTITIONS").await;
+    assert_eq!(
+        sorted(&s, "SELECT a FROM e WHERE p = 3").await,
+        lines(&["6"])
+    );
+
+    // A partition directory removed: SYNC PARTITIONS drops it.
+    std::fs::remove_dir_all(ext.join("p=10")).unwrap();
+    run(&s, "MSCK REPAIR TABLE e SYNC PARTITIONS").await;
+    assert_eq!(
+        sorted(&s, "SHOW PARTITIONS e").await,
+        lines(&["p=1", "p=2", "p=3"])
+    );
+    assert_eq!(sorted(&s, "SELECT count(*) FROM e").await, lines(&["5"]));
+
+    // A directory whose value is not of the column's type is an error, not a table that
+    // cannot be read.
+    run(&writer, &copy(7, "p=x", "f1.parquet")).await;
+    let message = error(&s, "MSCK REPAIR TABLE e").await;
+    assert!(message.contains("CAST_INVALID_INPUT"), "{message}");
+    // An external table's files are not the warehouse's to delete.
+    assert!(
+        error(&s, "TRUNCATE TABLE e")
+            .await
+            .contains("external table")
+    );
+}

@@ -363,7 +363,11 @@ impl Session {
 
     /// `REFRESH TABLE name`: cached data of `name`, and of caches that read it, is computed
     /// again when next used.
-    pub(crate) fn refresh_table(&self, name: &str) -> Result<StatementOutput> {
+    pub(crate) async fn refresh_table(&self, name: &str) -> Result<StatementOutput> {
+        // An external warehouse table's files are listed again.
+        if let Some(meta) = self.warehouse_table(name).await? {
+            self.relist_external(&meta)?;
+        }
         if !self.ctx.table_exist(table_ref(name))? {
             return Err(Error::Config(format!(
                 "cannot REFRESH TABLE {name}: no table or view named {name}"

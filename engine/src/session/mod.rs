@@ -85,7 +85,8 @@ pub struct Session {
     effects: Mutex<StatementEffects>,
     /// The warehouse tables (with versions) each table of the session was made from, by
     /// resolved name: a statement reading the table depends on them (for `--resume`).
-    session_sources: Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, u64>>>,
+    session_sources:
+        Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, u64>>>,
 }
 
 /// Records `report`, without the plans it ran on, in place of the earlier report of its job.
@@ -696,7 +697,7 @@ impl Session {
             }
             Command::UncacheTable { name, if_exists } => self.uncache_table(&name, if_exists),
             Command::ClearCache => self.clear_cache(),
-            Command::RefreshTable { name } => self.refresh_table(&name),
+            Command::RefreshTable { name } => self.refresh_table(&name).await,
         }
     }
 }

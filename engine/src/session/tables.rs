@@ -2,7 +2,7 @@
 //! tasks write files and whose driver commits, and the catalog's tables registered with
 //! DataFusion so queries read them like any table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use super::{Completion, Session, StatementOutput, explain::query_statement};
 use crate::config::{Source, keys};
 use crate::error::{Error, Result};
 use crate::scheduler::JobReport;
+use crate::sql::tables::RepairMode;
 use crate::sql::{CreateTable, SqlStatement, TableCommand};
 use crate::stages::StageGraph;
 use crate::warehouse::{
@@ -65,6 +66,7 @@ impl Session {
             self.ensure_schema(&database)?;
             for name in warehouse.table_names(&database)? {
                 if let Some(meta) = warehouse.table(&database, &name)? {
+                    self.relist_external(&meta)?;
                     self.register_warehouse_table(&meta)?;
                 }
             }
@@ -150,7 +152,7 @@ impl Session {
     }
 
     /// The warehouse table `name` names, if it is one.
-    async fn warehouse_table(&self, name: &str) -> Result<Option<TableMeta>> {
+    pub(super) async fn warehouse_table(&self, name: &str) -> Result<Option<TableMeta>> {
         let (database, table) = self.resolve_name(name)?;
         if self.session_table(&database, &table).await? {
             return Ok(None);
@@ -287,6 +289,10 @@ impl Session {
                 .add_partitions(&table, if_not_exists, partitions)
                 .await
                 .map(Some),
+            TableCommand::Truncate { table, spec } => self.truncate(&table, spec).await,
+            TableCommand::RepairTable { table, mode } => {
+                self.repair_table(&table, mode).await.map(Some)
+            }
             TableCommand::DropPartitions {
                 table,
                 if_exists,
@@ -394,7 +400,7 @@ impl Session {
     /// so); otherwise returns the write of its query, to run or to explain.
     async fn prepare_create(
         &self,
-        create: CreateTable,
+        mut create: CreateTable,
         statement: &SqlStatement,
     ) -> Result<Created> {
         let (database, name) = self.resolve_name(&create.name)?;
@@ -444,6 +450,14 @@ impl Session {
                 self.warehouse().database_location(&database).join(&name),
             ),
         };
+        if kind == TableKind::External
+            && create.columns.is_none()
+            && query.is_none()
+            && create.partitioned_by.is_empty()
+        {
+            // As Spark: `c=v/` directories under the location are partitions of column `c`.
+            create.partitioned_by = partition_columns_under(&location)?;
+        }
         let schema: SchemaRef = match (&create.columns, &query) {
             (Some(columns), _) => self.column_schema(columns, &qualified).await?,
             (None, Some(query)) => Arc::new(query.schema().as_arrow().clone()),
@@ -478,7 +492,8 @@ impl Session {
             }
             None => {
                 if kind == TableKind::External {
-                    meta.partitions = discover_partitions(&meta)?;
+                    meta.partitions =
+                        discover_partitions(&meta, &self.warehouse().files_being_written())?;
                 }
                 meta.version = 1;
                 self.warehouse().create_table(&meta)?;
@@ -645,6 +660,9 @@ impl Session {
                     }
                     return Err(warehouse::table_not_found(&format!("{database}.{name}")));
                 };
+                if meta.kind == TableKind::Checkpoint {
+                    return Err(checkpoint_is_read_only(&meta, "INSERT"));
+                }
                 let query = self
                     .positional_query_plan(&query_statement(statement, *query_offset))
                     .await?;
@@ -721,6 +739,7 @@ impl Session {
         for (spec, location) in partitions {
             check_spec(&meta, &spec, false)?;
             let values = full_values(&meta, &spec)?;
+            check_partition_values(&meta, meta.schema()?.as_ref(), &values)?;
             if meta.partitions.iter().any(|p| p.values == values) {
                 if if_not_exists {
                     continue;
@@ -743,12 +762,131 @@ impl Session {
                 files: Vec::new(),
             };
             // A partition added over files that are there already reads them.
-            partition.files = discover_files(&meta.partition_path(&partition))?;
+            partition.files = discover_files(
+                &meta.partition_path(&partition),
+                &self.warehouse().files_being_written(),
+            )?;
             meta.partitions.push(partition);
         }
         meta.partitions.sort_by(|a, b| a.values.cmp(&b.values));
         self.commit_metadata(&base, meta, "ALTER TABLE ADD PARTITION")?;
         finished("ALTER TABLE", None)
+    }
+
+    /// `TRUNCATE TABLE t [PARTITION (…)]` on a warehouse table: a commit that keeps the
+    /// table (and its partitions) without the rows of the partitions named, or all. As in
+    /// Spark, an external or checkpoint table cannot be truncated. `None` hands a table of
+    /// the session back to DataFusion.
+    async fn truncate(
+        &self,
+        table: &str,
+        spec: Option<PartitionSpec>,
+    ) -> Result<Option<StatementOutput>> {
+        let Some(base) = self.warehouse_table(table).await? else {
+            let (database, name) = self.resolve_name(table)?;
+            if self.session_table(&database, &name).await? && spec.is_none() {
+                return Ok(None);
+            }
+            return Err(warehouse::table_not_found(&format!("{database}.{name}")));
+        };
+        match base.kind {
+            TableKind::Checkpoint => return Err(checkpoint_is_read_only(&base, "TRUNCATE TABLE")),
+            TableKind::External => {
+                return Err(Error::Table(format!(
+                    "[UNSUPPORTED_FEATURE.TABLE_OPERATION] TRUNCATE TABLE is not allowed on `{}`: it is an external table (its files belong to its location, not to the warehouse)",
+                    base.qualified()
+                )));
+            }
+            TableKind::Managed => {}
+        }
+        let spec = spec.unwrap_or_default();
+        check_spec(&base, &spec, false)?;
+        let mut meta = base.clone();
+        let mut removed = Vec::new();
+        for partition in &mut meta.partitions {
+            if spec.matches(&base.partition_columns, &partition.values) {
+                removed.extend(partition.files.iter().map(|f| base.file_path(partition, f)));
+                partition.files.clear();
+            }
+        }
+        self.commit_metadata(&base, meta, "TRUNCATE TABLE")?;
+        for file in &removed {
+            let _ = std::fs::remove_file(file);
+        }
+        completed("TRUNCATE TABLE", None)
+    }
+
+    /// `MSCK REPAIR TABLE` / `ALTER TABLE … RECOVER PARTITIONS`: partition directories found
+    /// under the table's location that the catalog does not know are added (with their
+    /// files); with DROP or SYNC, partitions whose directories are gone are dropped.
+    async fn repair_table(&self, table: &str, mode: RepairMode) -> Result<StatementOutput> {
+        let base = self.partitioned_table(table, "MSCK REPAIR TABLE").await?;
+        if base.kind == TableKind::Checkpoint {
+            return Err(checkpoint_is_read_only(&base, "MSCK REPAIR TABLE"));
+        }
+        let mut meta = base.clone();
+        let (add, drop) = match mode {
+            RepairMode::Add => (true, false),
+            RepairMode::Drop => (false, true),
+            RepairMode::Sync => (true, true),
+        };
+        if drop {
+            let gone: Vec<Vec<Option<String>>> = meta
+                .partitions
+                .iter()
+                .filter(|p| !meta.partition_path(p).is_dir())
+                .map(|p| p.values.clone())
+                .collect();
+            meta.partitions.retain(|p| !gone.contains(&p.values));
+        }
+        if add {
+            let being_written = self.warehouse().files_being_written();
+            for found in discover_partitions(&meta, &being_written)? {
+                if !meta.partitions.iter().any(|p| p.values == found.values) {
+                    meta.partitions.push(found);
+                }
+            }
+        }
+        meta.partitions.sort_by(|a, b| a.values.cmp(&b.values));
+        if meta.partitions != base.partitions {
+            self.commit_metadata(&base, meta, "MSCK REPAIR TABLE")?;
+        }
+        finished("MSCK REPAIR TABLE", None)
+    }
+
+    /// An external table's files as they are now: each partition the catalog knows is
+    /// listed again (files others added or removed under the table), and a new version is
+    /// recorded when they differ. A new session does this for every external table, and
+    /// REFRESH TABLE for its table, as Spark lists a data source table's files again in a
+    /// new session or after REFRESH TABLE. Files of writes in progress are not taken.
+    pub(super) fn relist_external(&self, base: &TableMeta) -> Result<TableMeta> {
+        if base.kind != TableKind::External {
+            return Ok(base.clone());
+        }
+        let being_written = self.warehouse().files_being_written();
+        let mut meta = base.clone();
+        for partition in &mut meta.partitions {
+            let dir = base.partition_path(partition);
+            partition.files = match dir.is_dir() {
+                true => discover_files(&dir, &being_written)?,
+                false => Vec::new(),
+            };
+        }
+        if meta.partitions == base.partitions {
+            return Ok(meta);
+        }
+        meta.version = base.version + 1;
+        meta.last_operation = "REFRESH TABLE".into();
+        meta.last_commit_ms = warehouse::now_ms();
+        match self.warehouse().commit(&meta) {
+            Ok(()) => {
+                self.table_changed(&meta.qualified(), false);
+                Ok(meta)
+            }
+            // Another writer committed meanwhile: its version is the table now.
+            Err(Error::Table(message)) if message.starts_with("[CONCURRENT") => Ok(base.clone()),
+            Err(error) => Err(error),
+        }
     }
 
     async fn drop_partitions(
@@ -977,7 +1115,9 @@ impl Session {
         // A table of the session that this plan creates or inserts into is made from them.
         let target = match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => Some((&create.name, true)),
-            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(create)) => Some((&create.name, true)),
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(create)) => {
+                Some((&create.name, true))
+            }
             LogicalPlan::Dml(dml) => Some((&dml.table_name, false)),
             _ => None,
         };
@@ -1195,6 +1335,18 @@ fn new_table_meta(
                 "PARTITIONED BY names `{column}` twice"
             )));
         }
+        // A partition value is a directory name: only atomic types have one.
+        if field.data_type().is_nested()
+            || matches!(
+                field.data_type(),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null
+            )
+        {
+            return Err(Error::Table(format!(
+                "[INVALID_PARTITION_COLUMN_DATA_TYPE] Cannot use {} for partition column `{column}` of `{qualified}`: a partition column must have an atomic type",
+                spark_type(field.data_type())
+            )));
+        }
         partition_columns.push(field.name().clone());
     }
     if !partition_columns.is_empty() && partition_columns.len() == schema.fields().len() {
@@ -1284,7 +1436,80 @@ fn check_spec(meta: &TableMeta, spec: &PartitionSpec, dynamic_allowed: bool) -> 
             )));
         }
     }
+    // Each static value is a value of its column's type.
+    let schema = meta.schema()?;
+    for column in &meta.partition_columns {
+        if let Some(value) = spec.static_value(column) {
+            check_partition_value(meta, &schema, column, Some(value))?;
+        }
+    }
+    // As in Spark, a dynamic partition column (named without a value, or not named) cannot
+    // come before a static one: its directories would hold the static one's.
+    if dynamic_allowed
+        && let Some(dynamic) = meta
+            .partition_columns
+            .iter()
+            .position(|c| spec.static_value(c).is_none())
+        && let Some(static_after) = meta.partition_columns[dynamic..]
+            .iter()
+            .find(|c| spec.static_value(c).is_some())
+    {
+        return Err(Error::Table(format!(
+            "[PARTITION_SPEC_INVALID] The dynamic partition column `{}` of `{}` comes before the static partition column `{static_after}`: static values can only be given to the leading partition columns",
+            meta.partition_columns[dynamic],
+            meta.qualified()
+        )));
+    }
     Ok(())
+}
+
+/// The error for a write or DDL on a CHECKPOINT's table: only CHECKPOINT writes it.
+fn checkpoint_is_read_only(meta: &TableMeta, statement: &str) -> Error {
+    Error::Table(format!(
+        "[UNSUPPORTED_FEATURE.TABLE_OPERATION] {statement} is not allowed on `{}`: it is a checkpoint, written only by CHECKPOINT {} AS <query> (which replaces it)",
+        meta.qualified(),
+        meta.name
+    ))
+}
+
+/// Checks that each partition value is a value of its column's type, as Spark does
+/// (`spark.sql.sources.validatePartitionColumns`): a table with a partition `n=abc` of an
+/// INT column could not be read.
+fn check_partition_values(
+    meta: &TableMeta,
+    schema: &Schema,
+    values: &[Option<String>],
+) -> Result<()> {
+    for (column, value) in meta.partition_columns.iter().zip(values) {
+        check_partition_value(meta, schema, column, value.as_deref())?;
+    }
+    Ok(())
+}
+
+fn check_partition_value(
+    meta: &TableMeta,
+    schema: &Schema,
+    column: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    let Ok(field) = schema.field_with_name(column) else {
+        return Ok(());
+    };
+    let options = datafusion::arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    match ScalarValue::Utf8(value.map(str::to_string))
+        .cast_to_with_options(field.data_type(), &options)
+    {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Table(format!(
+            "[CAST_INVALID_INPUT] The partition value '{}' of `{column}` in `{}` is not a valid {}",
+            value.unwrap_or_default(),
+            meta.qualified(),
+            spark_type(field.data_type())
+        ))),
+    }
 }
 
 /// The values of a PARTITION clause that names every partition column.
@@ -1432,13 +1657,14 @@ fn has_data(dir: &Path) -> bool {
     })
 }
 
-/// The Parquet files directly in `dir` (not hidden), with sizes and row counts.
-fn discover_files(dir: &Path) -> Result<Vec<DataFile>> {
+/// The Parquet files directly in `dir` (not hidden, not `excluded`: files of writes in
+/// progress), with sizes and row counts.
+fn discover_files(dir: &Path, excluded: &HashSet<PathBuf>) -> Result<Vec<DataFile>> {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     let mut files = Vec::new();
     for name in warehouse::list_dir(dir)? {
         let path = dir.join(&name);
-        if name.starts_with(['.', '_']) || !path.is_file() {
+        if name.starts_with(['.', '_']) || !path.is_file() || excluded.contains(&path) {
             continue;
         }
         let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
@@ -1461,14 +1687,15 @@ fn discover_files(dir: &Path) -> Result<Vec<DataFile>> {
 
 /// The partitions of an external table over existing files: `c=v/…` directories (or the
 /// location itself when unpartitioned).
-fn discover_partitions(meta: &TableMeta) -> Result<Vec<Partition>> {
+fn discover_partitions(meta: &TableMeta, excluded: &HashSet<PathBuf>) -> Result<Vec<Partition>> {
     if !meta.is_partitioned() {
         return Ok(vec![Partition {
             values: Vec::new(),
             location: None,
-            files: discover_files(&meta.location)?,
+            files: discover_files(&meta.location, excluded)?,
         }]);
     }
+    let schema = meta.schema()?;
     let mut partitions = Vec::new();
     for dir in partition_dirs(&meta.location, meta.partition_columns.len())? {
         let relative = dir
@@ -1479,15 +1706,52 @@ fn discover_partitions(meta: &TableMeta) -> Result<Vec<Partition>> {
         if let Some(values) =
             crate::warehouse::parse_partition_dir(&meta.partition_columns, &relative)
         {
+            check_partition_values(meta, &schema, &values)?;
             partitions.push(Partition {
                 values,
                 location: None,
-                files: discover_files(&dir)?,
+                files: discover_files(&dir, excluded)?,
             });
         }
     }
     partitions.sort_by(|a, b| a.values.cmp(&b.values));
     Ok(partitions)
+}
+
+/// The partition columns of the `c=v/d=w/…` directories under `root`, as Spark infers them:
+/// down the first directory of each level, while a level holds such directories and no
+/// data files.
+fn partition_columns_under(root: &Path) -> Result<Vec<String>> {
+    let mut columns = Vec::new();
+    let mut dir = root.to_path_buf();
+    loop {
+        let visible: Vec<String> = warehouse::list_dir(&dir)?
+            .into_iter()
+            .filter(|name| !name.starts_with(['.', '_']))
+            .collect();
+        let (dirs, files): (Vec<&String>, Vec<&String>) =
+            visible.iter().partition(|name| dir.join(name).is_dir());
+        let names: std::collections::BTreeSet<&str> = dirs
+            .iter()
+            .filter_map(|name| name.split_once('=').map(|(column, _)| column))
+            .collect();
+        if !files.is_empty() || names.is_empty() {
+            return Ok(columns);
+        }
+        if names.len() > 1 {
+            return Err(Error::Table(format!(
+                "Conflicting partition column names under '{}': {}",
+                dir.display(),
+                names.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let column = warehouse::unescape_path_name(names.into_iter().next().unwrap_or_default());
+        columns.push(column);
+        let Some(first) = dirs.into_iter().min() else {
+            return Ok(columns);
+        };
+        dir = dir.join(first);
+    }
 }
 
 /// Directories `depth` levels under `root` whose names are `c=v` (not hidden).

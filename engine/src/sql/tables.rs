@@ -54,6 +54,17 @@ pub enum TableCommand {
         if_exists: bool,
         specs: Vec<PartitionSpec>,
     },
+    /// `MSCK REPAIR TABLE t [ADD|DROP|SYNC PARTITIONS]` or `ALTER TABLE t RECOVER
+    /// PARTITIONS`: the catalog learns the partition directories found under the table.
+    RepairTable {
+        table: String,
+        mode: RepairMode,
+    },
+    /// `TRUNCATE TABLE t [PARTITION (c = 'v', …)]`.
+    Truncate {
+        table: String,
+        spec: Option<PartitionSpec>,
+    },
     /// `DESCRIBE [TABLE] EXTENDED|FORMATTED t`.
     DescribeExtended {
         table: String,
@@ -71,6 +82,17 @@ pub enum TableCommand {
         name: String,
         query_offset: usize,
     },
+}
+
+/// What `MSCK REPAIR TABLE` does with the partition directories it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairMode {
+    /// Adds the partitions whose directories the catalog does not know (the default).
+    Add,
+    /// Drops the partitions whose directories are gone.
+    Drop,
+    /// Both.
+    Sync,
 }
 
 /// `CREATE TABLE … USING …`.
@@ -348,6 +370,8 @@ pub fn parse_table_command(text: &str) -> Result<Option<TableCommand>> {
         "describe" | "desc" => parse_describe(text),
         "insert" => parse_insert(text),
         "checkpoint" => parse_checkpoint(text).map(Some),
+        "msck" => parse_msck(text).map(Some),
+        "truncate" => parse_truncate(text).map(Some),
         _ => Ok(None),
     }
 }
@@ -550,6 +574,15 @@ fn parse_alter(text: &str) -> Result<Option<TableCommand>> {
             partitions,
         }));
     }
+    if c.eat(&["recover", "partitions"]) {
+        if !c.done() {
+            return Err(c.error("unexpected text"));
+        }
+        return Ok(Some(TableCommand::RepairTable {
+            table,
+            mode: RepairMode::Add,
+        }));
+    }
     if c.eat(&["drop"]) {
         let if_exists = c.eat(&["if", "exists"]);
         if !c.peek_word("partition") {
@@ -573,6 +606,43 @@ fn parse_alter(text: &str) -> Result<Option<TableCommand>> {
         }));
     }
     Ok(None)
+}
+
+fn parse_truncate(text: &str) -> Result<TableCommand> {
+    let mut c = Cursor::new(text, "TRUNCATE TABLE name [PARTITION (c = 'v', …)]")?;
+    c.at = 1;
+    c.eat(&["table"]);
+    let table = c.name("the table name")?;
+    let spec = match c.eat(&["partition"]) {
+        true => Some(c.partition_spec(false)?),
+        false => None,
+    };
+    if !c.done() {
+        return Err(c.error("unexpected text"));
+    }
+    Ok(TableCommand::Truncate { table, spec })
+}
+
+fn parse_msck(text: &str) -> Result<TableCommand> {
+    let mut c = Cursor::new(text, "MSCK REPAIR TABLE name [{ADD|DROP|SYNC} PARTITIONS]")?;
+    c.at = 1;
+    if !c.eat(&["repair", "table"]) {
+        return Err(c.error("unexpected text"));
+    }
+    let table = c.name("the table name")?;
+    let mode = if c.eat(&["add", "partitions"]) {
+        RepairMode::Add
+    } else if c.eat(&["drop", "partitions"]) {
+        RepairMode::Drop
+    } else if c.eat(&["sync", "partitions"]) {
+        RepairMode::Sync
+    } else {
+        RepairMode::Add
+    };
+    if !c.done() {
+        return Err(c.error("unexpected text"));
+    }
+    Ok(TableCommand::RepairTable { table, mode })
 }
 
 fn parse_describe(text: &str) -> Result<Option<TableCommand>> {

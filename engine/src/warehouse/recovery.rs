@@ -164,6 +164,19 @@ fn alive(pid: u32) -> bool {
 }
 
 impl Warehouse {
+    /// The files writes in progress are moving into their tables (listed before the
+    /// first rename): a listing of a table's directory must not take them.
+    pub(crate) fn files_being_written(&self) -> HashSet<PathBuf> {
+        let writes = self.meta_dir().join("writes");
+        list_dir(&writes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|name| std::fs::read(writes.join(name)).ok())
+            .filter_map(|bytes| serde_json::from_slice::<WriteRecord>(&bytes).ok())
+            .flat_map(|record| record.files)
+            .collect()
+    }
+
     /// Finishes the writes and drops of processes that died (see the module documentation).
     pub fn recover(&self) -> Result<()> {
         let writes = self.meta_dir().join("writes");
