@@ -182,27 +182,23 @@ impl Session {
     }
 }
 
-/// Spark's names of the default database in table names, `default.t` and
-/// `spark_catalog.default.t`, as DataFusion's: `public.t`.
+/// Spark's names of databases in table names as DataFusion's: `spark_catalog.db.t` is
+/// `db.t`, and the default database (`default.t`, `spark_catalog.default.t`) is `public.t`.
 fn spark_default_database(statement: &mut datafusion::sql::parser::Statement) {
     use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
     let datafusion::sql::parser::Statement::Statement(statement) = statement else {
         return;
     };
     let _ = visit_relations_mut(statement.as_mut(), |name| {
-        let part = |i: usize| match name.0.get(i) {
-            Some(ObjectNamePart::Identifier(ident)) if ident.quote_style.is_none() => {
-                ident.value.to_ascii_lowercase()
-            }
-            _ => String::new(),
-        };
-        let default_at = match name.0.len() {
-            2 if part(0) == "default" => Some(0),
-            3 if part(0) == "spark_catalog" && part(1) == "default" => Some(1),
-            _ => None,
-        };
-        if let Some(at) = default_at {
-            name.0.drain(..at);
+        let part =
+            |name: &datafusion::sql::sqlparser::ast::ObjectName, i: usize| match name.0.get(i) {
+                Some(ObjectNamePart::Identifier(ident)) => ident.value.to_ascii_lowercase(),
+                _ => String::new(),
+            };
+        if name.0.len() == 3 && part(name, 0) == "spark_catalog" {
+            name.0.remove(0);
+        }
+        if name.0.len() == 2 && part(name, 0) == "default" {
             name.0[0] = ObjectNamePart::Identifier(Ident::new("public"));
         }
         std::ops::ControlFlow::<()>::Continue(())

@@ -132,21 +132,15 @@ impl Session {
     /// `db.t` or `t` (in the current database) as (database, table), lower-cased unless
     /// quoted, as Spark's catalog names are.
     fn resolve_name(&self, name: &str) -> Result<(String, String)> {
-        let reference = TableReference::parse_str(&name.replace('`', "\""));
-        match reference {
-            TableReference::Bare { table } => Ok((self.current_database(), table.to_string())),
-            TableReference::Partial { schema, table } => {
-                Ok((database_name(&schema), table.to_string()))
+        let parts = crate::sql::tables::name_parts(name)?;
+        match parts.as_slice() {
+            [table] => Ok((self.current_database(), table.clone())),
+            [database, table] => Ok((database_name(database), table.clone())),
+            [catalog, database, table] if catalog == "spark_catalog" => {
+                Ok((database_name(database), table.clone()))
             }
-            TableReference::Full {
-                catalog,
-                schema,
-                table,
-            } if catalog.as_ref() == "spark_catalog" => {
-                Ok((database_name(&schema), table.to_string()))
-            }
-            TableReference::Full { .. } => Err(Error::Table(format!(
-                "`{name}`: warehouse tables are named `database.table` or `table`"
+            _ => Err(Error::Table(format!(
+                "[REQUIRES_SINGLE_PART_NAMESPACE] `{name}`: warehouse tables are named `table`, `database.table` or `spark_catalog.database.table`"
             ))),
         }
     }

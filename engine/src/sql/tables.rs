@@ -177,6 +177,20 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A database name: one identifier, quoted or not, lower-cased as Spark's catalog keeps
+    /// names.
+    fn database_name(&mut self) -> Result<String> {
+        let name = match self.peek() {
+            Some(Token::Word(word)) => word.value.to_ascii_lowercase(),
+            _ => return Err(self.error("missing the database name")),
+        };
+        self.at += 1;
+        if matches!(self.peek(), Some(Token::Period)) {
+            return Err(self.error("a database name has one part"));
+        }
+        Ok(name)
+    }
+
     fn name(&mut self, what: &str) -> Result<String> {
         table_name(&self.tokens, &mut self.at).ok_or_else(|| self.error(&format!("missing {what}")))
     }
@@ -385,7 +399,7 @@ fn parse_create(text: &str) -> Result<Option<TableCommand>> {
     if c.eat(&["database"]) {
         c.form = "CREATE DATABASE [IF NOT EXISTS] name [COMMENT 'text'] [LOCATION 'path']";
         let if_not_exists = c.eat(&["if", "not", "exists"]);
-        let name = c.name("the database name")?;
+        let name = c.database_name()?;
         let (mut comment, mut location) = (None, None);
         while !c.done() {
             if c.eat(&["comment"]) {
@@ -399,7 +413,7 @@ fn parse_create(text: &str) -> Result<Option<TableCommand>> {
             }
         }
         return Ok(Some(TableCommand::CreateDatabase {
-            name: name.to_ascii_lowercase(),
+            name,
             if_not_exists,
             comment,
             location,
@@ -477,7 +491,7 @@ fn parse_drop(text: &str) -> Result<Option<TableCommand>> {
     if c.eat(&["database"]) {
         c.form = "DROP DATABASE [IF EXISTS] name [RESTRICT | CASCADE]";
         let if_exists = c.eat(&["if", "exists"]);
-        let name = c.name("the database name")?;
+        let name = c.database_name()?;
         let cascade = c.eat(&["cascade"]);
         if !cascade {
             c.eat(&["restrict"]);
@@ -510,13 +524,11 @@ fn parse_use(text: &str) -> Result<TableCommand> {
     let mut c = Cursor::new(text, "USE [DATABASE] name")?;
     c.at = 1;
     let _ = c.eat(&["database"]) || c.eat(&["schema"]) || c.eat(&["namespace"]);
-    let database = c.name("the database name")?;
+    let database = c.database_name()?;
     if !c.done() {
         return Err(c.error("unexpected text"));
     }
-    Ok(TableCommand::Use {
-        database: database.to_ascii_lowercase(),
-    })
+    Ok(TableCommand::Use { database })
 }
 
 fn parse_show(text: &str) -> Result<Option<TableCommand>> {
@@ -793,4 +805,30 @@ mod tests {
         assert_eq!(columns, Some(vec!["b".to_string(), "a".to_string()]));
         assert!(parse_table_command("INSERT OVERWRITE t PARTITION (day = NULL) SELECT 1").is_err());
     }
+}
+
+/// The parts of a table name as Spark's catalog resolves them: quotes removed, lower-cased
+/// (Spark's catalog is case-insensitive, also for quoted names).
+pub fn name_parts(name: &str) -> Result<Vec<String>> {
+    let tokens = tokens(name)?;
+    let mut parts = Vec::new();
+    let mut at = 0;
+    loop {
+        match tokens.get(at) {
+            Some((_, Token::Word(word))) => parts.push(word.value.to_ascii_lowercase()),
+            _ => break,
+        }
+        at += 1;
+        if !matches!(tokens.get(at), Some((_, Token::Period))) {
+            break;
+        }
+        at += 1;
+    }
+    if at != tokens.len() || parts.is_empty() {
+        return Err(Error::Syntax {
+            message: format!("`{name}` is not a table name"),
+            position: None,
+        });
+    }
+    Ok(parts)
 }
