@@ -1433,8 +1433,8 @@ fn check_spec(meta: &TableMeta, spec: &PartitionSpec, dynamic_allowed: bool) -> 
     // Each static value is a value of its column's type.
     let schema = meta.schema()?;
     for column in &meta.partition_columns {
-        if let Some(value) = spec.static_value(column) {
-            check_partition_value(meta, &schema, column, Some(value))?;
+        if let Some(value) = spec.static_partition_value(column) {
+            check_partition_value(meta, &schema, column, value)?;
         }
     }
     // As in Spark, a dynamic partition column (named without a value, or not named) cannot
@@ -1510,8 +1510,8 @@ fn check_partition_value(
 fn full_values(meta: &TableMeta, spec: &PartitionSpec) -> Result<Vec<Option<String>>> {
     meta.partition_columns
         .iter()
-        .map(|column| match spec.static_value(column) {
-            Some(value) => Ok(Some(value.to_string())),
+        .map(|column| match spec.static_partition_value(column) {
+            Some(value) => Ok(value.map(str::to_string)),
             None => Err(Error::Table(format!(
                 "the PARTITION clause must give every partition column of `{}` a value; `{column}` has none",
                 meta.qualified()
@@ -1596,14 +1596,15 @@ fn align_insert(
     for field in schema.fields() {
         let name = field.name();
         let expr = if let Some(value) = spec
-            .static_value(name)
+            .static_partition_value(name)
             .filter(|_| meta.is_partition_column(name))
         {
-            let value = ScalarValue::Utf8(Some(value.to_string()))
+            let value = ScalarValue::Utf8(value.map(str::to_string))
                 .cast_to(field.data_type())
                 .map_err(|e| {
                     Error::Table(format!(
-                        "the PARTITION value '{value}' of `{name}` is not a {}: {}",
+                        "the PARTITION value '{}' of `{name}` is not a {}: {}",
+                        value.unwrap_or("NULL"),
                         spark_type(field.data_type()),
                         e.message()
                     ))

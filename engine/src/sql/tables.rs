@@ -216,7 +216,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A literal partition value: a string, a number (with its sign), TRUE or FALSE.
+    /// A literal partition value: a string, a number (with its sign), TRUE, FALSE or NULL.
     fn literal(&mut self) -> Result<String> {
         let negative = matches!(self.peek(), Some(Token::Minus));
         if negative {
@@ -235,8 +235,11 @@ impl<'a> Cursor<'a> {
             {
                 w.value.to_ascii_lowercase()
             }
-            Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("null") => {
-                return Err(self.error("a NULL partition value cannot be named in a PARTITION clause (rows with NULL go to __HIVE_DEFAULT_PARTITION__ when written dynamically)"));
+            // As Spark 3.2+: the partition of NULL values, `c=__HIVE_DEFAULT_PARTITION__`.
+            Some(Token::Word(w))
+                if !negative && w.quote_style.is_none() && w.value.eq_ignore_ascii_case("null") =>
+            {
+                crate::warehouse::NULL_PARTITION.to_string()
             }
             _ => return Err(self.error("a partition value must be a literal")),
         };

@@ -85,11 +85,18 @@ impl PartitionSpec {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// The static value given for `column` as a partition value: `Some(None)` for NULL
+    /// (`c = NULL`, or `__HIVE_DEFAULT_PARTITION__` as Spark writes it).
+    pub fn static_partition_value(&self, column: &str) -> Option<Option<&str>> {
+        self.static_value(column)
+            .map(|value| Some(value).filter(|v| *v != super::NULL_PARTITION))
+    }
+
     /// Whether the partition with `values` of `columns` is one the static values name.
     pub fn matches(&self, columns: &[String], values: &[Option<String>]) -> bool {
         columns.iter().zip(values).all(|(column, value)| {
-            self.static_value(column)
-                .is_none_or(|wanted| value.as_deref() == Some(wanted))
+            self.static_partition_value(column)
+                .is_none_or(|wanted| value.as_deref() == wanted)
         })
     }
 }
