@@ -1612,6 +1612,13 @@ fn align_insert(
             lit(value)
         } else if let Some(position) = targets.iter().position(|t| t == name) {
             let (qualifier, source) = query.schema().qualified_field(position);
+            if !can_store_assign(source.data_type(), field.data_type()) {
+                return Err(Error::Table(format!(
+                    "[INCOMPATIBLE_DATA_FOR_TABLE.CANNOT_SAFELY_CAST] Cannot write incompatible data for the table `{table}`: Cannot safely cast `{name}` \"{}\" to \"{}\" (CAST it in the query to say so)",
+                    spark_type(source.data_type()).to_ascii_uppercase(),
+                    spark_type(field.data_type()).to_ascii_uppercase()
+                )));
+            }
             cast(
                 Expr::Column(Column::new(qualifier.cloned(), source.name())),
                 field.data_type().clone(),
@@ -1622,6 +1629,40 @@ fn align_insert(
         exprs.push(expr.alias(name));
     }
     Ok(LogicalPlanBuilder::from(query).project(exprs)?.build()?)
+}
+
+/// Whether a value of type `from` may be written to a column of type `to` without a CAST,
+/// by Spark's ANSI store assignment rules (`spark.sql.storeAssignmentPolicy=ANSI`, its
+/// default): numbers to numbers (an overflow fails the write), anything atomic to a
+/// string, dates and timestamps to each other, NULL to anything, and nested types whose
+/// parts may be. A string is not written to a number, nor a boolean to a number.
+fn can_store_assign(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let datetime = |t: &DataType| matches!(t, Date32 | Date64 | Timestamp(_, _));
+    match (from, to) {
+        _ if from == to => true,
+        (Dictionary(_, values), _) => can_store_assign(values, to),
+        (Null, _) => true,
+        (a, b) if a.is_numeric() && b.is_numeric() => true,
+        (a, b) if string(a) && string(b) => true,
+        (a, b) if string(b) => !a.is_nested(),
+        (a, b) if datetime(a) && datetime(b) => true,
+        (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
+        (
+            List(a) | LargeList(a) | ListView(a) | FixedSizeList(a, _),
+            List(b) | LargeList(b) | ListView(b) | FixedSizeList(b, _),
+        ) => can_store_assign(a.data_type(), b.data_type()),
+        (Struct(a), Struct(b)) => {
+            a.len() == b.len()
+                && a
+                    .iter()
+                    .zip(b.iter())
+                    .all(|(x, y)| can_store_assign(x.data_type(), y.data_type()))
+        }
+        (Map(a, _), Map(b, _)) => can_store_assign(a.data_type(), b.data_type()),
+        _ => false,
+    }
 }
 
 /// A query whose columns are the table's (a CTAS, a CHECKPOINT) in the table's order: by
