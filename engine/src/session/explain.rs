@@ -143,10 +143,36 @@ impl Session {
             spark_default_database(&mut parsed);
         }
         change(&mut parsed);
-        state
+        let plan = state
             .statement_to_plan(parsed)
             .await
-            .map_err(super::missing_file)
+            .map_err(super::missing_file)?;
+        self.distribute_by_as_shuffle(plan)
+    }
+
+    /// `DISTRIBUTE BY e, …` (Spark's, also in DataFusion's plans) as what Spark does with
+    /// it: a hash shuffle of the rows on `e, …` into `spark.sql.shuffle.partitions`
+    /// partitions, the stage boundary a user asks for.
+    fn distribute_by_as_shuffle(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        use datafusion::common::tree_node::Transformed;
+        use datafusion::logical_expr::{Partitioning, Repartition};
+        let partitions: usize = self
+            .setting(crate::config::keys::SHUFFLE_PARTITIONS)
+            .parse()
+            .unwrap_or(200)
+            .max(1);
+        Ok(plan
+            .transform_up_with_subqueries(|node| match node {
+                LogicalPlan::Repartition(Repartition {
+                    input,
+                    partitioning_scheme: Partitioning::DistributeBy(exprs),
+                }) => Ok(Transformed::yes(LogicalPlan::Repartition(Repartition {
+                    input,
+                    partitioning_scheme: Partitioning::Hash(exprs, partitions),
+                }))),
+                other => Ok(Transformed::no(other)),
+            })?
+            .data)
     }
 
     fn logical_plans(&self, plan: &LogicalPlan) -> Result<Vec<String>> {

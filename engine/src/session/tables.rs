@@ -638,31 +638,49 @@ impl Session {
                 overwrite,
                 spec,
                 columns,
+                by_name,
                 query_offset,
+                query_text,
             } => {
                 let Some(meta) = self.warehouse_table(table).await? else {
                     // DataFusion's INSERT (INTO or OVERWRITE) into a table of the session, or
                     // its error for a table that does not exist.
-                    if spec.is_none() {
+                    if spec.is_none() && !by_name && query_text.is_none() {
                         return Ok(None);
                     }
                     let (database, name) = self.resolve_name(table)?;
                     if self.session_table(&database, &name).await? {
-                        return Err(Error::Table(format!(
-                            "[NOT_A_PARTITIONED_TABLE] `{table}` is a table of this session, which has no partitions; PARTITION clauses write warehouse tables (CREATE TABLE … USING parquet PARTITIONED BY …)"
-                        )));
+                        return Err(Error::Table(match spec.is_some() {
+                            true => format!(
+                                "[NOT_A_PARTITIONED_TABLE] `{table}` is a table of this session, which has no partitions; PARTITION clauses write warehouse tables (CREATE TABLE … USING parquet PARTITIONED BY …)"
+                            ),
+                            false => format!(
+                                "[UNSUPPORTED_FEATURE] `{table}` is a table of this session: a leading WITH, BY NAME and TABLE s are for INSERTs into warehouse tables; write INSERT INTO {table} [WITH …] SELECT … instead"
+                            ),
+                        }));
                     }
                     return Err(warehouse::table_not_found(&format!("{database}.{name}")));
                 };
                 if meta.kind == TableKind::Checkpoint {
                     return Err(checkpoint_is_read_only(&meta, "INSERT"));
                 }
-                let query = self
-                    .positional_query_plan(&query_statement(statement, *query_offset))
-                    .await?;
+                let mut query = query_statement(statement, *query_offset);
+                if let Some(text) = query_text {
+                    query.text = text.clone();
+                }
+                let query = self.positional_query_plan(&query).await?;
                 let spec = spec.clone().unwrap_or_default();
                 check_spec(&meta, &spec, true)?;
-                let plan = align_insert(&meta, query, &spec, columns.as_deref())?;
+                let by_names: Option<Vec<String>> = by_name.then(|| {
+                    query
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| by_name_target(&meta, f.name()))
+                        .collect()
+                });
+                let columns = by_names.as_deref().or(columns.as_deref());
+                let plan = align_insert(&meta, query, &spec, columns)?;
                 let mode = match (
                     overwrite,
                     self.setting(keys::PARTITION_OVERWRITE_MODE).as_str(),
@@ -1631,6 +1649,15 @@ fn align_insert(
     Ok(LogicalPlanBuilder::from(query).project(exprs)?.build()?)
 }
 
+/// The table column a query column of this name goes to with BY NAME: the column of that
+/// name, in any case (an unknown name stays as it is, for align_insert's error).
+fn by_name_target(meta: &TableMeta, name: &str) -> String {
+    meta.columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_string(), |c| c.name.clone())
+}
+
 /// Whether a value of type `from` may be written to a column of type `to` without a CAST,
 /// by Spark's ANSI store assignment rules (`spark.sql.storeAssignmentPolicy=ANSI`, its
 /// default): numbers to numbers (an overflow fails the write), anything atomic to a
@@ -1655,8 +1682,7 @@ fn can_store_assign(from: &DataType, to: &DataType) -> bool {
         ) => can_store_assign(a.data_type(), b.data_type()),
         (Struct(a), Struct(b)) => {
             a.len() == b.len()
-                && a
-                    .iter()
+                && a.iter()
                     .zip(b.iter())
                     .all(|(x, y)| can_store_assign(x.data_type(), y.data_type()))
         }

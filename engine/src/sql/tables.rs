@@ -69,13 +69,19 @@ pub enum TableCommand {
     DescribeExtended {
         table: String,
     },
-    /// `INSERT INTO|OVERWRITE [TABLE] t [PARTITION (…)] [(columns)] query`.
+    /// `[WITH …] INSERT INTO|OVERWRITE [TABLE] t [PARTITION (…)] [(columns) | BY NAME]
+    /// query`.
     Insert {
         table: String,
         overwrite: bool,
         spec: Option<PartitionSpec>,
         columns: Option<Vec<String>>,
+        /// `BY NAME`: the query's columns go to the table's columns of the same names.
+        by_name: bool,
         query_offset: usize,
+        /// The query to run when it is not the statement's text from `query_offset`: with
+        /// the statement's leading `WITH` clause, or `TABLE s` as `SELECT * FROM s`.
+        query_text: Option<String>,
     },
     /// `CHECKPOINT [TABLE] t AS query`.
     Checkpoint {
@@ -386,6 +392,7 @@ pub fn parse_table_command(text: &str) -> Result<Option<TableCommand>> {
         "alter" => parse_alter(text),
         "describe" | "desc" => parse_describe(text),
         "insert" => parse_insert(text),
+        "with" => parse_with_insert(text),
         "checkpoint" => parse_checkpoint(text).map(Some),
         "msck" => parse_msck(text).map(Some),
         "truncate" => parse_truncate(text).map(Some),
@@ -677,7 +684,7 @@ fn parse_describe(text: &str) -> Result<Option<TableCommand>> {
 fn parse_insert(text: &str) -> Result<Option<TableCommand>> {
     let mut c = Cursor::new(
         text,
-        "INSERT INTO | OVERWRITE [TABLE] name [PARTITION (c = 'v', …)] [(columns)] query",
+        "[WITH …] INSERT INTO | OVERWRITE [TABLE] name [PARTITION (c = 'v', …)] [(columns) | BY NAME] query | TABLE name",
     )?;
     c.at = 1;
     let overwrite = if c.eat(&["overwrite"]) {
@@ -698,8 +705,10 @@ fn parse_insert(text: &str) -> Result<Option<TableCommand>> {
         true => Some(c.partition_spec(true)?),
         false => None,
     };
+    let by_name = c.eat(&["by", "name"]);
     // `(a, b) query` names columns; `(SELECT …)` is a query.
     let columns = match c.peek() {
+        _ if by_name => None,
         Some(Token::LParen)
             if !["select", "with", "values", "from"]
                 .iter()
@@ -718,12 +727,70 @@ fn parse_insert(text: &str) -> Result<Option<TableCommand>> {
             false => Ok(None),
         };
     }
+    // `TABLE s`, Spark's (and SQL's) short form of `SELECT * FROM s`.
+    let query_text = match c.eat(&["table"]) {
+        true => {
+            let name = c.name("the table name after TABLE")?;
+            if !c.done() {
+                return Err(c.error("unexpected text after TABLE name"));
+            }
+            Some(format!("SELECT * FROM {name}"))
+        }
+        false => None,
+    };
+    let query_offset = match query_text {
+        Some(_) => text.len(),
+        None => c.offset(),
+    };
     Ok(Some(TableCommand::Insert {
         table,
         overwrite,
         spec,
         columns,
-        query_offset: c.offset(),
+        by_name,
+        query_offset,
+        query_text,
+    }))
+}
+
+/// `WITH name AS (…), … INSERT …`: the common table expressions go with the INSERT's query.
+/// `None` when no INSERT follows the WITH clause (a query).
+fn parse_with_insert(text: &str) -> Result<Option<TableCommand>> {
+    let tokens = tokens(text)?;
+    let mut depth = 0usize;
+    let insert = tokens.iter().position(|(_, token)| {
+        match token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        depth == 0 && matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("insert"))
+    });
+    let Some(insert) = insert else {
+        return Ok(None);
+    };
+    let at = tokens[insert].0;
+    let Some(TableCommand::Insert {
+        table,
+        overwrite,
+        spec,
+        columns,
+        by_name,
+        query_offset,
+        query_text,
+    }) = parse_insert(&text[at..])?
+    else {
+        return Ok(None);
+    };
+    let query = query_text.unwrap_or_else(|| text[at + query_offset..].to_string());
+    Ok(Some(TableCommand::Insert {
+        table,
+        overwrite,
+        spec,
+        columns,
+        by_name,
+        query_offset: at + query_offset,
+        query_text: Some(format!("{} {query}", text[..at].trim_end())),
     }))
 }
 
@@ -742,6 +809,32 @@ fn parse_checkpoint(text: &str) -> Result<TableCommand> {
         name,
         query_offset: c.offset(),
     })
+}
+
+/// The parts of a table name as Spark's catalog resolves them: quotes removed, lower-cased
+/// (Spark's catalog is case-insensitive, also for quoted names).
+pub fn name_parts(name: &str) -> Result<Vec<String>> {
+    let tokens = tokens(name)?;
+    let mut parts = Vec::new();
+    let mut at = 0;
+    loop {
+        match tokens.get(at) {
+            Some((_, Token::Word(word))) => parts.push(word.value.to_ascii_lowercase()),
+            _ => break,
+        }
+        at += 1;
+        if !matches!(tokens.get(at), Some((_, Token::Period))) {
+            break;
+        }
+        at += 1;
+    }
+    if at != tokens.len() || parts.is_empty() {
+        return Err(Error::Syntax {
+            message: format!("`{name}` is not a table name"),
+            position: None,
+        });
+    }
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -806,32 +899,52 @@ mod tests {
             panic!("not an INSERT")
         };
         assert_eq!(columns, Some(vec!["b".to_string(), "a".to_string()]));
-        assert!(parse_table_command("INSERT OVERWRITE t PARTITION (day = NULL) SELECT 1").is_err());
+        let Some(TableCommand::Insert { spec, .. }) =
+            parse("INSERT OVERWRITE t PARTITION (day = NULL) SELECT 1")
+        else {
+            panic!("not an INSERT")
+        };
+        assert_eq!(
+            spec,
+            Some(PartitionSpec(vec![(
+                "day".into(),
+                Some(crate::warehouse::NULL_PARTITION.into())
+            )]))
+        );
+        assert!(
+            parse_table_command("INSERT OVERWRITE t PARTITION (day = 1 + 1) SELECT 1").is_err()
+        );
     }
-}
 
-/// The parts of a table name as Spark's catalog resolves them: quotes removed, lower-cased
-/// (Spark's catalog is case-insensitive, also for quoted names).
-pub fn name_parts(name: &str) -> Result<Vec<String>> {
-    let tokens = tokens(name)?;
-    let mut parts = Vec::new();
-    let mut at = 0;
-    loop {
-        match tokens.get(at) {
-            Some((_, Token::Word(word))) => parts.push(word.value.to_ascii_lowercase()),
-            _ => break,
-        }
-        at += 1;
-        if !matches!(tokens.get(at), Some((_, Token::Period))) {
-            break;
-        }
-        at += 1;
+    #[test]
+    fn insert_forms() {
+        let text = "WITH c AS (SELECT 1 AS a) INSERT INTO t BY NAME SELECT * FROM c";
+        let Some(TableCommand::Insert {
+            by_name,
+            query_text,
+            query_offset,
+            ..
+        }) = parse(text)
+        else {
+            panic!("not an INSERT")
+        };
+        assert!(by_name);
+        assert_eq!(
+            query_text.as_deref(),
+            Some("WITH c AS (SELECT 1 AS a) SELECT * FROM c")
+        );
+        assert_eq!(&text[query_offset..], "SELECT * FROM c");
+        let Some(TableCommand::Insert { query_text, .. }) = parse("INSERT INTO t TABLE db.s")
+        else {
+            panic!("not an INSERT")
+        };
+        assert_eq!(query_text.as_deref(), Some("SELECT * FROM db.s"));
+        // A WITH query without an INSERT is DataFusion's.
+        assert_eq!(parse("WITH c AS (SELECT 1) SELECT * FROM c"), None);
+        assert_eq!(
+            name_parts("spark_catalog.`Db`.T").unwrap(),
+            ["spark_catalog", "db", "t"]
+        );
+        assert!(name_parts("a b").is_err());
     }
-    if at != tokens.len() || parts.is_empty() {
-        return Err(Error::Syntax {
-            message: format!("`{name}` is not a table name"),
-            position: None,
-        });
-    }
-    Ok(parts)
 }
