@@ -607,3 +607,42 @@ async fn external_tables_read_the_files_under_their_location() {
             .contains("external table")
     );
 }
+
+/// `DESCRIBE DATABASE` and `OPTIONS (path …)` (an external table at that path, as in Spark),
+/// whose rows hold paths of the test's directory.
+#[tokio::test]
+async fn describe_database_and_the_path_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path(), &[]);
+    run(&s, "CREATE DATABASE db1 COMMENT 'first'").await;
+    let rows = sorted(&s, "DESCRIBE DATABASE db1").await;
+    let location = format!("Location|{}", dir.path().join("db1.db").display());
+    assert_eq!(
+        rows,
+        lines(&[
+            "Catalog Name|spark_catalog",
+            "Comment|first",
+            &location,
+            "Namespace Name|db1"
+        ])
+    );
+    let path = dir.path().join("elsewhere/copy");
+    run(
+        &s,
+        &format!(
+            "CREATE TABLE db1.copy USING parquet OPTIONS (path '{}') AS SELECT 1 AS id",
+            path.display()
+        ),
+    )
+    .await;
+    let described = sorted(&s, "DESCRIBE EXTENDED db1.copy").await.join("\n");
+    assert!(described.contains("Type|EXTERNAL|"), "{described}");
+    assert!(
+        described.contains(&format!("Location|{}|", path.display())),
+        "{described}"
+    );
+    assert!(std::fs::read_dir(&path).unwrap().count() > 0);
+    run(&s, "DROP TABLE db1.copy").await;
+    // An external table's files stay.
+    assert!(std::fs::read_dir(&path).unwrap().count() > 0);
+}

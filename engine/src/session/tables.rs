@@ -296,7 +296,53 @@ impl Session {
                 .await
                 .map(Some),
             TableCommand::DescribeExtended { table } => {
-                self.describe_extended(&table).await.map(Some)
+                self.describe_extended(&table, true).await.map(Some)
+            }
+            TableCommand::Describe { table } => match self.warehouse_table(&table).await? {
+                Some(_) => self.describe_extended(&table, false).await.map(Some),
+                // DataFusion's DESCRIBE of a table of the session (also for `DESC TABLE t`,
+                // which DataFusion does not parse).
+                None => {
+                    let describe = SqlStatement {
+                        text: format!("DESCRIBE {table}"),
+                        ..statement.clone()
+                    };
+                    let plan = self.logical_plan(&describe).await?;
+                    self.execute_plan(plan).await.map(Some)
+                }
+            },
+            TableCommand::DescribeDatabase { name } => {
+                if !self.warehouse().database_exists(&name) {
+                    return Err(warehouse::schema_not_found(&name));
+                }
+                let rows = [
+                    ("Catalog Name", "spark_catalog".to_string()),
+                    ("Namespace Name", name.clone()),
+                    (
+                        "Comment",
+                        match name.as_str() {
+                            DEFAULT_DATABASE => "default database".to_string(),
+                            _ => self.warehouse().database_comment(&name).unwrap_or_default(),
+                        },
+                    ),
+                    (
+                        "Location",
+                        self.warehouse()
+                            .database_location(&name)
+                            .display()
+                            .to_string(),
+                    ),
+                ];
+                Ok(Some(text_rows(
+                    &["info_name", "info_value"],
+                    vec![
+                        rows.iter().map(|(k, _)| k.to_string()).collect(),
+                        rows.into_iter().map(|(_, v)| v).collect(),
+                    ],
+                )))
+            }
+            TableCommand::ShowTables { database, pattern } => {
+                self.show_tables(database, pattern).await.map(Some)
             }
             command @ TableCommand::Insert { .. } => {
                 let Some(write) = self.prepare_write(&command, statement).await? else {
@@ -465,6 +511,7 @@ impl Session {
             }
         };
         let mut meta = new_table_meta(&database, &name, kind, location, &schema, &create)?;
+        meta.compression()?;
         if kind == TableKind::Managed && has_data(&meta.location) {
             // Another table's files, or files left there: a managed table would own (and
             // its DROP delete) them.
@@ -539,6 +586,7 @@ impl Session {
             staging: staging.clone(),
             write_id,
             partition_columns: base.partition_columns.clone(),
+            compression: base.compression()?,
             slow_tasks: self.slow_write_tasks()?,
         };
         self.note_reads(&write.plan);
@@ -619,6 +667,7 @@ impl Session {
             staging: write.base.location.join(".stagesql-staging-<write>"),
             write_id: "<write>".into(),
             partition_columns: write.base.partition_columns.clone(),
+            compression: write.base.compression()?,
             slow_tasks: Vec::new(),
         };
         let wrap: PlanWrap = Arc::new(move |physical| write_on_top(physical, options.clone()));
@@ -961,7 +1010,53 @@ impl Session {
         Ok(())
     }
 
-    async fn describe_extended(&self, table: &str) -> Result<StatementOutput> {
+    /// `SHOW TABLES [IN db] [LIKE 'pattern']` as Spark lists them: the tables of the
+    /// database (the current one by default), then the session's own tables and views as
+    /// temporary ones (Spark's temporary views); `*` in the pattern is any text and `|`
+    /// separates alternatives, case-insensitively.
+    async fn show_tables(
+        &self,
+        database: Option<String>,
+        pattern: Option<String>,
+    ) -> Result<StatementOutput> {
+        let database = database.unwrap_or_else(|| self.current_database());
+        if !self.warehouse().database_exists(&database) {
+            return Err(warehouse::schema_not_found(&database));
+        }
+        let matches = |name: &str| {
+            pattern.as_deref().is_none_or(|pattern| {
+                pattern
+                    .split('|')
+                    .any(|alternative| like_star(&alternative.trim().to_ascii_lowercase(), name))
+            })
+        };
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for name in self.warehouse().table_names(&database)? {
+            if matches(&name) {
+                rows.push((database.clone(), name, "false".into()));
+            }
+        }
+        if let Some(schema) = self.schema_named(schema_name(DEFAULT_DATABASE)) {
+            let mut own = Vec::new();
+            for name in schema.table_names() {
+                if self.session_table(DEFAULT_DATABASE, &name).await? && matches(&name) {
+                    own.push(name);
+                }
+            }
+            own.sort();
+            rows.extend(own.into_iter().map(|n| (String::new(), n, "true".into())));
+        }
+        Ok(text_rows(
+            &["namespace", "tableName", "isTemporary"],
+            vec![
+                rows.iter().map(|r| r.0.clone()).collect(),
+                rows.iter().map(|r| r.1.clone()).collect(),
+                rows.iter().map(|r| r.2.clone()).collect(),
+            ],
+        ))
+    }
+
+    async fn describe_extended(&self, table: &str, extended: bool) -> Result<StatementOutput> {
         let meta = self.existing_table(table).await?;
         let schema = meta.schema()?;
         let mut rows: Vec<[String; 3]> = schema
@@ -982,6 +1077,13 @@ impl Session {
                     .map_err(datafusion::error::DataFusionError::from)?;
                 rows.push([column.clone(), spark_type(field.data_type()), String::new()]);
             }
+        }
+        if !extended {
+            let column = |i: usize| rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>();
+            return Ok(text_rows(
+                &["col_name", "data_type", "comment"],
+                vec![column(0), column(1), column(2)],
+            ));
         }
         rows.push([String::new(), String::new(), String::new()]);
         rows.push([
@@ -1656,6 +1758,24 @@ fn by_name_target(meta: &TableMeta, name: &str) -> String {
         .iter()
         .find(|c| c.name.eq_ignore_ascii_case(name))
         .map_or_else(|| name.to_string(), |c| c.name.clone())
+}
+
+/// Whether `name` matches a SHOW TABLES pattern alternative, where `*` is any text.
+fn like_star(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == name;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Whether a value of type `from` may be written to a column of type `to` without a CAST,

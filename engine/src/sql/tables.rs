@@ -69,6 +69,21 @@ pub enum TableCommand {
     DescribeExtended {
         table: String,
     },
+    /// `DESCRIBE|DESC [TABLE] t`: Spark's rows for a warehouse table, DataFusion's
+    /// DESCRIBE for a table of the session.
+    Describe {
+        table: String,
+    },
+    /// `DESCRIBE DATABASE|SCHEMA|NAMESPACE [EXTENDED] db`.
+    DescribeDatabase {
+        name: String,
+    },
+    /// `SHOW TABLES {IN|FROM} db [[LIKE] 'pattern']` or `SHOW TABLES [LIKE] 'pattern'`:
+    /// Spark's listing (plain `SHOW TABLES` is DataFusion's, of every schema).
+    ShowTables {
+        database: Option<String>,
+        pattern: Option<String>,
+    },
     /// `[WITH …] INSERT INTO|OVERWRITE [TABLE] t [PARTITION (…)] [(columns) | BY NAME]
     /// query`.
     Insert {
@@ -357,7 +372,12 @@ impl<'a> Cursor<'a> {
                 self.at += 1;
             }
             let value = self.literal()?;
-            properties.insert(key, value);
+            if properties.insert(key.clone(), value).is_some() {
+                return Err(Error::Syntax {
+                    message: format!("[DUPLICATE_KEY] Found duplicate keys `{key}`"),
+                    position: None,
+                });
+            }
             if matches!(self.peek(), Some(Token::Comma)) {
                 self.at += 1;
             }
@@ -469,14 +489,27 @@ fn parse_create(text: &str) -> Result<Option<TableCommand>> {
         } else if c.eat(&["partitioned", "by"]) {
             create.partitioned_by = c.names()?;
         } else if c.eat(&["location"]) {
+            if create.location.is_some() {
+                return Err(c.error("LOCATION given twice (or with OPTIONS (path …))"));
+            }
             create.location = Some(c.string("LOCATION")?);
         } else if c.eat(&["comment"]) {
             create.comment = Some(c.string("COMMENT")?);
         } else if c.eat(&["tblproperties"]) {
-            create.properties = c.properties()?;
+            create.properties.extend(c.properties()?);
         } else if c.eat(&["options"]) {
             for (key, value) in c.properties()? {
-                create.properties.insert(format!("option.{key}"), value);
+                // As Spark: the `path` option is the table's location.
+                if key.eq_ignore_ascii_case("path") {
+                    if create.location.is_some() {
+                        return Err(c.error("LOCATION given twice (or with OPTIONS (path …))"));
+                    }
+                    create.location = Some(value);
+                    continue;
+                }
+                create
+                    .properties
+                    .insert(format!("option.{}", key.to_ascii_lowercase()), value);
             }
         } else {
             break;
@@ -546,6 +579,24 @@ fn parse_show(text: &str) -> Result<Option<TableCommand>> {
     c.at = 1;
     if c.eat(&["databases"]) || c.eat(&["schemas"]) {
         return Ok(Some(TableCommand::ShowDatabases));
+    }
+    if c.eat(&["tables"]) {
+        let database = match c.eat(&["in"]) || c.eat(&["from"]) {
+            true => Some(c.database_name()?),
+            false => None,
+        };
+        c.eat(&["like"]);
+        let pattern = match c.done() {
+            true => None,
+            false => Some(c.string("the pattern of SHOW TABLES")?),
+        };
+        if !c.done() {
+            return Err(c.error("unexpected text"));
+        }
+        if database.is_none() && pattern.is_none() {
+            return Ok(None);
+        }
+        return Ok(Some(TableCommand::ShowTables { database, pattern }));
     }
     if !c.eat(&["partitions"]) {
         return Ok(None);
@@ -668,17 +719,38 @@ fn parse_msck(text: &str) -> Result<TableCommand> {
 }
 
 fn parse_describe(text: &str) -> Result<Option<TableCommand>> {
-    let mut c = Cursor::new(text, "DESCRIBE [TABLE] EXTENDED name")?;
+    let mut c = Cursor::new(
+        text,
+        "DESCRIBE [TABLE] [EXTENDED] name or DESCRIBE DATABASE [EXTENDED] name",
+    )?;
     c.at = 1;
-    c.eat(&["table"]);
-    if !(c.eat(&["extended"]) || c.eat(&["formatted"])) {
-        return Ok(None);
+    if c.eat(&["database"]) || c.eat(&["schema"]) || c.eat(&["namespace"]) {
+        c.eat(&["extended"]);
+        let name = c.database_name()?;
+        if !c.done() {
+            return Err(c.error("unexpected text"));
+        }
+        return Ok(Some(TableCommand::DescribeDatabase { name }));
     }
-    let table = c.name("the table name")?;
+    let table_keyword = c.eat(&["table"]);
+    let extended = c.eat(&["extended"]) || c.eat(&["formatted"]);
+    let Some(table) = table_name(&c.tokens, &mut c.at) else {
+        return match extended || table_keyword {
+            true => Err(c.error("missing the table name")),
+            false => Ok(None),
+        };
+    };
     if !c.done() {
-        return Err(c.error("unexpected text"));
+        // `DESCRIBE t col` and other forms: DataFusion's (or its error).
+        return match extended || table_keyword {
+            true => Err(c.error("unexpected text")),
+            false => Ok(None),
+        };
     }
-    Ok(Some(TableCommand::DescribeExtended { table }))
+    Ok(Some(match extended {
+        true => TableCommand::DescribeExtended { table },
+        false => TableCommand::Describe { table },
+    }))
 }
 
 fn parse_insert(text: &str) -> Result<Option<TableCommand>> {

@@ -179,6 +179,19 @@ impl TableMeta {
         Ok(Arc::new(Schema::new(fields)))
     }
 
+    /// The codec of the table's files: its `compression` option, else its
+    /// `parquet.compression` property, else Snappy (Spark's default).
+    pub fn compression(&self) -> Result<datafusion::parquet::basic::Compression> {
+        let named = self
+            .properties
+            .get("option.compression")
+            .or_else(|| self.properties.get("parquet.compression"));
+        match named {
+            Some(name) => write::parse_compression(name),
+            None => Ok(datafusion::parquet::basic::Compression::SNAPPY),
+        }
+    }
+
     pub fn is_partition_column(&self, name: &str) -> bool {
         self.partition_columns.iter().any(|c| c == name)
     }

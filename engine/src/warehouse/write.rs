@@ -110,6 +110,8 @@ pub struct WriteOptions {
     pub write_id: String,
     /// How many of the input's last columns are partition columns.
     pub partition_columns: Vec<String>,
+    /// The files' compression (the table's `compression` option; Snappy, Spark's default).
+    pub compression: Compression,
     /// Testing only (`stagesql.test.slow_write_tasks`): tasks that wait this long after
     /// writing their files, before they report them.
     pub slow_tasks: Vec<(usize, Duration)>,
@@ -256,6 +258,39 @@ struct PartitionWriters<'a> {
 
 const MAX_OPEN_FILES: usize = 32;
 
+/// The codec's part of a file name, as Spark names its files (`….c000.snappy.parquet`).
+fn codec_suffix(compression: Compression) -> &'static str {
+    match compression {
+        Compression::UNCOMPRESSED => "",
+        Compression::SNAPPY => ".snappy",
+        Compression::GZIP(_) => ".gz",
+        Compression::LZ4 | Compression::LZ4_RAW => ".lz4",
+        Compression::ZSTD(_) => ".zstd",
+        Compression::BROTLI(_) => ".br",
+        Compression::LZO => ".lzo",
+    }
+}
+
+/// A table's `compression` option (or `parquet.compression` property) as a codec, with
+/// Spark's names: none, uncompressed, snappy, gzip, lz4, lz4_raw, zstd, brotli.
+pub(crate) fn parse_compression(name: &str) -> crate::Result<Compression> {
+    use datafusion::parquet::basic::{BrotliLevel, GzipLevel, ZstdLevel};
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "none" | "uncompressed" => Compression::UNCOMPRESSED,
+        "snappy" => Compression::SNAPPY,
+        "gzip" => Compression::GZIP(GzipLevel::default()),
+        "lz4" => Compression::LZ4,
+        "lz4_raw" => Compression::LZ4_RAW,
+        "zstd" => Compression::ZSTD(ZstdLevel::default()),
+        "brotli" => Compression::BROTLI(BrotliLevel::default()),
+        other => {
+            return Err(Error::Table(format!(
+                "[CODEC_NOT_AVAILABLE] The Parquet compression '{other}' is not available; one of none, uncompressed, snappy, gzip, lz4, lz4_raw, zstd, brotli"
+            )));
+        }
+    })
+}
+
 impl<'a> PartitionWriters<'a> {
     fn new(options: &'a WriteOptions, attempt: &str, partition: usize) -> Self {
         Self {
@@ -322,7 +357,11 @@ impl<'a> PartitionWriters<'a> {
                 self.close_all()?;
             }
             let sequence = self.opened.entry(dir.clone()).or_default();
-            let name = format!("{}.c{sequence:03}.snappy.parquet", self.prefix);
+            let name = format!(
+                "{}.c{sequence:03}{}.parquet",
+                self.prefix,
+                codec_suffix(self.options.compression)
+            );
             *sequence += 1;
             let relative = match dir.is_empty() {
                 true => name,
@@ -334,7 +373,7 @@ impl<'a> PartitionWriters<'a> {
             }
             let file = std::fs::File::create(&path)?;
             let properties = WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
+                .set_compression(self.options.compression)
                 .build();
             let writer = ArrowWriter::try_new(file, batch.schema(), Some(properties))?;
             self.open.insert(dir.clone(), (writer, relative, 0));
