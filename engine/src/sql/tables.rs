@@ -930,7 +930,20 @@ mod tests {
             parse("INSERT INTO t VALUES (1)")
         );
         assert_eq!(parse("SHOW TABLES"), None);
-        assert_eq!(parse("DESCRIBE t"), None);
+        // DESCRIBE t is Spark's for a warehouse table (the session decides), and a column
+        // or other forms are DataFusion's.
+        assert_eq!(
+            parse("DESCRIBE t"),
+            Some(TableCommand::Describe { table: "t".into() })
+        );
+        assert_eq!(parse("DESCRIBE t a"), None);
+        assert_eq!(
+            parse("SHOW TABLES IN db LIKE 'a*'"),
+            Some(TableCommand::ShowTables {
+                database: Some("db".into()),
+                pattern: Some("a*".into())
+            })
+        );
         let Some(TableCommand::CreateTable(create)) = parse(
             "CREATE TABLE IF NOT EXISTS s.t (a INT, day STRING) USING parquet PARTITIONED BY (day) TBLPROPERTIES ('owner' = 'me') AS SELECT 1",
         ) else {
