@@ -889,11 +889,8 @@ pub fn name_parts(name: &str) -> Result<Vec<String>> {
     let tokens = tokens(name)?;
     let mut parts = Vec::new();
     let mut at = 0;
-    loop {
-        match tokens.get(at) {
-            Some((_, Token::Word(word))) => parts.push(word.value.to_ascii_lowercase()),
-            _ => break,
-        }
+    while let Some((_, Token::Word(word))) = tokens.get(at) {
+        parts.push(word.value.to_ascii_lowercase());
         at += 1;
         if !matches!(tokens.get(at), Some((_, Token::Period))) {
             break;
