@@ -41,6 +41,19 @@ impl Args {
         self.0.iter().any(|a| a == flag)
     }
 
+    /// `--sf X`, else `default`.
+    pub fn scale_factor(&self, default: f64) -> f64 {
+        self.value("--sf")
+            .map_or(default, |v| v.parse().expect("--sf: a number"))
+    }
+
+    /// `--runs N` (at least 1), else `default`.
+    pub fn runs(&self, default: usize) -> usize {
+        self.value("--runs")
+            .map_or(default, |v| v.parse().expect("--runs: a whole number"))
+            .max(1)
+    }
+
     /// `--slots N`, else this machine's cores.
     pub fn slots(&self) -> usize {
         self.value("--slots")

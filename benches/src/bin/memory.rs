@@ -31,10 +31,7 @@ struct Options {
 fn options() -> Options {
     let args = Args::from_env();
     Options {
-        scale_factor: args
-            .value("--sf")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10.0),
+        scale_factor: args.scale_factor(10.0),
         memory: args.value("--memory").map_or_else(
             || vec!["1g".into(), "2g".into()],
             |v| v.split(',').map(|s| s.trim().to_string()).collect(),

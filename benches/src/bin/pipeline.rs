@@ -18,14 +18,8 @@ const WITH: &str = include_str!("../../../docs/pipelines/shared_with_cache.sql")
 #[tokio::main]
 async fn main() -> stagesql::Result<()> {
     let args = Args::from_env();
-    let sf: f64 = args
-        .value("--sf")
-        .map(|v| v.parse().expect("--sf: a number"))
-        .unwrap_or(1.0);
-    let runs: usize = args
-        .value("--runs")
-        .map(|v| v.parse().expect("--runs: a whole number"))
-        .unwrap_or(3);
+    let sf = args.scale_factor(1.0);
+    let runs = args.runs(3);
     let slots = args.slots();
     // The writes go to a directory of their own.
     let out = tempfile_dir();

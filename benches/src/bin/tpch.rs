@@ -39,15 +39,8 @@ enum Baseline {
 fn options() -> Options {
     let args = Args::from_env();
     Options {
-        scale_factor: args
-            .value("--sf")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1.0),
-        runs: args
-            .value("--runs")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3)
-            .max(1),
+        scale_factor: args.scale_factor(1.0),
+        runs: args.runs(3),
         partitions: args.value("--partitions").and_then(|v| v.parse().ok()),
         slots: args.slots(),
         against: match args.value("--against").as_deref() {

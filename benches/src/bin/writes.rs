@@ -34,14 +34,8 @@ const WRITES: [(&str, &str); 4] = [
 #[tokio::main]
 async fn main() -> stagesql::Result<()> {
     let args = Args::from_env();
-    let sf: f64 = args
-        .value("--sf")
-        .map(|v| v.parse().expect("--sf: a number"))
-        .unwrap_or(1.0);
-    let runs: usize = args
-        .value("--runs")
-        .map(|v| v.parse().expect("--runs: a whole number"))
-        .unwrap_or(3);
+    let sf = args.scale_factor(1.0);
+    let runs = args.runs(3);
     let slots = args.slots();
     let out = std::env::temp_dir().join(format!("stagesql-writes-bench-{}", std::process::id()));
     std::fs::create_dir_all(&out).expect("create the output directory");

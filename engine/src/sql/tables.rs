@@ -212,6 +212,19 @@ impl<'a> Cursor<'a> {
         Ok(name)
     }
 
+    /// `name [PARTITION (c = 'v', …)]`, ending the statement.
+    fn table_and_spec(&mut self) -> Result<(String, Option<PartitionSpec>)> {
+        let table = self.name("the table name")?;
+        let spec = match self.eat(&["partition"]) {
+            true => Some(self.partition_spec(false)?),
+            false => None,
+        };
+        if !self.done() {
+            return Err(self.error("unexpected text"));
+        }
+        Ok((table, spec))
+    }
+
     fn name(&mut self, what: &str) -> Result<String> {
         table_name(&self.tokens, &mut self.at).ok_or_else(|| self.error(&format!("missing {what}")))
     }
@@ -601,14 +614,7 @@ fn parse_show(text: &str) -> Result<Option<TableCommand>> {
     if !c.eat(&["partitions"]) {
         return Ok(None);
     }
-    let table = c.name("the table name")?;
-    let spec = match c.eat(&["partition"]) {
-        true => Some(c.partition_spec(false)?),
-        false => None,
-    };
-    if !c.done() {
-        return Err(c.error("unexpected text"));
-    }
+    let (table, spec) = c.table_and_spec()?;
     Ok(Some(TableCommand::ShowPartitions { table, spec }))
 }
 
@@ -685,14 +691,7 @@ fn parse_truncate(text: &str) -> Result<TableCommand> {
     let mut c = Cursor::new(text, "TRUNCATE TABLE name [PARTITION (c = 'v', …)]")?;
     c.at = 1;
     c.eat(&["table"]);
-    let table = c.name("the table name")?;
-    let spec = match c.eat(&["partition"]) {
-        true => Some(c.partition_spec(false)?),
-        false => None,
-    };
-    if !c.done() {
-        return Err(c.error("unexpected text"));
-    }
+    let (table, spec) = c.table_and_spec()?;
     Ok(TableCommand::Truncate { table, spec })
 }
 
@@ -842,28 +841,22 @@ fn parse_with_insert(text: &str) -> Result<Option<TableCommand>> {
         return Ok(None);
     };
     let at = tokens[insert].0;
-    let Some(TableCommand::Insert {
-        table,
-        overwrite,
-        spec,
-        columns,
-        by_name,
-        query_offset,
-        query_text,
-    }) = parse_insert(&text[at..])?
-    else {
+    let Some(mut command) = parse_insert(&text[at..])? else {
         return Ok(None);
     };
-    let query = query_text.unwrap_or_else(|| text[at + query_offset..].to_string());
-    Ok(Some(TableCommand::Insert {
-        table,
-        overwrite,
-        spec,
-        columns,
-        by_name,
-        query_offset: at + query_offset,
-        query_text: Some(format!("{} {query}", text[..at].trim_end())),
-    }))
+    if let TableCommand::Insert {
+        query_offset,
+        query_text,
+        ..
+    } = &mut command
+    {
+        let query = query_text
+            .take()
+            .unwrap_or_else(|| text[at + *query_offset..].to_string());
+        *query_offset += at;
+        *query_text = Some(format!("{} {query}", text[..at].trim_end()));
+    }
+    Ok(Some(command))
 }
 
 fn parse_checkpoint(text: &str) -> Result<TableCommand> {
@@ -1001,26 +994,31 @@ mod tests {
     #[test]
     fn insert_forms() {
         let text = "WITH c AS (SELECT 1 AS a) INSERT INTO t BY NAME SELECT * FROM c";
-        let Some(TableCommand::Insert {
-            by_name,
-            query_text,
-            query_offset,
-            ..
-        }) = parse(text)
-        else {
-            panic!("not an INSERT")
-        };
-        assert!(by_name);
         assert_eq!(
-            query_text.as_deref(),
-            Some("WITH c AS (SELECT 1 AS a) SELECT * FROM c")
+            parse(text),
+            Some(TableCommand::Insert {
+                table: "t".into(),
+                overwrite: false,
+                spec: None,
+                columns: None,
+                by_name: true,
+                query_offset: text.find("SELECT * FROM c").unwrap(),
+                query_text: Some("WITH c AS (SELECT 1 AS a) SELECT * FROM c".into()),
+            })
         );
-        assert_eq!(&text[query_offset..], "SELECT * FROM c");
-        let Some(TableCommand::Insert { query_text, .. }) = parse("INSERT INTO t TABLE db.s")
-        else {
-            panic!("not an INSERT")
-        };
-        assert_eq!(query_text.as_deref(), Some("SELECT * FROM db.s"));
+        let text = "INSERT INTO t TABLE db.s";
+        assert_eq!(
+            parse(text),
+            Some(TableCommand::Insert {
+                table: "t".into(),
+                overwrite: false,
+                spec: None,
+                columns: None,
+                by_name: false,
+                query_offset: text.len(),
+                query_text: Some("SELECT * FROM db.s".into()),
+            })
+        );
         // A WITH query without an INSERT is DataFusion's.
         assert_eq!(parse("WITH c AS (SELECT 1) SELECT * FROM c"), None);
         assert_eq!(
