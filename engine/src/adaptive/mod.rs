@@ -178,6 +178,12 @@ pub fn optimize_stage(
     for rule in RULES {
         stage = rule.apply(&stage, store, settings, &mut decisions)?;
     }
+    // What the rules changed (partitions read together, a join's strategy) may no longer
+    // give an operator the order it needs.
+    let restored = crate::stages::restore_orderings(stage.plan.input().clone());
+    if !Arc::ptr_eq(&restored, stage.plan.input()) {
+        stage = stage.with_input(restored);
+    }
     Ok((stage, decisions))
 }
 

@@ -38,7 +38,7 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitio
 
 use crate::stages::{
     BroadcastReadExec, Exchange, ReadSpec, ShuffleReadExec, ShuffleWriteExec, Stage, StageGraph,
-    StageId, SubqueryStep, read_stages, reads_subquery_results, shuffled,
+    StageId, SubqueryStep, read_stages, reads_subquery_results, restore_orderings, shuffled,
 };
 
 /// Cuts `plan` into stages numbered from `first_id` (stage ids are unique in a session);
@@ -96,6 +96,7 @@ pub fn cut_stages(plan: Arc<dyn ExecutionPlan>, first_id: StageId) -> Result<Sta
         Some(sink) => replace_children_if_necessary(sink, vec![driver])?,
         None => driver,
     };
+    let driver = restore_orderings(driver);
     cutter.wait_for_subqueries();
     Ok(StageGraph {
         stages: cutter.stages,
@@ -128,8 +129,10 @@ impl Cutter {
                 return Ok(Transformed::no(node));
             }
             let input = repartition.input().clone();
-            let ordering = repartition
-                .preserve_order()
+            // The streaming plan counts on the order of the repartitioned rows when the
+            // repartition keeps it: an order-preserving one, or one of a single input
+            // partition (each output partition then holds its rows in input order).
+            let ordering = repartition.maintains_input_order()[0]
                 .then(|| input.output_ordering().cloned())
                 .flatten();
             let schema = input.schema();
@@ -147,8 +150,9 @@ impl Cutter {
                 read_partitioning,
                 Some(shuffled(&repartition.properties().eq_properties)),
             ));
-            // An order-preserving repartition: the blocks of a reduce partition come from
-            // different map tasks, so sort each partition again.
+            // A reduce partition's blocks come from different map tasks (and adaptive
+            // execution may read several reduce partitions as one): sort each partition
+            // again.
             return Ok(Transformed::yes(match ordering {
                 Some(ordering) => {
                     Arc::new(SortExec::new(ordering, reader).with_preserve_partitioning(true))
@@ -249,7 +253,11 @@ impl Cutter {
 
     fn add_stage(&mut self, input: Arc<dyn ExecutionPlan>, exchange: Exchange) -> StageId {
         let id = self.next_id();
-        let plan = Arc::new(ShuffleWriteExec::new(input, id, exchange));
+        let plan = Arc::new(ShuffleWriteExec::new(
+            restore_orderings(input),
+            id,
+            exchange,
+        ));
         let parents = read_stages(plan.input());
         self.stages.push(Stage { id, plan, parents });
         id

@@ -139,6 +139,53 @@ impl Stage {
     }
 }
 
+/// Sorts each partition again where an operator of a stage needs its input sorted and the
+/// input, as cut, no longer is: the streaming plan may have counted on an order that held
+/// across an exchange (rows of one input partition keep their order through a
+/// repartition) or inside partitions that adaptive execution now reads together. Only
+/// hard requirements count: an operator with a soft one works on any order.
+pub fn restore_orderings(plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::physical_expr::{LexOrdering, OrderingRequirements};
+    use datafusion::physical_plan::sorts::sort::SortExec;
+    let restored = plan.clone().transform_up(|node| {
+        let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
+        let mut changed = false;
+        let mut sorted = Vec::with_capacity(children.len());
+        for (child, requirement) in children.into_iter().zip(node.required_input_ordering()) {
+            let Some(OrderingRequirements::Hard(alternatives)) = requirement else {
+                sorted.push(child);
+                continue;
+            };
+            let satisfied = alternatives.iter().any(|alternative| {
+                child
+                    .equivalence_properties()
+                    .ordering_satisfy_requirement(alternative.clone())
+                    .unwrap_or(false)
+            });
+            match (satisfied, alternatives.into_iter().next()) {
+                (false, Some(first)) => {
+                    changed = true;
+                    let ordering: LexOrdering = first.into();
+                    sorted.push(Arc::new(
+                        SortExec::new(ordering, child).with_preserve_partitioning(true),
+                    ));
+                }
+                _ => sorted.push(child),
+            }
+        }
+        Ok(match changed {
+            true => Transformed::yes(
+                datafusion::physical_plan::execution_plan::replace_children_if_necessary(
+                    node, sorted,
+                )?,
+            ),
+            false => Transformed::no(node),
+        })
+    });
+    restored.map_or(plan, |restored| restored.data)
+}
+
 /// Join types whose result depends on every probe row having been seen: they emit what
 /// of the build side matched nothing, or only what matched (DataFusion's
 /// `need_produce_result_in_final`).
