@@ -195,7 +195,7 @@ impl Executor {
         };
         self.runtime.block_on(async {
             tokio::select! {
-                result = work => result.unwrap_or_else(|panic| Err(Failure::Error(Error::Internal(panic_message(&panic))))),
+                result = work => result.unwrap_or_else(|panic| Err(Failure::Error(Error::from_panic(panic.as_ref())))),
                 _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
             }
         })
@@ -209,14 +209,6 @@ fn first_line(text: &str) -> String {
         Some((at, _)) => format!("{}…", &line[..at]),
         None => line,
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// Why a statement did not complete.

@@ -64,6 +64,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// A panic caught in the engine (a bug, in stagesql or DataFusion), as an internal error
+    /// with the panic's message.
+    pub fn from_panic(panic: &(dyn std::any::Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        Error::Internal(message)
+    }
+
     /// Where in the SQL text the problem is, when known: the parser's position for syntax
     /// errors, the span of a DataFusion diagnostic (an unknown column, say) otherwise.
     pub fn position(&self) -> Option<Position> {

@@ -4,7 +4,7 @@
 //! none of the work below it runs (Spark's `AQEPropagateEmptyRelation`).
 //!
 //! ```text
-//!   HashJoinExec (inner)                        EmptyExec (partitions = join's)
+//!   HashJoinExec (inner)                        EmptyExec (the join's partitions)
 //!     ShuffleReadExec stage 2  (0 rows)   ──▶
 //!     ShuffleReadExec stage 3  (9 GiB)
 //! ```
@@ -14,6 +14,8 @@ use std::sync::Arc;
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -26,9 +28,12 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
 
 use super::AqeDecision;
 use crate::shuffle::ShuffleStore;
@@ -60,8 +65,7 @@ pub(super) fn propagate(
             return Ok(Transformed::no(node));
         }
         pruned.push(describe(&node));
-        let partitions = node.output_partitioning().partition_count();
-        let empty = EmptyExec::new(node.schema()).with_partitions(partitions);
+        let empty = EmptyRelationExec::replacing(&node);
         Ok(Transformed::new(
             Arc::new(empty) as Arc<dyn ExecutionPlan>,
             true,
@@ -89,6 +93,75 @@ pub(super) fn propagate(
         });
     }
     Ok(stage.with_input(plan.data))
+}
+
+/// No rows, in place of an operator that would produce none. It keeps every property the
+/// operator declared — its partitioning, orderings, equivalences — since they all hold of
+/// no rows, so the operators above it still get what they need: a `UNION ALL` planned as
+/// an interleave of hash-partitioned inputs stays one (DataFusion's `EmptyExec` declares
+/// an unknown partitioning, and rebuilding the interleave failed with "Can not create
+/// InterleaveExec").
+#[derive(Debug)]
+pub struct EmptyRelationExec {
+    properties: Arc<PlanProperties>,
+}
+
+impl EmptyRelationExec {
+    pub fn replacing(node: &Arc<dyn ExecutionPlan>) -> Self {
+        Self {
+            properties: node.properties().clone(),
+        }
+    }
+}
+
+impl DisplayAs for EmptyRelationExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "EmptyExec: partitions={}",
+            self.properties.output_partitioning().partition_count()
+        )
+    }
+}
+
+impl ExecutionPlan for EmptyRelationExec {
+    fn name(&self) -> &str {
+        "EmptyExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::empty(),
+        )))
+    }
 }
 
 /// The stages `plan` reads that wrote no rows at all.
@@ -128,7 +201,7 @@ struct Emptiness<'a> {
 impl Emptiness<'_> {
     /// Whether `node` certainly produces no rows, given which inputs are empty.
     fn is_empty(&self, node: &Arc<dyn ExecutionPlan>) -> bool {
-        if node.is::<EmptyExec>() {
+        if node.is::<EmptyExec>() || node.is::<EmptyRelationExec>() {
             return true;
         }
         if let Some(stage) = read_stage(node) {

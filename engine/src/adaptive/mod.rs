@@ -14,6 +14,7 @@
 pub mod coalesce;
 mod empty;
 pub mod skew;
+pub use empty::EmptyRelationExec;
 
 use std::collections::BTreeMap;
 use std::ops::Range;

@@ -649,7 +649,7 @@ fn measured_operators(plan: &Arc<dyn ExecutionPlan>, ran: &[RanPlan]) -> Vec<Ope
         if passed_through && i + 1 < shape.len() && measured[i + 1] {
             rows[i] = rows[i + 1];
             measured[i] = true;
-        } else if node.is::<EmptyExec>() {
+        } else if node.is::<EmptyExec>() || node.is::<crate::adaptive::EmptyRelationExec>() {
             measured[i] = true;
         }
     }

@@ -258,17 +258,26 @@ impl Session {
 
     /// Runs every statement in `text` in order and collects the results. Stops at the first
     /// statement that fails.
+    /// A panic while a statement runs (a bug) is that statement's internal error.
     pub async fn sql(&self, text: &str) -> Result<Vec<StatementResult>> {
+        use futures::FutureExt;
         let mut results = Vec::new();
         for statement in self.statements(text)? {
-            results.push(match self.execute(&statement).await? {
-                StatementOutput::Rows(stream) => {
-                    let schema = stream.schema();
-                    let batches = stream.try_collect().await?;
-                    StatementResult::Rows { schema, batches }
-                }
-                StatementOutput::Done(completion) => StatementResult::Done(completion),
-            });
+            let run = async {
+                Ok(match self.execute(&statement).await? {
+                    StatementOutput::Rows(stream) => {
+                        let schema = stream.schema();
+                        let batches = stream.try_collect().await?;
+                        StatementResult::Rows { schema, batches }
+                    }
+                    StatementOutput::Done(completion) => StatementResult::Done(completion),
+                })
+            };
+            let result = std::panic::AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref())));
+            results.push(result?);
         }
         Ok(results)
     }
