@@ -238,3 +238,35 @@ async fn a_result_larger_than_max_result_size_fails_before_the_driver_reads_it()
     )
     .await;
 }
+
+/// A panic inside DataFusion's operators (here its `first_value` accumulator's assertion,
+/// see docs/known-issues.md) is the statement's error in every mode: it escaped `sql` as a
+/// panic in pipelined mode, where the operator runs in the caller's task.
+#[tokio::test]
+async fn a_panic_in_an_operator_is_the_statements_error() {
+    for mode in ["pipelined", "stages"] {
+        let session = Session::with_options(stagesql::SessionOptions {
+            settings: vec![
+                ("stagesql.execution.mode".into(), mode.into()),
+                ("spark.executor.cores".into(), "1".into()),
+                ("spark.task.maxFailures".into(), "1".into()),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        let error = session
+            .sql(
+                "CREATE TABLE t (a INT, c INT) AS VALUES (1, 2), (1, 3), (2, 5);
+                 SELECT DISTINCT ON (a) a, a AS b, c
+                 FROM (SELECT t.a, max(u.c) AS c FROM t JOIN t AS u ON t.a = u.a GROUP BY t.a)
+                 ORDER BY a, b, c",
+            )
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{mode}: the query ran"));
+        assert!(error.message().contains("assertion"), "{mode}: {}", error.message());
+        // The session goes on.
+        let results = session.sql("SELECT count(*) FROM t").await.unwrap();
+        assert_eq!(single_value(&results), "3", "{mode}");
+    }
+}
