@@ -131,7 +131,20 @@ pub enum Command {
         /// Set a configuration key in every file's session (repeatable).
         #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         conf: Vec<(String, String)>,
+
+        /// Run suites written for another engine's runner unchanged: `datafusion` for
+        /// DataFusion's own sqllogictest files (run from the directory that holds their
+        /// `test_files/`, as DataFusion's runner is).
+        #[arg(long, value_enum, value_name = "ENGINE")]
+        compat: Option<CompatArg>,
     },
+}
+
+/// `stagesql test --compat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompatArg {
+    /// DataFusion's runner (`datafusion-sqllogictest`).
+    Datafusion,
 }
 
 /// How query results are printed.

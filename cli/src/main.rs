@@ -58,9 +58,14 @@ fn main() -> ExitCode {
         paths,
         complete,
         conf,
+        compat,
     }) = &args.command
     {
-        return run_tests(runtime, paths, *complete, conf);
+        let compat = match compat {
+            Some(args::CompatArg::Datafusion) => slt::Compat::DataFusion,
+            None => slt::Compat::Stagesql,
+        };
+        return run_tests(runtime, paths, *complete, conf, compat);
     }
     match start(args, runtime) {
         Ok(code) => code,
@@ -319,8 +324,10 @@ fn run_tests(
     paths: &[std::path::PathBuf],
     complete: bool,
     conf: &[(String, String)],
+    compat: slt::Compat,
 ) -> ExitCode {
     let options = slt::RunOptions {
+        compat,
         complete,
         session: SessionOptions {
             settings: conf.to_vec(),

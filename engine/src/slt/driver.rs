@@ -5,41 +5,105 @@ use std::time::Duration;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use sqllogictest::{AsyncDB, ColumnType, DBOutput};
 
+use super::Compat;
 use crate::error::{Error, Result};
 use crate::session::{Session, SessionOptions, StatementResult};
 
 /// Runs each record's SQL in one [`Session`] per file and renders rows the way `.slt` files
-/// spell them: `NULL`, `(empty)` for the empty string, floats rounded to 12 decimals.
+/// spell them: `NULL`, `(empty)` for the empty string, floats rounded to 12 decimals. With
+/// [`Compat::DataFusion`], as DataFusion's own runner renders them: its column type
+/// letters, decimals without trailing zeros, a row count for INSERT and COPY, errors as
+/// `DataFusion error: …`.
 pub struct Driver {
     session: Session,
+    compat: Compat,
 }
 
 impl Driver {
-    pub fn new(options: SessionOptions) -> Result<Self> {
+    pub fn new(options: SessionOptions, compat: Compat) -> Result<Self> {
         Ok(Self {
             session: Session::with_options(options)?,
+            compat,
         })
+    }
+}
+
+/// A result column's kind, by the letters of `query` records: DataFusion's runner's
+/// (`B`oolean, `D`ate/time, `I`nteger, `P` timestamp, `R`eal, `T`ext, `?` other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Boolean,
+    DateTime,
+    Integer,
+    Float,
+    Text,
+    Timestamp,
+    Any,
+}
+
+impl ColumnType for Column {
+    fn from_char(value: char) -> Option<Self> {
+        Some(match value {
+            'B' => Self::Boolean,
+            'D' => Self::DateTime,
+            'I' => Self::Integer,
+            'P' => Self::Timestamp,
+            'R' => Self::Float,
+            'T' => Self::Text,
+            _ => Self::Any,
+        })
+    }
+
+    fn to_char(&self) -> char {
+        match self {
+            Self::Boolean => 'B',
+            Self::DateTime => 'D',
+            Self::Integer => 'I',
+            Self::Timestamp => 'P',
+            Self::Float => 'R',
+            Self::Text => 'T',
+            Self::Any => '?',
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl AsyncDB for Driver {
     type Error = Error;
-    type ColumnType = DefaultColumnType;
+    type ColumnType = Column;
 
-    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>> {
-        let results = self.session.sql(sql).await?;
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Column>> {
+        let compat = self.compat;
+        let results = match self.session.sql(sql).await {
+            Ok(results) => results,
+            Err(error) if compat == Compat::DataFusion => {
+                return Err(Error::Slt(datafusion_error_text(&error)));
+            }
+            Err(error) => return Err(error),
+        };
         match results.into_iter().last() {
             Some(StatementResult::Rows { schema, batches }) => Ok(DBOutput::Rows {
                 types: schema
                     .fields()
                     .iter()
-                    .map(|f| column_type(f.data_type()))
+                    .map(|f| column_type(f.data_type(), compat))
                     .collect(),
-                rows: rows(&batches)?,
+                rows: match compat {
+                    Compat::Stagesql => rows(&batches)?,
+                    Compat::DataFusion => datafusion_rows(&batches)?,
+                },
             }),
+            // DataFusion returns the rows an INSERT or COPY wrote as a `count` row.
+            Some(StatementResult::Done(completion))
+                if compat == Compat::DataFusion && completion.rows.is_some() =>
+            {
+                Ok(DBOutput::Rows {
+                    types: vec![Column::Integer],
+                    rows: vec![vec![completion.rows.unwrap_or(0).to_string()]],
+                })
+            }
             Some(StatementResult::Done(completion)) => {
                 Ok(DBOutput::StatementComplete(completion.rows.unwrap_or(0)))
             }
@@ -58,7 +122,9 @@ impl AsyncDB for Driver {
     }
 }
 
-fn column_type(data_type: &DataType) -> DefaultColumnType {
+/// A column's letter: integers, numbers and text in both modes; DataFusion's runner also
+/// tells booleans, dates and times, and timestamps apart (the others are `?`).
+fn column_type(data_type: &DataType, compat: Compat) -> Column {
     match data_type {
         DataType::Int8
         | DataType::Int16
@@ -67,16 +133,97 @@ fn column_type(data_type: &DataType) -> DefaultColumnType {
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64 => DefaultColumnType::Integer,
+        | DataType::UInt64 => Column::Integer,
         DataType::Float16
         | DataType::Float32
         | DataType::Float64
         | DataType::Decimal32(_, _)
         | DataType::Decimal64(_, _)
         | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _) => DefaultColumnType::FloatingPoint,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DefaultColumnType::Text,
-        _ => DefaultColumnType::Any,
+        | DataType::Decimal256(_, _) => Column::Float,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Column::Text,
+        _ if compat == Compat::Stagesql => Column::Any,
+        DataType::Boolean => Column::Boolean,
+        DataType::Date32 | DataType::Date64 | DataType::Time32(_) | DataType::Time64(_) => {
+            Column::DateTime
+        }
+        DataType::Timestamp(_, _) => Column::Timestamp,
+        DataType::Dictionary(key, value)
+            if key.is_integer()
+                && matches!(
+                    value.as_ref(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+        {
+            Column::Text
+        }
+        _ => Column::Any,
+    }
+}
+
+/// An error as DataFusion's runner prints it, for `statement error <regex>` records of
+/// DataFusion's suites: `DataFusion error: <DataFusion's message>`.
+fn datafusion_error_text(error: &Error) -> String {
+    match error {
+        Error::DataFusion(error) => format!("DataFusion error: {}", error.strip_backtrace()),
+        Error::Syntax { message, .. } => format!("DataFusion error: SQL error: {message}"),
+        other => format!("DataFusion error: {}", other.message()),
+    }
+}
+
+/// Rows as DataFusion's runner renders them: as [`rows`], but decimals rounded to their
+/// scale without trailing zeros (`1.50` is `1.5`), strings without a trailing newline, a
+/// multi-line last cell spread over numbered rows (`01)…`, leading spaces as `-`).
+fn datafusion_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for column in batch.columns() {
+            let mut cells = cells(column, &FormatOptions::default().with_null("NULL"))?;
+            match column.data_type() {
+                DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..) => {
+                    for cell in cells.iter_mut().filter(|c| c.contains('.')) {
+                        *cell = trim_decimal(cell);
+                    }
+                }
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    for cell in cells.iter_mut() {
+                        *cell = cell.trim_end_matches('\n').replace('\0', "\\0");
+                    }
+                }
+                _ => {}
+            }
+            columns.push(cells);
+        }
+        for row in 0..batch.num_rows() {
+            let mut cells: Vec<String> = columns.iter().map(|c| c[row].clone()).collect();
+            let last = cells.pop().unwrap_or_default();
+            let lines: Vec<&str> = last.split('\n').collect();
+            if lines.len() < 2 {
+                cells.push(last);
+                out.push(cells);
+                continue;
+            }
+            out.push(cells);
+            for (index, line) in lines.into_iter().enumerate() {
+                let content = line.trim_start();
+                let indent = "-".repeat(line.len() - content.len());
+                out.push(vec![format!("{:02}){indent}{content}", index + 1)]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `1.500` as `1.5`, `2.00` as `2`, `-0.0` as `0`.
+fn trim_decimal(cell: &str) -> String {
+    let trimmed = cell.trim_end_matches('0').trim_end_matches('.');
+    match trimmed {
+        "-0" | "" => "0".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -164,7 +311,15 @@ fn format_float(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_float;
+    use super::{format_float, trim_decimal};
+
+    #[test]
+    fn decimals_lose_trailing_zeros_as_datafusion_renders_them() {
+        assert_eq!(trim_decimal("1.50"), "1.5");
+        assert_eq!(trim_decimal("2.00"), "2");
+        assert_eq!(trim_decimal("-0.00"), "0");
+        assert_eq!(trim_decimal("10.10"), "10.1");
+    }
 
     #[test]
     fn floats_are_rounded_and_trimmed() {

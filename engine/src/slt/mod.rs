@@ -33,9 +33,26 @@ use crate::session::SessionOptions;
 /// The engine name `onlyif` / `skipif` conditions match.
 pub const ENGINE_NAME: &str = "stagesql";
 
+/// Whose conventions a run follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compat {
+    /// stagesql's suites: paths relative to each file, a fresh warehouse per file.
+    #[default]
+    Stagesql,
+    /// DataFusion's suites (`datafusion-sqllogictest`), run unchanged as DataFusion's own
+    /// runner runs them: paths relative to the working directory (its `datafusion/sqllogictest`
+    /// directory), `test_files/scratch/<file>/` emptied before each file, sessions with 4
+    /// target partitions, DataFusion's column letters and renderings, errors as
+    /// `DataFusion error: …`. EXPLAIN records, which expect DataFusion's plan text, are
+    /// counted apart and not run.
+    DataFusion,
+}
+
 /// How to run a set of `.slt` files.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Whose suites these are.
+    pub compat: Compat,
     /// Rewrite expected results in place instead of checking them.
     pub complete: bool,
     /// Settings every file's session starts with.
@@ -52,19 +69,25 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// EXPLAIN records not run ([`Compat::DataFusion`]): they expect DataFusion's plans.
+    pub explain: usize,
     pub failures: Vec<String>,
 }
 
 impl Summary {
     /// `N passed, N failed` (and skipped, when any were).
     pub fn line(&self) -> String {
-        match self.skipped {
-            0 => format!("{} passed, {} failed", self.passed, self.failed),
-            skipped => format!(
-                "{} passed, {} failed, {skipped} skipped",
-                self.passed, self.failed
-            ),
+        let mut line = format!("{} passed, {} failed", self.passed, self.failed);
+        if self.skipped > 0 {
+            line.push_str(&format!(", {} skipped", self.skipped));
         }
+        if self.explain > 0 {
+            line.push_str(&format!(
+                ", {} EXPLAIN records not compared (DataFusion's plan text)",
+                self.explain
+            ));
+        }
+        line
     }
 }
 
@@ -111,8 +134,13 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -
     for file in &files {
         summary.files += 1;
         let dir = file.parent().unwrap_or(Path::new("/"));
-        std::env::set_current_dir(dir).map_err(|e| Error::io("cannot enter", dir, e))?;
-        let mut options = with_directory_defaults(options, dir)?;
+        let mut options = match options.compat {
+            Compat::Stagesql => {
+                std::env::set_current_dir(dir).map_err(|e| Error::io("cannot enter", dir, e))?;
+                with_directory_defaults(options, dir)?
+            }
+            Compat::DataFusion => datafusion_setup(options, file)?,
+        };
         // Each file gets a warehouse of its own, as it gets a session of its own: tables a
         // file creates are gone when it ends, and the same file runs again from scratch.
         let warehouse =
@@ -136,6 +164,30 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -
         outcome?;
     }
     Ok(summary)
+}
+
+/// What DataFusion's runner does before a file: its scratch directory
+/// (`test_files/scratch/<file stem>/`, under the working directory) emptied, and a session
+/// with 4 target partitions (the run's `--conf` ranks above).
+fn datafusion_setup(options: &RunOptions, file: &Path) -> Result<RunOptions> {
+    let stem = file.file_stem().unwrap_or_default();
+    let scratch = Path::new("test_files").join("scratch").join(stem);
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("empty", &scratch, e))?;
+    }
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create", &scratch, e))?;
+    let mut options = options.clone();
+    options.session.startup.insert(
+        0,
+        (
+            "datafusion.execution.target_partitions".to_string(),
+            "4".to_string(),
+            crate::config::Source::CommandLine {
+                flag: "sqllogictest --compat datafusion".into(),
+            },
+        ),
+    );
+    Ok(options)
 }
 
 /// `options` with the settings of a `stagesql-defaults.conf` in the file's directory (the
@@ -165,10 +217,16 @@ fn runner(
     options: &RunOptions,
 ) -> Runner<Driver, impl sqllogictest::MakeConnection<Conn = Driver>> {
     let session_options = options.session.clone();
+    let compat = options.compat;
     let mut runner = Runner::new(move || {
         let session_options = session_options.clone();
-        async move { Driver::new(session_options) }
+        async move { Driver::new(session_options, compat) }
     });
+    if compat == Compat::DataFusion {
+        // As DataFusion's runner: column letters must match, trailing spaces do not count.
+        runner.with_column_validator(strict_column_validator);
+        runner.with_normalizer(|value: &String| value.trim_end().to_string());
+    }
     runner.add_label(ENGINE_NAME);
     for label in &options.labels {
         runner.add_label(label);
@@ -194,6 +252,10 @@ async fn run_file(
     };
     let mut runner = runner(options);
     for record in records {
+        if options.compat == Compat::DataFusion && is_explain(&record) {
+            summary.explain += 1;
+            continue;
+        }
         let counted = match &record {
             Record::Halt { .. } => break,
             Record::Statement { .. } | Record::Query { .. } | Record::System { .. } => true,
@@ -213,6 +275,17 @@ async fn run_file(
     }
     runner.shutdown_async().await;
     Ok(())
+}
+
+/// Whether a record runs EXPLAIN (whose expected text is DataFusion's plan).
+fn is_explain<T: sqllogictest::ColumnType>(record: &Record<T>) -> bool {
+    let sql = match record {
+        Record::Statement { sql, .. } | Record::Query { sql, .. } => sql,
+        _ => return false,
+    };
+    sql.trim_start()
+        .get(..7)
+        .is_some_and(|word| word.eq_ignore_ascii_case("explain"))
 }
 
 async fn complete_file(file: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<()> {
