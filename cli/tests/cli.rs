@@ -716,3 +716,80 @@ fn concurrent_files_run_side_by_side_each_in_order_in_a_pool_of_its_own() {
         stdout(&output)
     );
 }
+
+/// A file written for DataFusion's runner: paths relative to the working directory, its
+/// scratch directory, DataFusion's column letters and renderings, a count row for INSERT
+/// and COPY, errors as `DataFusion error: …`, EXPLAIN counted apart.
+const DATAFUSION_STYLE: &str = "\
+statement ok
+create external table n stored as csv location 'data/n.csv' options ('format.has_header' 'true')
+
+query I
+select sum(n) from n
+----
+11
+
+statement ok
+create table t (a int, d decimal(10, 2), b boolean, day date)
+
+query I
+insert into t values (1, 1.50, true, '2024-01-02'), (2, 2.00, false, '2024-01-03')
+----
+2
+
+query IRBD
+select * from t order by a
+----
+1 1.5 true 2024-01-02
+2 2 false 2024-01-03
+
+query I
+COPY (select a from t) TO 'test_files/scratch/df_style/a.csv' STORED AS CSV
+----
+2
+
+statement error DataFusion error: Error during planning: table 'datafusion.public.nope' not found
+select * from nope
+
+query TT
+explain select 1
+----
+logical_plan DataFusion's own text
+";
+
+#[test]
+fn test_command_runs_datafusion_suites_with_compat() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("test_files")).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/n.csv"), "n\n5\n6\n").unwrap();
+    std::fs::write(dir.path().join("test_files/df_style.slt"), DATAFUSION_STYLE).unwrap();
+    // Left by an earlier run: the scratch directory is emptied first.
+    std::fs::create_dir_all(dir.path().join("test_files/scratch/df_style/old")).unwrap();
+    let compat = stagesql()
+        .current_dir(dir.path())
+        .args(["test", "--compat", "datafusion", "test_files"])
+        .output()
+        .unwrap();
+    let text = stdout(&compat);
+    assert!(compat.status.success(), "{text}");
+    assert!(
+        text.ends_with(
+            "7 passed, 0 failed, 1 EXPLAIN records not compared (DataFusion's plan text)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        dir.path()
+            .join("test_files/scratch/df_style/a.csv")
+            .exists()
+    );
+    assert!(!dir.path().join("test_files/scratch/df_style/old").exists());
+    // Without it, the same file fails where the conventions differ.
+    let plain = stagesql()
+        .current_dir(dir.path())
+        .args(["test", "test_files"])
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(1), "{}", stdout(&plain));
+}

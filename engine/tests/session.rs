@@ -264,7 +264,11 @@ async fn a_panic_in_an_operator_is_the_statements_error() {
             .await
             .err()
             .unwrap_or_else(|| panic!("{mode}: the query ran"));
-        assert!(error.message().contains("assertion"), "{mode}: {}", error.message());
+        assert!(
+            error.message().contains("assertion"),
+            "{mode}: {}",
+            error.message()
+        );
         // The session goes on.
         let results = session.sql("SELECT count(*) FROM t").await.unwrap();
         assert_eq!(single_value(&results), "3", "{mode}");
