@@ -368,12 +368,32 @@ impl Session {
     /// Runs the query of a CTAS as a job and returns the CTAS over its collected rows, for
     /// DataFusion to create the table as it always does.
     async fn materialize_ctas_input(&self, create: &CreateMemoryTable) -> Result<LogicalPlan> {
+        // DataFusion's check, before any work: the table's column names must be unique
+        // without their qualifiers.
+        let mut names = std::collections::HashSet::new();
+        for field in create.input.schema().fields() {
+            if !names.insert(field.name().as_str()) {
+                return Err(DataFusionError::SchemaError(
+                    Box::new(datafusion::common::SchemaError::DuplicateUnqualifiedField {
+                        name: field.name().to_string(),
+                    }),
+                    Box::new(None),
+                )
+                .into());
+            }
+        }
         let schema: SchemaRef = Arc::new(create.input.schema().as_arrow().clone());
         let batches: Vec<RecordBatch> = self
             .run_job(&create.input, ResultLimit::Unchecked)
             .await?
             .try_collect()
             .await?;
+        // The rows as the table declares them: the stages' output may differ from the
+        // logical schema in nullability or in a string type's layout.
+        let batches = batches
+            .into_iter()
+            .map(|batch| as_schema(batch, &schema))
+            .collect::<Result<Vec<_>>>()?;
         let rows = MemTable::try_new(schema, vec![batches])?;
         let input =
             LogicalPlanBuilder::scan("ctas_input", provider_as_source(Arc::new(rows)), None)?
@@ -814,4 +834,25 @@ fn looks_like_a_path(name: &str) -> bool {
         ]
         .iter()
         .any(|extension| name.to_ascii_lowercase().ends_with(extension))
+}
+
+/// `batch` with `schema`: columns cast where their types differ (a view string type for a
+/// plain one), nullability as the schema says (checked against the data).
+fn as_schema(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema() == *schema {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(
+            |(column, field)| match column.data_type() == field.data_type() {
+                true => Ok(column.clone()),
+                false => datafusion::arrow::compute::cast(column, field.data_type()),
+            },
+        )
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(DataFusionError::from)?;
+    Ok(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?)
 }

@@ -163,12 +163,19 @@ fn column_type(data_type: &DataType, compat: Compat) -> Column {
 
 /// An error as DataFusion's runner prints it, for `statement error <regex>` records of
 /// DataFusion's suites: `DataFusion error: <DataFusion's message>`.
+/// A job that failed because a task failed every attempt reports the task's error, as
+/// DataFusion reports the error of the operator that failed.
 fn datafusion_error_text(error: &Error) -> String {
-    match error {
-        Error::DataFusion(error) => format!("DataFusion error: {}", error.strip_backtrace()),
-        Error::Syntax { message, .. } => format!("DataFusion error: SQL error: {message}"),
-        other => format!("DataFusion error: {}", other.message()),
-    }
+    let text = match error {
+        Error::DataFusion(error) => error.strip_backtrace(),
+        Error::Syntax { message, .. } => format!("SQL error: {message}"),
+        other => other.message(),
+    };
+    let text = match text.split_once("; last error: ") {
+        Some((job, task)) if job.starts_with("Execution error: job ") => task.to_string(),
+        _ => text,
+    };
+    format!("DataFusion error: {text}")
 }
 
 /// Rows as DataFusion's runner renders them: as [`rows`], but decimals rounded to their
