@@ -17,7 +17,9 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, OffsetSizeTrait, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, OffsetSizeTrait, RecordBatch, RecordBatchOptions,
+};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::error::Result;
@@ -322,7 +324,14 @@ fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
             }
         })
         .collect();
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    // A batch of no columns (`SELECT count(*)`'s rows, a window over constants) keeps its
+    // row count.
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &options,
+    )?)
 }
 
 fn column_bytes(column: &ArrayRef) -> u64 {

@@ -186,24 +186,7 @@ fn datafusion_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
     for batch in batches {
         let mut columns = Vec::with_capacity(batch.num_columns());
         for column in batch.columns() {
-            let mut cells = cells(column, &FormatOptions::default().with_null("NULL"))?;
-            match column.data_type() {
-                DataType::Decimal32(..)
-                | DataType::Decimal64(..)
-                | DataType::Decimal128(..)
-                | DataType::Decimal256(..) => {
-                    for cell in cells.iter_mut().filter(|c| c.contains('.')) {
-                        *cell = trim_decimal(cell);
-                    }
-                }
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                    for cell in cells.iter_mut() {
-                        *cell = cell.trim_end_matches('\n').replace('\0', "\\0");
-                    }
-                }
-                _ => {}
-            }
-            columns.push(cells);
+            columns.push(datafusion_cells(column)?);
         }
         for row in 0..batch.num_rows() {
             let mut cells: Vec<String> = columns.iter().map(|c| c[row].clone()).collect();
@@ -223,6 +206,66 @@ fn datafusion_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
         }
     }
     Ok(out)
+}
+
+/// One column's cells as DataFusion's runner renders them.
+fn datafusion_cells(column: &ArrayRef) -> Result<Vec<String>> {
+    let null = |i: usize| column.is_null(i);
+    let cells = match column.data_type() {
+        DataType::Dictionary(_, values) => {
+            let plain = datafusion::arrow::compute::cast(column, values)
+                .map_err(datafusion::error::DataFusionError::from)?;
+            return datafusion_cells(&plain);
+        }
+        // An f32 as its shortest decimal form, then rounded as an f64 would be.
+        DataType::Float32 => {
+            let values = column.as_primitive::<Float32Type>();
+            (0..column.len())
+                .map(|i| match null(i) {
+                    true => "NULL".to_string(),
+                    false => format_float(values.value(i).to_string().parse().unwrap_or(f64::NAN)),
+                })
+                .collect()
+        }
+        DataType::Float16 | DataType::Float64 => {
+            cells(column, &FormatOptions::default().with_null("NULL"))?
+        }
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => cells(column, &FormatOptions::default().with_null("NULL"))?
+            .into_iter()
+            .map(|cell| match cell.contains('.') {
+                true => trim_decimal(&cell),
+                false => cell,
+            })
+            .collect(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            cells(column, &FormatOptions::default().with_null("NULL"))?
+                .into_iter()
+                .enumerate()
+                .map(|(i, cell)| match null(i) {
+                    true => cell,
+                    false => cell.trim_end_matches('\n').replace('\0', "\\0"),
+                })
+                .collect()
+        }
+        // Everything else with DataFusion's display options (durations as `1 days 2 hours
+        // …`, not ISO 8601), and no `(empty)`.
+        _ => {
+            let mut options = datafusion::config::FormatOptions::default();
+            options.null = "NULL".to_string();
+            let options: FormatOptions = (&options)
+                .try_into()
+                .map_err(|e: datafusion::error::DataFusionError| e)?;
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &options)
+                .map_err(datafusion::error::DataFusionError::from)?;
+            (0..column.len())
+                .map(|i| formatter.value(i).to_string())
+                .collect()
+        }
+    };
+    Ok(cells)
 }
 
 /// `1.500` as `1.5`, `2.00` as `2`, `-0.0` as `0`.

@@ -237,7 +237,12 @@ impl HashRouter {
             order[*slot] = row as u32;
             *slot += 1;
         }
-        let sorted = take_record_batch(batch, &UInt32Array::from(order))?;
+        // Rows without columns (a window over constants reads none) need no reordering;
+        // `take` cannot build a batch of no columns.
+        let sorted = match batch.num_columns() {
+            0 => batch.clone(),
+            _ => take_record_batch(batch, &UInt32Array::from(order))?,
+        };
         Ok((sorted, offsets))
     }
 }
