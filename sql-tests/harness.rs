@@ -76,6 +76,7 @@ fn main() -> ExitCode {
     for (mode, settings) in configurations {
         let options = RunOptions {
             complete: false,
+            compat: slt::Compat::Stagesql,
             session: SessionOptions {
                 settings: settings
                     .iter()
