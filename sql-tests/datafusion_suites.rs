@@ -25,11 +25,7 @@ const CRATE: &str = "datafusion-sqllogictest-55.2.0";
 fn suites() -> Result<PathBuf, String> {
     let cache = std::env::var_os("STAGESQL_DATAFUSION_SUITES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            dirs_home()
-                .join(".cache/stagesql")
-                .join(CRATE)
-        });
+        .unwrap_or_else(|| dirs_home().join(".cache/stagesql").join(CRATE));
     if cache.join("test_files").is_dir() {
         return Ok(cache);
     }
@@ -112,7 +108,10 @@ fn main() -> ExitCode {
     let modes: [(&str, Vec<(&str, &str)>); 3] = [
         ("pipelined", vec![("stagesql.execution.mode", "pipelined")]),
         ("stages", vec![]),
-        ("stages, AQE off", vec![("spark.sql.adaptive.enabled", "false")]),
+        (
+            "stages, AQE off",
+            vec![("spark.sql.adaptive.enabled", "false")],
+        ),
     ];
     let mut results = Vec::new();
     for (mode, settings) in &modes {
@@ -142,7 +141,11 @@ fn main() -> ExitCode {
     let reference = &results[0].2;
     let mut unexpected = 0;
     for (mode, summary, failed) in &results {
-        println!("DataFusion 55.2 suites, {mode}: {} files, {}", summary.files, summary.line());
+        println!(
+            "DataFusion 55.2 suites, {mode}: {} files, {}",
+            summary.files,
+            summary.line()
+        );
         for record in failed.difference(reference) {
             if !allowed.contains(record) {
                 unexpected += 1;

@@ -278,7 +278,7 @@ impl Gen {
         match self.rng.below(100) {
             0..=34 => self.table(false),
             35..=84 => {
-                let left = self.from_leaf(depth);
+                let left = self.leaf_relation(depth);
                 let joined = self.join(left, depth);
                 match self.rng.chance(25) {
                     true => self.join(joined, depth),
@@ -290,7 +290,7 @@ impl Gen {
         }
     }
 
-    fn from_leaf(&mut self, depth: usize) -> From {
+    fn leaf_relation(&mut self, depth: usize) -> From {
         match depth < 2 && self.rng.chance(15) {
             true => self.derived(depth + 1),
             false => self.table(false),
@@ -335,7 +335,7 @@ impl Gen {
                 small: inner.small,
             }
         } else {
-            let count = 2 + self.rng.below(inner.cols.len().min(4).max(2) - 1);
+            let count = 2 + self.rng.below(inner.cols.len().clamp(2, 4) - 1);
             for i in 0..count {
                 let column = self.rng.pick(&inner.cols).clone();
                 items.push(format!("{} AS x{i}", column.expr));
@@ -361,7 +361,7 @@ impl Gen {
     /// `left` joined with another relation: an equi-join on a key group when one is shared,
     /// else (both small) a non-equi or cross join.
     fn join(&mut self, left: From, depth: usize) -> From {
-        let right = self.from_leaf(depth);
+        let right = self.leaf_relation(depth);
         let pairs: Vec<(Scoped, Scoped)> = left
             .cols
             .iter()

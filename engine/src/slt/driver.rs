@@ -253,8 +253,10 @@ fn datafusion_cells(column: &ArrayRef) -> Result<Vec<String>> {
         // Everything else with DataFusion's display options (durations as `1 days 2 hours
         // …`, not ISO 8601), and no `(empty)`.
         _ => {
-            let mut options = datafusion::config::FormatOptions::default();
-            options.null = "NULL".to_string();
+            let options = datafusion::config::FormatOptions {
+                null: "NULL".to_string(),
+                ..Default::default()
+            };
             let options: FormatOptions = (&options)
                 .try_into()
                 .map_err(|e: datafusion::error::DataFusionError| e)?;
