@@ -27,6 +27,7 @@ use crate::scheduler::JobReport;
 use crate::sql::tables::RepairMode;
 use crate::sql::{CreateTable, SqlStatement, TableCommand};
 use crate::stages::StageGraph;
+use crate::warehouse::chars::CharType;
 use crate::warehouse::{
     self, ColumnMeta, DEFAULT_DATABASE, DataFile, Partition, PartitionSpec, TableKind, TableMeta,
     Warehouse, WarehouseTable, WriteFilesExec, WriteMode, WriteOptions,
@@ -512,6 +513,12 @@ impl Session {
         };
         let mut meta = new_table_meta(&database, &name, kind, location, &schema, &create)?;
         meta.compression()?;
+        if let Some(columns) = &create.columns {
+            let declared = char_types(columns);
+            for column in &mut meta.columns {
+                column.char_type = declared.get(&column.name).map(CharType::name);
+            }
+        }
         if kind == TableKind::Managed && has_data(&meta.location) {
             // Another table's files, or files left there: a managed table would own (and
             // its DROP delete) them.
@@ -1059,10 +1066,14 @@ impl Session {
     async fn describe_extended(&self, table: &str, extended: bool) -> Result<StatementOutput> {
         let meta = self.existing_table(table).await?;
         let schema = meta.schema()?;
+        let type_of = |field: &Field| {
+            char_type_of(&meta, field.name())
+                .map_or_else(|| spark_type(field.data_type()), |kind| kind.name())
+        };
         let mut rows: Vec<[String; 3]> = schema
             .fields()
             .iter()
-            .map(|f| [f.name().clone(), spark_type(f.data_type()), String::new()])
+            .map(|f| [f.name().clone(), type_of(f), String::new()])
             .collect();
         if meta.is_partitioned() {
             rows.push([
@@ -1075,7 +1086,7 @@ impl Session {
                 let field = schema
                     .field_with_name(column)
                     .map_err(datafusion::error::DataFusionError::from)?;
-                rows.push([column.clone(), spark_type(field.data_type()), String::new()]);
+                rows.push([column.clone(), type_of(field), String::new()]);
             }
         }
         if !extended {
@@ -1472,6 +1483,7 @@ fn new_table_meta(
         name: field.name().clone(),
         data_type: field.data_type().to_string(),
         nullable: true,
+        char_type: None,
     };
     let mut columns: Vec<ColumnMeta> = schema
         .fields()
@@ -1739,10 +1751,14 @@ fn align_insert(
                     spark_type(field.data_type()).to_ascii_uppercase()
                 )));
             }
-            cast(
+            let value = cast(
                 Expr::Column(Column::new(qualifier.cloned(), source.name())),
                 field.data_type().clone(),
-            )
+            );
+            match char_type_of(meta, name) {
+                Some(kind) => cast(kind.write(value, name), field.data_type().clone()),
+                None => value,
+            }
         } else {
             lit(ScalarValue::try_from(field.data_type())?)
         };
@@ -1758,6 +1774,42 @@ fn by_name_target(meta: &TableMeta, name: &str) -> String {
         .iter()
         .find(|c| c.name.eq_ignore_ascii_case(name))
         .map_or_else(|| name.to_string(), |c| c.name.clone())
+}
+
+/// The declared CHAR(n)/VARCHAR(n) types of a column list, by column name as DataFusion
+/// names the columns (unquoted names lower-cased).
+fn char_types(columns: &str) -> std::collections::HashMap<String, CharType> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let sql = format!("CREATE TABLE columns ({columns})");
+    let Ok(statements) = Parser::parse_sql(&GenericDialect {}, &sql) else {
+        return Default::default();
+    };
+    let Some(Statement::CreateTable(create)) = statements.into_iter().next() else {
+        return Default::default();
+    };
+    create
+        .columns
+        .iter()
+        .filter_map(|column| {
+            let kind = CharType::parse(&column.data_type.to_string())?;
+            let name = match column.name.quote_style {
+                None => column.name.value.to_ascii_lowercase(),
+                Some(_) => column.name.value.clone(),
+            };
+            Some((name, kind))
+        })
+        .collect()
+}
+
+/// The declared character type of column `name`, if any.
+fn char_type_of(meta: &TableMeta, name: &str) -> Option<CharType> {
+    meta.columns
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.char_type.as_deref())
+        .and_then(CharType::parse)
 }
 
 /// Whether `name` matches a SHOW TABLES pattern alternative, where `*` is any text.

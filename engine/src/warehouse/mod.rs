@@ -19,6 +19,7 @@
 //! linked into place with `link(2)`, which fails when the version exists, so two writers of
 //! one table (two processes, say) cannot both commit on top of the same version.
 
+pub mod chars;
 mod layout;
 mod recovery;
 pub mod resume;
@@ -91,6 +92,9 @@ pub struct ColumnMeta {
     pub name: String,
     pub data_type: String,
     pub nullable: bool,
+    /// A declared `char(n)` or `varchar(n)` (stored as a string; see [`chars`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub char_type: Option<String>,
 }
 
 /// A Parquet file of a table; `path` is relative to its partition's directory.
