@@ -25,7 +25,7 @@ const CRATE: &str = "datafusion-sqllogictest-55.2.0";
 fn suites() -> Result<PathBuf, String> {
     let cache = std::env::var_os("STAGESQL_DATAFUSION_SUITES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| dirs_home().join(".cache/stagesql").join(CRATE));
+        .unwrap_or_else(|| stagesql::tpch::user_cache_dir().join(CRATE));
     if cache.join("test_files").is_dir() {
         return Ok(cache);
     }
@@ -62,12 +62,6 @@ fn suites() -> Result<PathBuf, String> {
         true => Ok(cache),
         false => Err(format!("{} has no test_files/", cache.display())),
     }
-}
-
-fn dirs_home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// `test_files/x.slt:12` of each failed record.

@@ -36,10 +36,15 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STAGESQL_TPCH_DIR") {
         return PathBuf::from(dir);
     }
+    user_cache_dir().join("tpch")
+}
+
+/// `<user cache dir>/stagesql` (`~/.cache/stagesql` on Linux), where downloaded and
+/// generated test data is kept between runs.
+pub fn user_cache_dir() -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("stagesql")
-        .join("tpch")
 }
 
 /// Checks a scale factor given by a user: a positive, finite number.
