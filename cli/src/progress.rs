@@ -130,6 +130,11 @@ impl Listener for ProgressBars {
                 }
                 state.job = None;
             }
+            Event::Spill { .. }
+            | Event::Advisory { .. }
+            | Event::CacheRead { .. }
+            | Event::CacheStored { .. }
+            | Event::CacheRemoved { .. } => {}
         }
     }
 }
@@ -161,6 +166,40 @@ mod tests {
         )
     }
 
+    fn submitted(job: usize, stage: usize, attempt: usize, tasks: usize) -> Event {
+        Event::StageSubmitted {
+            job,
+            stage,
+            attempt,
+            tasks,
+            stage_tasks: tasks,
+            decisions: Vec::new(),
+        }
+    }
+
+    fn task_start(job: usize, stage: usize, task: usize, attempt: usize) -> Event {
+        Event::TaskStart {
+            job,
+            stage,
+            task,
+            attempt,
+            executor: 0,
+            slot: 0,
+            start_ms: 0.0,
+        }
+    }
+
+    fn task_end(job: usize, stage: usize, task: usize, error: Option<&str>) -> Event {
+        Event::TaskEnd {
+            job,
+            stage,
+            task,
+            attempt: 1,
+            error: error.map(String::from),
+            metrics: Box::default(),
+        }
+    }
+
     #[test]
     fn failed_attempts_and_stage_retries_show_in_the_bar() {
         let bars = ProgressBars {
@@ -168,41 +207,21 @@ mod tests {
             delay: Duration::from_secs(3600),
         };
         let (job, stage) = (1, 3);
-        bars.on_event(&Event::JobStart { job, stages: 1 });
-        bars.on_event(&Event::StageSubmitted {
+        bars.on_event(&Event::JobStart {
             job,
-            stage,
-            attempt: 1,
-            tasks: 4,
+            stages: 1,
+            sql: "SELECT 1".into(),
+            at: None,
+            slots: 2,
+            planned: Vec::new(),
         });
+        bars.on_event(&submitted(job, stage, 1, 4));
         for task in 0..2 {
-            bars.on_event(&Event::TaskStart {
-                job,
-                stage,
-                task,
-                attempt: 1,
-            });
+            bars.on_event(&task_start(job, stage, task, 1));
         }
-        bars.on_event(&Event::TaskEnd {
-            job,
-            stage,
-            task: 0,
-            attempt: 1,
-            error: None,
-        });
-        bars.on_event(&Event::TaskEnd {
-            job,
-            stage,
-            task: 1,
-            attempt: 1,
-            error: Some("injected".into()),
-        });
-        bars.on_event(&Event::TaskStart {
-            job,
-            stage,
-            task: 1,
-            attempt: 2,
-        });
+        bars.on_event(&task_end(job, stage, 0, None));
+        bars.on_event(&task_end(job, stage, 1, Some("injected")));
+        bars.on_event(&task_start(job, stage, 1, 2));
         assert_eq!(bar_text(&bars, stage), "[Stage 3: (1 + 1, 1 failed) / 4]");
         // The stage's attempt ends (its tasks share state) and a second one runs every task.
         bars.on_event(&Event::StageFailed {
@@ -211,22 +230,13 @@ mod tests {
             attempt: 1,
             reason: "task 1 failed".into(),
         });
-        bars.on_event(&Event::StageSubmitted {
-            job,
-            stage,
-            attempt: 2,
-            tasks: 4,
-        });
-        bars.on_event(&Event::TaskStart {
-            job,
-            stage,
-            task: 0,
-            attempt: 3,
-        });
+        bars.on_event(&submitted(job, stage, 2, 4));
+        bars.on_event(&task_start(job, stage, 0, 3));
         assert_eq!(bar_text(&bars, stage), "[Stage 3 (retry 1): (0 + 1) / 4]");
         bars.on_event(&Event::JobEnd {
             job,
             status: stagesql::events::JobStatus::Cancelled,
+            error: None,
         });
         assert!(bars.state.lock().unwrap().bars.is_empty());
     }

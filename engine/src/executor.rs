@@ -174,6 +174,8 @@ struct SlotState {
     mode: SchedulingMode,
     /// Free cores per executor.
     free: Vec<usize>,
+    /// Per executor, which of its cores (slots) a task holds.
+    busy: Vec<Vec<bool>>,
     /// Running tasks per pool, for FAIR.
     running_in_pool: HashMap<String, usize>,
     /// Running tasks per job.
@@ -206,6 +208,8 @@ pub struct SlotGrant {
     executors: Arc<Executors>,
     executor: usize,
     cores: usize,
+    /// The executor's cores (slots) the task holds, lowest first.
+    held: Vec<usize>,
     job: JobId,
     pool: String,
     /// Whether dropping the grant gives its cores back (not when it was never handed over).
@@ -217,6 +221,12 @@ impl SlotGrant {
     pub fn executor(&self) -> &Executor {
         &self.executors.executors[self.executor]
     }
+
+    /// Which of its executor's slots the task runs in (from 0; the first of its cores when
+    /// it holds several).
+    pub fn slot(&self) -> usize {
+        self.held.first().copied().unwrap_or(0)
+    }
 }
 
 impl Drop for SlotGrant {
@@ -226,6 +236,9 @@ impl Drop for SlotGrant {
         }
         let mut state = self.executors.lock();
         state.free[self.executor] += self.cores;
+        for &core in &self.held {
+            state.busy[self.executor][core] = false;
+        }
         state.finished(self.job, &self.pool);
         self.executors.dispatch(&mut state);
     }
@@ -251,6 +264,7 @@ impl Executors {
             state: Mutex::new(SlotState {
                 mode,
                 free: vec![shape.cores; shape.instances],
+                busy: vec![vec![false; shape.cores]; shape.instances],
                 running_in_pool: HashMap::new(),
                 running_in_job: HashMap::new(),
                 waiting: Vec::new(),
@@ -344,11 +358,17 @@ impl Executors {
             else {
                 return;
             };
+            // The executor's lowest free slots: tasks fill lanes from the first.
+            let held: Vec<usize> = (0..state.busy[executor].len())
+                .filter(|&core| !state.busy[executor][core])
+                .take(cores)
+                .collect();
             let waiter = state.waiting.swap_remove(best);
             let grant = SlotGrant {
                 executors: self.clone(),
                 executor,
                 cores,
+                held: held.clone(),
                 job: waiter.job,
                 pool: waiter.pool.clone(),
                 armed: true,
@@ -359,6 +379,9 @@ impl Executors {
                 continue;
             }
             state.free[executor] -= cores;
+            for &core in &held {
+                state.busy[executor][core] = true;
+            }
             if state.grants.len() == GRANT_LOG {
                 state.grants.pop_front();
             }

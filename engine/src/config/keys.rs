@@ -68,6 +68,9 @@ pub const PARTITION_OVERWRITE_MODE: &str = "spark.sql.sources.partitionOverwrite
 pub const CHECKPOINT_DIR: &str = "spark.checkpoint.dir";
 pub const TEST_SLOW_WRITE_TASKS: &str = "stagesql.test.slow_write_tasks";
 pub const TEST_SLOW_COMMIT_MS: &str = "stagesql.test.slow_commit_ms";
+pub const EVENT_LOG_ENABLED: &str = "spark.eventLog.enabled";
+pub const EVENT_LOG_DIR: &str = "spark.eventLog.dir";
+pub const REPORT_DIR: &str = "stagesql.report.dir";
 
 /// Keys fixed when the session starts, as Spark's core settings are: they describe the
 /// executors and the driver, which exist for the whole session. `SET` rejects them; they
@@ -82,6 +85,8 @@ pub const STATIC_KEYS: &[&str] = &[
     DRIVER_MAX_RESULT_SIZE,
     LOCAL_DIR,
     WAREHOUSE_DIR,
+    EVENT_LOG_ENABLED,
+    EVENT_LOG_DIR,
 ];
 
 /// Whether `key` is fixed when the session starts ([`STATIC_KEYS`]).
@@ -212,6 +217,24 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "0",
         value_type: ValueType::Integer { min: 0 },
         description: "Testing only: how long a table write's commit waits between moving its files into the table and recording them in the catalog.",
+    },
+    KeyDefinition {
+        key: EVENT_LOG_ENABLED,
+        default: "false",
+        value_type: ValueType::Choice(&["true", "false"]),
+        description: "Writes every job, stage, task, cache and advisory event of the session to a file under spark.eventLog.dir, one JSON object per line (docs/report.md); `stagesql report` renders it.",
+    },
+    KeyDefinition {
+        key: EVENT_LOG_DIR,
+        default: "stagesql-events",
+        value_type: ValueType::Text,
+        description: "Directory of the event logs (one file per session, `<app id>.jsonl`, with `.inprogress` while the session runs); relative to the working directory.",
+    },
+    KeyDefinition {
+        key: REPORT_DIR,
+        default: "stagesql-reports",
+        value_type: ValueType::Text,
+        description: "Directory where EXPLAIN ANALYZE FORMAT HTML writes its report (`job-<id>.html`); relative to the working directory.",
     },
     KeyDefinition {
         key: LOCAL_DIR,

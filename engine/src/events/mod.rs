@@ -1,16 +1,38 @@
-//! Typed job, stage and task events, and the listeners that receive them (the CLI's progress
-//! bar, tests, later the event log and system tables).
+//! Typed job, stage, task and cache events, and the listeners that receive them (the CLI's
+//! progress bar, the event log, tests).
 
 use std::sync::Arc;
 
 pub use crate::ids::{JobId, StageId};
+use crate::adaptive::AqeDecision;
+use crate::scheduler::TaskMetrics;
+
+/// A stage of a job as it was planned: what a job's stage graph is drawn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStage {
+    pub stage: StageId,
+    pub parents: Vec<StageId>,
+    /// How its output leaves it, e.g. `shuffle hash(l_orderkey@0) → 200` or `result`.
+    pub exchange: String,
+    /// Tasks as planned (adaptive execution may launch fewer or more).
+    pub tasks: usize,
+    /// Its main operators, top first, e.g. `HashJoin ← ShuffleRead ← ShuffleRead`.
+    pub name: String,
+}
 
 /// Something that happened while a job ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     JobStart {
         job: JobId,
         stages: usize,
+        /// The statement the job runs, and where it came from (`file:line`) when known.
+        sql: String,
+        at: Option<String>,
+        /// Slots of the executors its tasks run on.
+        slots: usize,
+        /// Its stages as planned, in id order.
+        planned: Vec<PlannedStage>,
     },
     /// An attempt of a stage starts `tasks` tasks (all of them on its first attempt).
     StageSubmitted {
@@ -18,12 +40,21 @@ pub enum Event {
         stage: StageId,
         attempt: usize,
         tasks: usize,
+        /// Tasks the stage has after adaptive execution (planned ones in the job's start).
+        stage_tasks: usize,
+        /// What adaptive execution did to the stage before it was submitted, or why not.
+        decisions: Vec<AqeDecision>,
     },
     TaskStart {
         job: JobId,
         stage: StageId,
         task: usize,
         attempt: usize,
+        /// Where it runs: executor and slot (from 0).
+        executor: usize,
+        slot: usize,
+        /// When it starts, in milliseconds since the job started.
+        start_ms: f64,
     },
     TaskEnd {
         job: JobId,
@@ -32,6 +63,16 @@ pub enum Event {
         attempt: usize,
         /// Why the attempt failed; `None` when it succeeded.
         error: Option<String>,
+        /// What the attempt measured: where and when it ran, rows, bytes, spill.
+        metrics: Box<TaskMetrics>,
+    },
+    /// A task attempt's operators or shuffle writer spilled to disk.
+    Spill {
+        job: JobId,
+        stage: StageId,
+        task: usize,
+        attempt: usize,
+        bytes: u64,
     },
     /// An attempt of a stage ended early and the stage will run again: a task failed in a
     /// stage whose tasks share state, or a parent's output was lost.
@@ -44,12 +85,55 @@ pub enum Event {
     StageCompleted {
         job: JobId,
         stage: StageId,
+        attempt: usize,
     },
     JobEnd {
         job: JobId,
         /// Succeeded, failed or cancelled (never running).
         status: JobStatus,
+        /// Why it failed or was cancelled.
+        error: Option<String>,
     },
+    /// Advice about a stage of a job that ended, as EXPLAIN ANALYZE gives it.
+    Advisory {
+        job: JobId,
+        stage: StageId,
+        /// `skew`, `spill`, `under-parallelism`, `recomputes` …
+        kind: String,
+        message: String,
+    },
+    /// Cached blocks a job's tasks read, and those they did not find and computed again.
+    CacheRead { job: JobId, hits: u64, misses: u64 },
+    /// A cached relation was computed (CACHE TABLE, or the first use of a lazy one).
+    CacheStored {
+        name: String,
+        level: String,
+        partitions: usize,
+        rows: u64,
+        memory_bytes: u64,
+        disk_bytes: u64,
+    },
+    /// A cached relation was dropped (UNCACHE TABLE, CLEAR CACHE, its view replaced).
+    CacheRemoved { name: String },
+}
+
+impl Event {
+    /// The job the event belongs to; `None` for the session's cache events.
+    pub fn job(&self) -> Option<JobId> {
+        match self {
+            Event::JobStart { job, .. }
+            | Event::StageSubmitted { job, .. }
+            | Event::TaskStart { job, .. }
+            | Event::TaskEnd { job, .. }
+            | Event::Spill { job, .. }
+            | Event::StageFailed { job, .. }
+            | Event::StageCompleted { job, .. }
+            | Event::JobEnd { job, .. }
+            | Event::Advisory { job, .. }
+            | Event::CacheRead { job, .. } => Some(*job),
+            Event::CacheStored { .. } | Event::CacheRemoved { .. } => None,
+        }
+    }
 }
 
 /// Where a job is in its life: running, then succeeded, failed or cancelled.
@@ -86,6 +170,11 @@ pub struct Listeners(Vec<Arc<dyn Listener>>);
 impl Listeners {
     pub fn add(&mut self, listener: Arc<dyn Listener>) {
         self.0.push(listener);
+    }
+
+    /// Removes `listener` (the same instance that was added).
+    pub fn remove(&mut self, listener: &Arc<dyn Listener>) {
+        self.0.retain(|l| !Arc::ptr_eq(l, listener));
     }
 
     pub fn emit(&self, event: Event) {

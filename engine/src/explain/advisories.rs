@@ -134,15 +134,18 @@ impl Advisory {
     }
 }
 
+/// Whether the slowest of `tasks` tasks (`max` ms, against a median of `median` ms) is
+/// skewed: it ran at least 5× the median and held the stage's barrier for a noticeable time.
+pub fn is_skewed(tasks: usize, max: f64, median: f64) -> bool {
+    tasks >= 2 && median > 0.0 && max >= SKEW_FACTOR * median && max - median >= NOTICEABLE_MS
+}
+
 fn skew(actual: &StageActuals) -> Option<String> {
     let times = actual.task_ms;
-    if actual.task_durations_ms.len() < 2 || times.median <= 0.0 {
+    if !is_skewed(actual.task_durations_ms.len(), times.max, times.median) {
         return None;
     }
     let held = times.max - times.median;
-    if times.max < SKEW_FACTOR * times.median || held < NOTICEABLE_MS {
-        return None;
-    }
     let slowest = actual
         .task_durations_ms
         .iter()

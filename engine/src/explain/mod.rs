@@ -11,7 +11,7 @@ mod advisories;
 mod model;
 mod render;
 
-pub use advisories::{Advisory, advise, human_count, recompute_advice};
+pub use advisories::{Advisory, advise, human_count, is_skewed, recompute_advice};
 pub use model::{
     FailedAttempt, JobView, OperatorView, StageActuals, StageView, SubqueryView, TaskTimes,
     describe, human_bytes,

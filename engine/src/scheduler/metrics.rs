@@ -24,6 +24,8 @@ pub struct TaskMetrics {
     pub attempt: usize,
     /// The executor that ran the attempt (from 0).
     pub executor: usize,
+    /// The executor's slot (core) it ran in, from 0: its lane in a timeline of waves.
+    pub slot: usize,
     /// Start, in milliseconds since the job started.
     pub start_ms: f64,
     pub duration_ms: f64,

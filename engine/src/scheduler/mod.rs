@@ -165,6 +165,21 @@ impl Job {
         self.listeners.emit(Event::JobStart {
             job: self.id,
             stages: self.graph.stages.len(),
+            sql: self.sql.clone(),
+            at: self.at.clone(),
+            slots: self.settings.slots,
+            planned: self
+                .graph
+                .stages
+                .iter()
+                .map(|stage| crate::events::PlannedStage {
+                    stage: stage.id,
+                    parents: stage.parents.clone(),
+                    exchange: stage.exchange().to_string(),
+                    tasks: stage.tasks(),
+                    name: stage.name(),
+                })
+                .collect(),
         });
         // The job's shuffles are dropped when this guard is: with the result stream once it
         // has been read (or dropped), at once if the job fails, or when it is cancelled.
@@ -201,10 +216,10 @@ impl Job {
                 let plan = read_written_maps(self.graph.driver.clone(), &self.store)?;
                 Ok((plan, result))
             });
-        let mut report = running.end(match outcome {
-            Ok(_) => JobStatus::Succeeded,
-            Err(_) => JobStatus::Failed,
-        });
+        let mut report = match &outcome {
+            Ok(_) => running.end(JobStatus::Succeeded, None),
+            Err(error) => running.end(JobStatus::Failed, Some(error.find_root().to_string())),
+        };
         match outcome {
             Ok((plan, result)) => {
                 report.result = result;
@@ -416,11 +431,21 @@ impl Job {
             .collect();
         state.attempts_started += 1;
         state.state = StageState::Running;
+        let decisions = match state.attempts_started {
+            1 => state
+                .prepared
+                .as_ref()
+                .map(|p| p.decisions.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         self.listeners.emit(Event::StageSubmitted {
             job: self.id,
             stage: stage.id,
             attempt: state.attempts_started,
             tasks: tasks.len(),
+            stage_tasks: prepared.tasks(),
+            decisions,
         });
         Ok(StageAttempt {
             job: self.id,
@@ -459,6 +484,7 @@ impl Job {
                 self.listeners.emit(Event::StageCompleted {
                     job: self.id,
                     stage: id,
+                    attempt,
                 });
                 return Ok(());
             }
@@ -636,7 +662,7 @@ struct Running<'a> {
 
 impl Running<'_> {
     /// Ends the job with `status`: tells the listeners, returns its report.
-    fn end(&mut self, status: JobStatus) -> JobReport {
+    fn end(&mut self, status: JobStatus, error: Option<String>) -> JobReport {
         self.ended = true;
         // Attempts of stages still running when the job failed or was cancelled (why, the
         // StopReason of `run_stages` said).
@@ -648,12 +674,13 @@ impl Running<'_> {
         self.job.listeners.emit(Event::JobEnd {
             job: self.job.id,
             status,
+            error: error.clone(),
         });
         JobReport {
             job: self.job.id,
             sql: self.job.sql.clone(),
             status,
-            error: None,
+            error,
             slots: self.job.settings.slots,
             duration: self.started.elapsed(),
             stages: std::mem::take(&mut self.progress)
@@ -674,8 +701,7 @@ impl Drop for Running<'_> {
         if self.ended {
             return;
         }
-        let mut report = self.end(JobStatus::Cancelled);
-        report.error = Some("cancelled".to_string());
+        let report = self.end(JobStatus::Cancelled, Some("cancelled".to_string()));
         if let Some(on_cancel) = &self.job.on_cancel {
             on_cancel(report);
         }

@@ -125,6 +125,9 @@ impl InFlight {
             stage: started.stage,
             task: started.task,
             attempt: started.attempt,
+            executor: started.executor,
+            slot: started.slot,
+            start_ms: started.start_ms,
         });
         let key = (started.stage, started.task, started.attempt);
         self.lock().running.insert(key, started);
@@ -157,6 +160,7 @@ impl InFlight {
             task: attempt.task,
             attempt: attempt.attempt,
             error: attempt.error.clone(),
+            metrics: Box::new(attempt.clone()),
         });
         state.killed.push(attempt);
     }
@@ -195,13 +199,24 @@ impl Attempt {
     /// The attempt ran to its end: listeners hear how.
     fn finish(self, metrics: &TaskMetrics) {
         if self.in_flight.lock().running.remove(&self.key).is_some() {
-            self.in_flight.listeners.emit(Event::TaskEnd {
+            let listeners = &self.in_flight.listeners;
+            listeners.emit(Event::TaskEnd {
                 job: self.in_flight.job,
                 stage: metrics.stage,
                 task: metrics.task,
                 attempt: metrics.attempt,
                 error: metrics.error.clone(),
+                metrics: Box::new(metrics.clone()),
             });
+            if metrics.spill_bytes > 0 {
+                listeners.emit(Event::Spill {
+                    job: self.in_flight.job,
+                    stage: metrics.stage,
+                    task: metrics.task,
+                    attempt: metrics.attempt,
+                    bytes: metrics.spill_bytes,
+                });
+            }
         }
     }
 }
@@ -441,6 +456,7 @@ impl StageAttempt {
                 task,
                 attempt,
                 executor: grant.executor().id,
+                slot: grant.slot(),
                 start_ms: self.job_started.elapsed().as_secs_f64() * 1000.0,
                 ..Default::default()
             };

@@ -193,6 +193,7 @@ impl Session {
         let data = self
             .cache
             .materialize(relation, epoch, partitions, recipe, reads_caches)?;
+        self.emit_cache_stored(&relation.name);
         Ok(data.rows())
     }
 
@@ -344,7 +345,11 @@ impl Session {
 
     /// `UNCACHE TABLE [IF EXISTS] name`.
     pub(crate) fn uncache_table(&self, name: &str, if_exists: bool) -> Result<StatementOutput> {
-        if self.cache.remove(&identifier(name)).is_none()
+        let removed = self.cache.remove(&identifier(name));
+        if let Some(relation) = &removed {
+            self.emit_cache_removed(&relation.name);
+        }
+        if removed.is_none()
             && !if_exists
             && !self.ctx.table_exist(table_ref(name))?
         {
@@ -357,7 +362,11 @@ impl Session {
 
     /// `CLEAR CACHE`.
     pub(crate) fn clear_cache(&self) -> Result<StatementOutput> {
+        let names = self.cache.names();
         self.cache.clear();
+        for name in names {
+            self.emit_cache_removed(&name);
+        }
         done("CLEAR CACHE", None)
     }
 

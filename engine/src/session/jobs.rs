@@ -61,7 +61,7 @@ impl Session {
     }
 
     /// What `spark.executor.instances`, `.cores` and `.memory` say.
-    fn executor_shape(&self) -> ExecutorShape {
+    pub(super) fn executor_shape(&self) -> ExecutorShape {
         let instances: usize = self.setting(keys::EXECUTOR_INSTANCES).parse().unwrap_or(1);
         let cores: usize = match self.setting(keys::EXECUTOR_CORES).parse().unwrap_or(0) {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -277,6 +277,7 @@ impl Session {
     ) {
         (report.cache_hits, report.cache_misses) = cache_reads(report);
         self.record_job(report.clone());
+        self.emit_job_findings(graph, report);
         if report.status == JobStatus::Succeeded {
             self.lineage.record(lineage, graph, report);
         }

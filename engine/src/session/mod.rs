@@ -12,6 +12,7 @@
 //! ```
 
 mod cache;
+mod events;
 mod explain;
 mod jobs;
 mod tables;
@@ -87,6 +88,10 @@ pub struct Session {
     /// resolved name: a statement reading the table depends on them (for `--resume`).
     session_sources:
         Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, u64>>>,
+    /// The event log of `spark.eventLog.enabled`, opened once the settings are known.
+    event_log: std::sync::OnceLock<Arc<crate::eventlog::EventLog>>,
+    /// Every event log recording now: the file and in-memory recordings.
+    event_logs: Mutex<Vec<Arc<crate::eventlog::EventLog>>>,
 }
 
 /// Records `report`, without the plans it ran on, in place of the earlier report of its job.
@@ -186,6 +191,8 @@ impl Session {
             warehouse: std::sync::OnceLock::new(),
             effects: Mutex::default(),
             session_sources: Mutex::default(),
+            event_log: std::sync::OnceLock::new(),
+            event_logs: Mutex::default(),
         };
         let conf = options
             .settings
@@ -212,6 +219,7 @@ impl Session {
             session.cache.clone(),
         )?;
         session.open_warehouse()?;
+        session.open_event_log()?;
         Ok(session)
     }
 

@@ -99,6 +99,33 @@ impl Stage {
         self.plan.exchange()
     }
 
+    /// Its main operators, top first and without the plumbing between them (batch
+    /// coalescing, projections): `HashJoin ← ShuffleRead ← ShuffleRead`. What timelines and
+    /// stage graphs call it.
+    pub fn name(&self) -> String {
+        const PLUMBING: &[&str] = &["CoalesceBatchesExec", "ProjectionExec", "CooperativeExec"];
+        let mut names: Vec<String> = Vec::new();
+        let _ = self.plan.input().apply(|node| {
+            let name = node.name();
+            if !PLUMBING.contains(&name) {
+                let short = name.strip_suffix("Exec").unwrap_or(name);
+                let short = match short {
+                    "DataSource" => "Scan",
+                    other => other,
+                };
+                if names.last().is_none_or(|last| last != short) {
+                    names.push(short.to_string());
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if names.len() > 6 {
+            names.truncate(5);
+            names.push("…".to_string());
+        }
+        names.join(" ← ")
+    }
+
     /// Whether the stage's tasks share state that one task's retry cannot rebuild alone: a
     /// broadcast join that emits the unmatched rows of its build side (left, full, semi,
     /// anti, mark joins; DataFusion's last probe task to finish emits them, counting the
