@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand, ValueEnum};
                   stagesql --tpch 0.1                      prompt with the TPC-H tables\n  \
                   stagesql -f setup.sql queries.sql        run scripts\n  \
                   stagesql -c 'select 1' --format json     run statements\n  \
-                  stagesql test sql-tests/                 run sqllogictest files",
+                  stagesql test sql-tests/                 run sqllogictest files\n  \
+                  stagesql report stagesql-events/ -o r.html   draw event logs as one HTML page",
     args_conflicts_with_subcommands = true
 )]
 pub struct Args {
@@ -69,6 +70,11 @@ pub struct Args {
     /// start at the one that failed. Each skipped statement is named on stderr, with why.
     #[arg(long)]
     pub resume: bool,
+
+    /// Write the report of the run (its jobs, stages and tasks; docs/report.md) to this HTML
+    /// file when the -f files, -c commands or the prompt end.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Run the -f files (and -c commands) side by side on one session, each in order, each
     /// in a scheduler pool named after it (see spark.scheduler.mode). [default: one after
@@ -137,6 +143,18 @@ pub enum Command {
         /// `test_files/`, as DataFusion's runner is).
         #[arg(long, value_enum, value_name = "ENGINE")]
         compat: Option<CompatArg>,
+    },
+    /// Draw event logs (spark.eventLog.enabled) as one self-contained HTML page: the jobs on
+    /// a timeline, each job's stages, each stage's tasks on the slots they ran in, task
+    /// histograms, adaptive decisions and advisories.
+    Report {
+        /// Event log files, or directories of them (every *.jsonl in it).
+        #[arg(required = true, value_name = "EVENTLOG")]
+        logs: Vec<PathBuf>,
+
+        /// Where to write the page.
+        #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+        output: PathBuf,
     },
 }
 

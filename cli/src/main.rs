@@ -67,6 +67,15 @@ fn main() -> ExitCode {
         };
         return run_tests(runtime, paths, *complete, conf, compat);
     }
+    if let Some(Command::Report { logs, output }) = &args.command {
+        return match write_report(logs, output) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match start(args, runtime) {
         Ok(code) => code,
         Err(message) => {
@@ -151,6 +160,7 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
         quiet: args.quiet,
         timing: true,
     };
+    let recording = args.report.as_ref().map(|_| session.record_events());
     let mut executor = Executor {
         session,
         runtime: Arc::new(runtime),
@@ -160,6 +170,7 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     if interactive {
         repl::run(&mut executor, args.history_file.clone())
             .map_err(|e| format!("terminal: {e}"))?;
+        finish_report(&executor.session, recording, args.report.as_deref())?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -199,7 +210,37 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
     {
         eprintln!("{line}");
     }
+    finish_report(&executor.session, recording, args.report.as_deref())?;
     Ok(code)
+}
+
+/// `--report FILE`: stops recording the session's events and writes their report.
+fn finish_report(
+    session: &Session,
+    recording: Option<Arc<stagesql::eventlog::EventLog>>,
+    path: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let (Some(recording), Some(path)) = (recording, path) else {
+        return Ok(());
+    };
+    session.stop_recording(&recording);
+    let html = stagesql::report::render_events("this run", &recording.events());
+    stagesql::report::write(path, &html).map_err(|e| format!("cannot write the report: {e}"))?;
+    eprintln!("report written to {}", path.display());
+    Ok(())
+}
+
+/// `stagesql report EVENTLOG… -o FILE`.
+fn write_report(logs: &[std::path::PathBuf], output: &std::path::Path) -> Result<(), String> {
+    let runs = stagesql::report::read_runs(logs)?;
+    let jobs: usize = runs.iter().map(|run| run.jobs.len()).sum();
+    stagesql::report::write(output, &stagesql::report::render(&runs))?;
+    println!(
+        "{}: {} run(s), {jobs} job(s)",
+        output.display(),
+        runs.len()
+    );
+    Ok(())
 }
 
 /// Runs every source, one after the other (or side by side with --concurrent). Returns the

@@ -130,7 +130,7 @@ impl Listener for ProgressBars {
                 }
                 state.job = None;
             }
-            Event::Spill { .. }
+            Event::TasksMeasured { .. }
             | Event::Advisory { .. }
             | Event::CacheRead { .. }
             | Event::CacheStored { .. }
@@ -183,6 +183,7 @@ mod tests {
             stage,
             task,
             attempt,
+            stage_attempt: 1,
             executor: 0,
             slot: 0,
             start_ms: 0.0,

@@ -39,6 +39,9 @@ struct State {
     /// When each running job started, in milliseconds since the epoch: task times are
     /// offsets from it.
     job_started: HashMap<JobId, f64>,
+    /// Task attempts that ended, by job, stage, task and attempt, waiting for what their
+    /// operators measured ([`Event::TasksMeasured`]; at the latest their job's end).
+    ended_tasks: std::collections::BTreeMap<(JobId, usize, usize, usize), TaskMetrics>,
     ended: bool,
 }
 
@@ -64,11 +67,18 @@ pub struct AppInfo {
     pub properties: std::collections::BTreeMap<String, String>,
 }
 
-/// Milliseconds since the epoch, now.
+/// Milliseconds since the epoch, now (to the microsecond).
 pub fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    micros(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+    )
+}
+
+/// `ms` rounded to the microsecond: what the log keeps of times and durations.
+fn micros(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 impl EventLog {
@@ -109,6 +119,7 @@ impl EventLog {
             state: Mutex::new(State {
                 sink,
                 job_started: HashMap::new(),
+                ended_tasks: Default::default(),
                 ended: false,
             }),
         }
@@ -173,6 +184,7 @@ impl EventLog {
                 Sink::Memory(_) => None,
             };
         }
+        state.flush_tasks(|_| true);
         state.append(LogEvent::ApplicationEnd {
             timestamp: now_ms(),
         });
@@ -234,9 +246,36 @@ impl State {
         }
     }
 
+    /// Writes the ends of the waiting task attempts that `which` selects (by job, stage,
+    /// task, attempt), as they are.
+    fn flush_tasks(&mut self, which: impl Fn(&(JobId, usize, usize, usize)) -> bool) {
+        let keys: Vec<_> = self.ended_tasks.keys().filter(|k| which(k)).copied().collect();
+        for key in keys {
+            if let Some(metrics) = self.ended_tasks.remove(&key) {
+                self.write_task_end(key.0, &metrics);
+            }
+        }
+    }
+
+    /// A task attempt's end, and its spill when it spilled.
+    fn write_task_end(&mut self, job: JobId, metrics: &TaskMetrics) {
+        let end = task_end(self, job, metrics);
+        self.append(end);
+        if metrics.spill_bytes > 0 {
+            self.append(LogEvent::Spill {
+                job_id: job,
+                stage_id: metrics.stage,
+                index: metrics.task,
+                attempt: metrics.attempt,
+                bytes: metrics.spill_bytes,
+                timestamp: now_ms(),
+            });
+        }
+    }
+
     /// The epoch time `offset_ms` into `job`.
     fn job_time(&self, job: JobId, offset_ms: f64) -> f64 {
-        self.job_started.get(&job).copied().unwrap_or_else(now_ms) + offset_ms
+        micros(self.job_started.get(&job).copied().unwrap_or_else(now_ms) + offset_ms)
     }
 }
 
@@ -301,6 +340,7 @@ impl Listener for EventLog {
                 stage,
                 task,
                 attempt,
+                stage_attempt,
                 executor,
                 slot,
                 start_ms,
@@ -310,7 +350,7 @@ impl Listener for EventLog {
                 task_info: TaskInfo {
                     index: *task,
                     attempt: *attempt,
-                    stage_attempt: 0,
+                    stage_attempt: *stage_attempt,
                     launch_time: state.job_time(*job, *start_ms),
                     finish_time: 0.0,
                     executor_id: executor.to_string(),
@@ -319,21 +359,23 @@ impl Listener for EventLog {
                     killed: false,
                 },
             },
-            Event::TaskEnd { job, metrics, .. } => task_end(&state, *job, metrics),
-            Event::Spill {
-                job,
-                stage,
-                task,
-                attempt,
-                bytes,
-            } => LogEvent::Spill {
-                job_id: *job,
-                stage_id: *stage,
-                index: *task,
-                attempt: *attempt,
-                bytes: *bytes,
-                timestamp: now,
-            },
+            Event::TaskEnd { job, metrics, .. } => {
+                let key = (*job, metrics.stage, metrics.task, metrics.attempt);
+                state.ended_tasks.insert(key, (**metrics).clone());
+                return;
+            }
+            Event::TasksMeasured {
+                job, stage, tasks, ..
+            } => {
+                for measured in tasks {
+                    let key = (*job, *stage, measured.task, measured.attempt);
+                    // An attempt whose end was not heard (killed as the stage ended) ends
+                    // here too.
+                    state.ended_tasks.remove(&key);
+                    state.write_task_end(*job, measured);
+                }
+                return;
+            }
             Event::StageFailed {
                 job,
                 stage,
@@ -358,6 +400,7 @@ impl Listener for EventLog {
                 failure_reason: None,
             },
             Event::JobEnd { job, status, error } => {
+                state.flush_tasks(|key| key.0 == *job);
                 state.job_started.remove(job);
                 LogEvent::JobEnd {
                     job_id: *job,
@@ -438,14 +481,14 @@ fn task_end(state: &State, job: JobId, metrics: &TaskMetrics) -> LogEvent {
             attempt: metrics.attempt,
             stage_attempt: metrics.stage_attempt,
             launch_time: launch,
-            finish_time: launch + metrics.duration_ms,
+            finish_time: micros(launch + metrics.duration_ms),
             executor_id: metrics.executor.to_string(),
             slot: metrics.slot,
             failed: metrics.error.is_some() && !metrics.killed,
             killed: metrics.killed,
         },
         task_metrics: TaskMetricsRecord {
-            executor_run_time: metrics.duration_ms,
+            executor_run_time: micros(metrics.duration_ms),
             peak_execution_memory: metrics.peak_memory_bytes,
             disk_bytes_spilled: metrics.spill_bytes,
             input_metrics: IoMetrics {

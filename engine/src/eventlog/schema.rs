@@ -225,6 +225,28 @@ pub enum LogEvent {
     },
 }
 
+impl LogEvent {
+    /// The job the event belongs to; `None` for the application's and the cache's events.
+    pub fn job_id(&self) -> Option<usize> {
+        match self {
+            LogEvent::JobStart { job_id, .. }
+            | LogEvent::JobEnd { job_id, .. }
+            | LogEvent::StageSubmitted { job_id, .. }
+            | LogEvent::StageCompleted { job_id, .. }
+            | LogEvent::TaskStart { job_id, .. }
+            | LogEvent::TaskEnd { job_id, .. }
+            | LogEvent::Spill { job_id, .. }
+            | LogEvent::Advisory { job_id, .. }
+            | LogEvent::CacheRead { job_id, .. } => Some(*job_id),
+            LogEvent::LogStart { .. }
+            | LogEvent::ApplicationStart { .. }
+            | LogEvent::ApplicationEnd { .. }
+            | LogEvent::CacheStored { .. }
+            | LogEvent::CacheRemoved { .. } => None,
+        }
+    }
+}
+
 /// A stage as planned, in its job's start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageInfo {
@@ -274,7 +296,7 @@ pub struct TaskInfo {
     /// Attempts of a task count from 1 over every attempt of its stage.
     #[serde(rename = "Attempt")]
     pub attempt: usize,
-    /// The stage attempt it belongs to (0 in a task's start, where it is not recorded).
+    /// The stage attempt it belongs to.
     #[serde(rename = "Stage Attempt", default)]
     pub stage_attempt: usize,
     #[serde(rename = "Launch Time")]

@@ -50,6 +50,8 @@ pub enum Event {
         stage: StageId,
         task: usize,
         attempt: usize,
+        /// The attempt of the stage it belongs to.
+        stage_attempt: usize,
         /// Where it runs: executor and slot (from 0).
         executor: usize,
         slot: usize,
@@ -66,13 +68,15 @@ pub enum Event {
         /// What the attempt measured: where and when it ran, rows, bytes, spill.
         metrics: Box<TaskMetrics>,
     },
-    /// A task attempt's operators or shuffle writer spilled to disk.
-    Spill {
+    /// The task attempts of an attempt of a stage, with what their operators measured —
+    /// rows and bytes read, spill — which the task's end does not know yet for a first
+    /// attempt: first attempts run on the stage's shared plan, whose metrics are read once,
+    /// when the stage attempt ends (before it is reported completed or failed).
+    TasksMeasured {
         job: JobId,
         stage: StageId,
-        task: usize,
         attempt: usize,
-        bytes: u64,
+        tasks: Vec<TaskMetrics>,
     },
     /// An attempt of a stage ended early and the stage will run again: a task failed in a
     /// stage whose tasks share state, or a parent's output was lost.
@@ -125,7 +129,7 @@ impl Event {
             | Event::StageSubmitted { job, .. }
             | Event::TaskStart { job, .. }
             | Event::TaskEnd { job, .. }
-            | Event::Spill { job, .. }
+            | Event::TasksMeasured { job, .. }
             | Event::StageFailed { job, .. }
             | Event::StageCompleted { job, .. }
             | Event::JobEnd { job, .. }

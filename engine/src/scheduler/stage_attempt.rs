@@ -125,6 +125,7 @@ impl InFlight {
             stage: started.stage,
             task: started.task,
             attempt: started.attempt,
+            stage_attempt: started.stage_attempt,
             executor: started.executor,
             slot: started.slot,
             start_ms: started.start_ms,
@@ -199,8 +200,7 @@ impl Attempt {
     /// The attempt ran to its end: listeners hear how.
     fn finish(self, metrics: &TaskMetrics) {
         if self.in_flight.lock().running.remove(&self.key).is_some() {
-            let listeners = &self.in_flight.listeners;
-            listeners.emit(Event::TaskEnd {
+            self.in_flight.listeners.emit(Event::TaskEnd {
                 job: self.in_flight.job,
                 stage: metrics.stage,
                 task: metrics.task,
@@ -208,15 +208,6 @@ impl Attempt {
                 error: metrics.error.clone(),
                 metrics: Box::new(metrics.clone()),
             });
-            if metrics.spill_bytes > 0 {
-                listeners.emit(Event::Spill {
-                    job: self.in_flight.job,
-                    stage: metrics.stage,
-                    task: metrics.task,
-                    attempt: metrics.attempt,
-                    bytes: metrics.spill_bytes,
-                });
-            }
         }
     }
 }
@@ -370,6 +361,12 @@ impl StageAttempt {
                 .extend(this.in_flight.kill(Some(this.stage.id)));
         }
         this.measure_shared_plan(&mut report);
+        this.in_flight.listeners.emit(Event::TasksMeasured {
+            job: this.job,
+            stage: this.stage.id,
+            attempt: this.attempt,
+            tasks: report.attempts.clone(),
+        });
         report
     }
 

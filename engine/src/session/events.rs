@@ -147,6 +147,34 @@ impl Session {
     }
 }
 
+/// A recording of the session's events that stops when dropped (also when the statement
+/// that started it is cancelled).
+pub(super) struct Recording<'a> {
+    session: &'a Session,
+    log: Arc<EventLog>,
+}
+
+impl<'a> Recording<'a> {
+    pub fn start(session: &'a Session) -> Self {
+        Self {
+            session,
+            log: session.record_events(),
+        }
+    }
+
+    /// Stops the recording; returns what it recorded.
+    pub fn stop(self) -> Vec<crate::eventlog::LogEvent> {
+        self.session.stop_recording(&self.log);
+        self.log.events()
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.session.stop_recording(&self.log);
+    }
+}
+
 impl Drop for Session {
     /// Ends the application in the event log and gives the file its final name.
     fn drop(&mut self) {

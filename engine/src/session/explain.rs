@@ -27,8 +27,14 @@ impl Session {
         kind: ExplainKind,
         query_offset: usize,
     ) -> Result<StatementOutput> {
+        if kind == ExplainKind::AnalyzeHtml {
+            return self.explain_html(statement, query_offset).await;
+        }
         let query = query_statement(statement, query_offset);
-        let analyze = matches!(kind, ExplainKind::Analyze | ExplainKind::AnalyzeJson);
+        let analyze = matches!(
+            kind,
+            ExplainKind::Analyze | ExplainKind::AnalyzeJson | ExplainKind::AnalyzeHtml
+        );
         if let Some(crate::sql::Command::Table(command)) = crate::sql::Command::parse(&query.text)?
             && let Some(write) = self.prepare_write(&command, &query).await?
         {
@@ -79,6 +85,48 @@ impl Session {
             &graph,
             report.as_ref(),
         )?))
+    }
+
+    /// `EXPLAIN ANALYZE FORMAT HTML query`: runs the query as EXPLAIN ANALYZE does while
+    /// recording its events, writes the report of its jobs to `stagesql.report.dir`, and
+    /// returns the file's path.
+    async fn explain_html(
+        &self,
+        statement: &SqlStatement,
+        query_offset: usize,
+    ) -> Result<StatementOutput> {
+        let recording = super::events::Recording::start(self);
+        Box::pin(self.explain(statement, ExplainKind::Analyze, query_offset)).await?;
+        let events = recording.stop();
+        // The jobs of this statement: those the calling task started (other statements of
+        // the session may run jobs meanwhile).
+        let sql = self.current_statement();
+        let jobs: std::collections::HashSet<usize> = events
+            .iter()
+            .filter_map(|event| match event {
+                crate::eventlog::LogEvent::JobStart {
+                    job_id,
+                    description,
+                    ..
+                } if *description == sql => Some(*job_id),
+                _ => None,
+            })
+            .collect();
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|event| event.job_id().is_none_or(|job| jobs.contains(&job)))
+            .collect();
+        let first = jobs.iter().min().copied().unwrap_or(0);
+        let dir = std::path::PathBuf::from(self.setting(crate::config::keys::REPORT_DIR));
+        let path = dir.join(format!("job-{first}.html"));
+        let html = crate::report::render_events(&format!("EXPLAIN ANALYZE of job {first}"), &events);
+        crate::report::write(&path, &html).map_err(|error| {
+            crate::Error::Config(format!(
+                "cannot write the report ({}): {error}",
+                crate::config::keys::REPORT_DIR
+            ))
+        })?;
+        Ok(plan_rows(vec![path.display().to_string()]))
     }
 
     /// The lines of an EXPLAIN of `plan`, cut into `graph` (and run, with `report`).

@@ -72,6 +72,9 @@ pub enum ExplainKind {
     Analyze,
     /// `EXPLAIN ANALYZE FORMAT JSON`: the same, as the JSON model with actuals.
     AnalyzeJson,
+    /// `EXPLAIN ANALYZE FORMAT HTML`: run, then write the run's report (one HTML file under
+    /// `stagesql.report.dir`) and return its path.
+    AnalyzeHtml,
 }
 
 impl Command {
@@ -302,7 +305,7 @@ fn table_statement(text: &str, form: &str, if_exists: bool) -> Result<(String, b
 
 /// Recognises our EXPLAIN forms; `VERBOSE` and DataFusion's other forms return `None`.
 fn parse_explain(text: &str) -> Option<Command> {
-    const FORMS: [&[&str]; 11] = [
+    const FORMS: [&[&str]; 12] = [
         &["EXTENDED"],
         &["FORMATTED"],
         &["COST"],
@@ -313,6 +316,7 @@ fn parse_explain(text: &str) -> Option<Command> {
         &["FORMAT", "DOT"],
         &["ANALYZE", "FORMAT", "TEXT"],
         &["ANALYZE", "FORMAT", "JSON"],
+        &["ANALYZE", "FORMAT", "HTML"],
         &["VERBOSE"],
     ];
     let mut words: Vec<String> = Vec::new();
@@ -348,6 +352,7 @@ fn parse_explain(text: &str) -> Option<Command> {
         ["CODEGEN"] => ExplainKind::Codegen,
         ["ANALYZE"] | ["ANALYZE", "FORMAT", "TEXT"] => ExplainKind::Analyze,
         ["ANALYZE", "FORMAT", "JSON"] => ExplainKind::AnalyzeJson,
+        ["ANALYZE", "FORMAT", "HTML"] => ExplainKind::AnalyzeHtml,
         ["FORMAT", "JSON"] => ExplainKind::Json,
         ["FORMAT", "DOT"] => ExplainKind::Dot,
         _ => return None,
@@ -484,6 +489,10 @@ mod tests {
         assert_eq!(
             offset("EXPLAIN ANALYZE FORMAT TEXT select 1"),
             (ExplainKind::Analyze, "select 1")
+        );
+        assert_eq!(
+            offset("explain analyze format html select 1"),
+            (ExplainKind::AnalyzeHtml, "select 1")
         );
         assert_eq!(parse("EXPLAIN VERBOSE select 1"), None);
         assert_eq!(parse("EXPLAIN ANALYZE VERBOSE select 1"), None);
