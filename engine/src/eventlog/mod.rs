@@ -557,3 +557,251 @@ pub fn parse(text: &str) -> Result<Vec<LogEvent>, (usize, String)> {
     }
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adaptive::AqeDecision;
+    use crate::events::PlannedStage;
+
+    fn task(stage: usize, task: usize, attempt: usize, start_ms: f64) -> TaskMetrics {
+        TaskMetrics {
+            stage,
+            stage_attempt: 1,
+            task,
+            attempt,
+            executor: 1,
+            slot: 2,
+            start_ms,
+            duration_ms: 12.5,
+            rows_in: 100,
+            bytes_in: 4096,
+            shuffle_read_rows: 100,
+            shuffle_read_bytes: 4096,
+            rows_out: 10,
+            bytes_out: 512,
+            spill_bytes: 0,
+            peak_memory_bytes: 65536,
+            ..Default::default()
+        }
+    }
+
+    /// Every kind of event, as a job that retried a task, spilled, read a cache and got
+    /// advice would produce them.
+    fn a_session(log: &EventLog) {
+        log.on_event(&Event::JobStart {
+            job: 1,
+            stages: 2,
+            sql: "SELECT \"k\", count(*) FROM t GROUP BY k".into(),
+            at: Some("q.sql:3".into()),
+            slots: 4,
+            planned: vec![
+                PlannedStage {
+                    stage: 1,
+                    parents: vec![],
+                    exchange: "shuffle hash(k@0) → 200".into(),
+                    tasks: 2,
+                    name: "Aggregate ← Scan".into(),
+                },
+                PlannedStage {
+                    stage: 2,
+                    parents: vec![1],
+                    exchange: "result".into(),
+                    tasks: 200,
+                    name: "Aggregate ← ShuffleRead".into(),
+                },
+            ],
+        });
+        log.on_event(&Event::StageSubmitted {
+            job: 1,
+            stage: 2,
+            attempt: 1,
+            tasks: 3,
+            stage_tasks: 3,
+            decisions: vec![AqeDecision {
+                stage: 2,
+                rule: "coalesce partitions",
+                applied: true,
+                change: "200 → 3 partitions".into(),
+                reason: "1 MiB over 200 partitions".into(),
+            }],
+        });
+        log.on_event(&Event::TaskStart {
+            job: 1,
+            stage: 2,
+            task: 0,
+            attempt: 1,
+            stage_attempt: 1,
+            executor: 1,
+            slot: 2,
+            start_ms: 5.0,
+        });
+        let mut failed = task(2, 0, 1, 5.0);
+        failed.error = Some("injected failure".into());
+        let mut spilled = task(2, 0, 2, 20.0);
+        spilled.spill_bytes = 1 << 20;
+        for metrics in [&failed, &spilled] {
+            log.on_event(&Event::TaskEnd {
+                job: 1,
+                stage: 2,
+                task: metrics.task,
+                attempt: metrics.attempt,
+                error: metrics.error.clone(),
+                metrics: Box::new(metrics.clone()),
+            });
+        }
+        log.on_event(&Event::TasksMeasured {
+            job: 1,
+            stage: 2,
+            attempt: 1,
+            tasks: vec![failed, spilled],
+        });
+        log.on_event(&Event::StageFailed {
+            job: 1,
+            stage: 2,
+            attempt: 1,
+            reason: "lost output of stage 1".into(),
+        });
+        log.on_event(&Event::StageCompleted {
+            job: 1,
+            stage: 2,
+            attempt: 2,
+        });
+        log.on_event(&Event::JobEnd {
+            job: 1,
+            status: JobStatus::Failed,
+            error: Some("Execution error: boom".into()),
+        });
+        log.on_event(&Event::Advisory {
+            job: 1,
+            stage: 2,
+            kind: "skew".into(),
+            message: "task 0 ran 105 ms".into(),
+        });
+        log.on_event(&Event::CacheRead {
+            job: 1,
+            hits: 3,
+            misses: 1,
+        });
+        log.on_event(&Event::CacheStored {
+            name: "t".into(),
+            level: "MEMORY_AND_DISK".into(),
+            partitions: 4,
+            rows: 1000,
+            memory_bytes: 2048,
+            disk_bytes: 0,
+        });
+        log.on_event(&Event::CacheRemoved { name: "t".into() });
+    }
+
+    fn names(events: &[LogEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap()["Event"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_event_survives_a_round_trip_through_its_json_line() {
+        let log = EventLog::in_memory(&AppInfo {
+            name: "stagesql".into(),
+            executors: 2,
+            cores: 2,
+            properties: [("spark.sql.shuffle.partitions".into(), "200".into())].into(),
+        });
+        a_session(&log);
+        log.finish();
+        let events = log.events();
+        let text: String = events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        assert_eq!(parse(&text).unwrap(), events);
+        // Every event name is written, and every one written is known to readers.
+        let mut written = names(&events);
+        written.sort();
+        written.dedup();
+        let mut known: Vec<String> = KNOWN_EVENTS.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(written, known);
+        // Spark's field names where Spark has the event.
+        let job_start = serde_json::to_value(&events[2]).unwrap();
+        assert_eq!(job_start["Event"], "SparkListenerJobStart");
+        assert_eq!(job_start["Job ID"], 1);
+        assert_eq!(job_start["Stage Infos"][1]["Parent IDs"][0], 1);
+        let first = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(first["Schema Version"], SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn task_ends_wait_for_their_measures_and_keep_their_times() {
+        let log = EventLog::in_memory(&AppInfo::default());
+        a_session(&log);
+        let events = log.events();
+        let ends: Vec<&LogEvent> = events
+            .iter()
+            .filter(|e| matches!(e, LogEvent::TaskEnd { .. }))
+            .collect();
+        assert_eq!(ends.len(), 2);
+        let LogEvent::TaskEnd {
+            task_end_reason,
+            task_info,
+            task_metrics,
+            ..
+        } = ends[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!(task_end_reason.reason, "ExceptionFailure");
+        assert_eq!(task_end_reason.description.as_deref(), Some("injected failure"));
+        assert!(task_info.failed);
+        assert_eq!((task_info.executor_id.as_str(), task_info.slot), ("1", 2));
+        assert_eq!(task_info.finish_time - task_info.launch_time, 12.5);
+        assert_eq!(task_metrics.shuffle_read_metrics.bytes, 4096);
+        // The spill follows the end of the attempt that spilled.
+        let position = |name: &str| names(&events).iter().position(|n| n == name).unwrap();
+        assert!(position("org.stagesql.Spill") > position("SparkListenerTaskEnd"));
+        assert!(position("SparkListenerStageCompleted") > position("org.stagesql.Spill"));
+    }
+
+    #[test]
+    fn a_file_log_is_renamed_when_the_application_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::create(dir.path(), &AppInfo::default()).unwrap();
+        let writing = log.path().unwrap();
+        assert!(writing.to_string_lossy().ends_with(".jsonl.inprogress"));
+        a_session(&log);
+        let written = read(&writing).unwrap();
+        assert!(matches!(written[0], LogEvent::LogStart { .. }));
+        assert!(!written.iter().any(|e| matches!(e, LogEvent::ApplicationEnd { .. })));
+        let path = log.finish().unwrap();
+        assert!(!writing.exists());
+        let events = read(&path).unwrap();
+        assert!(matches!(events.last(), Some(LogEvent::ApplicationEnd { .. })));
+        assert_eq!(events.len(), written.len() + 1);
+    }
+
+    #[test]
+    fn reading_a_log_names_what_is_wrong_and_where() {
+        let start = r#"{"Event":"SparkListenerLogStart","Spark Version":"3.5","Stagesql Version":"0.1.0","Schema Version":1}"#;
+        let end = r#"{"Event":"SparkListenerApplicationEnd","Timestamp":5.0}"#;
+        // A last line cut short by a crash is ignored.
+        assert_eq!(parse(&format!("{start}\n{end}\n{{\"Event\":\"Spark")).unwrap().len(), 2);
+        // Events of another writer are skipped.
+        let other = r#"{"Event":"SparkListenerExecutorAdded","Timestamp":1}"#;
+        assert_eq!(parse(&format!("{start}\n{other}\n{end}\n")).unwrap().len(), 2);
+        // A broken line in the middle is an error at its line.
+        let (line, error) = parse(&format!("{start}\nnot json\n{end}\n")).unwrap_err();
+        assert_eq!(line, 2);
+        assert!(error.contains("not an event"), "{error}");
+        // A known event with a missing field too.
+        let (line, _) = parse(&format!("{start}\n{{\"Event\":\"SparkListenerJobEnd\"}}\n{end}\n"))
+            .unwrap_err();
+        assert_eq!(line, 2);
+        // A later schema is refused.
+        let later = start.replace("\"Schema Version\":1", "\"Schema Version\":99");
+        let (line, error) = parse(&format!("{later}\n")).unwrap_err();
+        assert_eq!(line, 1);
+        assert!(error.contains("newer"), "{error}");
+    }
+}

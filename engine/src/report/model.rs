@@ -571,3 +571,187 @@ pub fn rows_of(intervals: &[(f64, f64)]) -> Vec<usize> {
     }
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{IoMetrics, JobResult, StageInfo, TaskEndReason, TaskInfo};
+
+    fn task_end(stage: usize, index: usize, attempt: usize, slot: usize, launch: f64, ms: f64, reason: &str) -> LogEvent {
+        LogEvent::TaskEnd {
+            job_id: 1,
+            stage_id: stage,
+            stage_attempt_id: 1,
+            task_end_reason: TaskEndReason {
+                reason: reason.into(),
+                description: (reason != "Success").then(|| "boom".into()),
+            },
+            task_info: TaskInfo {
+                index,
+                attempt,
+                stage_attempt: 1,
+                launch_time: launch,
+                finish_time: launch + ms,
+                executor_id: "0".into(),
+                slot,
+                failed: reason != "Success",
+                killed: false,
+            },
+            task_metrics: TaskMetricsRecord {
+                executor_run_time: ms,
+                peak_execution_memory: 0,
+                disk_bytes_spilled: 0,
+                input_metrics: IoMetrics::default(),
+                shuffle_read_metrics: IoMetrics {
+                    bytes: (ms * 1000.0) as u64,
+                    records: 1,
+                },
+                output_metrics: IoMetrics::default(),
+            },
+        }
+    }
+
+    /// A job whose stage 2 has four tasks on two slots, task 3 skewed, task 1 retried.
+    fn events() -> Vec<LogEvent> {
+        let mut events = vec![
+            LogEvent::ApplicationStart {
+                app_name: "stagesql".into(),
+                app_id: "local-1".into(),
+                timestamp: 1000.0,
+                user: String::new(),
+                executors: 1,
+                cores: 2,
+                properties: Default::default(),
+            },
+            LogEvent::JobStart {
+                job_id: 1,
+                submission_time: 1000.0,
+                description: "SELECT 1".into(),
+                origin: None,
+                slots: 2,
+                stage_infos: vec![
+                    StageInfo {
+                        stage_id: 1,
+                        name: "Scan".into(),
+                        parent_ids: vec![],
+                        exchange: "shuffle hash(k@0) → 200".into(),
+                        number_of_tasks: 1,
+                    },
+                    StageInfo {
+                        stage_id: 2,
+                        name: "Aggregate ← ShuffleRead".into(),
+                        parent_ids: vec![1],
+                        exchange: "result".into(),
+                        number_of_tasks: 200,
+                    },
+                ],
+            },
+            LogEvent::StageSubmitted {
+                job_id: 1,
+                stage_id: 2,
+                stage_attempt_id: 1,
+                number_of_tasks: 4,
+                tasks_submitted: 4,
+                submission_time: 1000.0,
+                adaptive: vec![],
+            },
+        ];
+        events.push(task_end(2, 0, 1, 0, 1000.0, 10.0, "Success"));
+        events.push(task_end(2, 1, 1, 1, 1000.0, 5.0, "ExceptionFailure"));
+        events.push(task_end(2, 1, 2, 1, 1005.0, 12.0, "Success"));
+        events.push(task_end(2, 2, 1, 0, 1010.0, 11.0, "Success"));
+        events.push(task_end(2, 3, 1, 1, 1017.0, 300.0, "Success"));
+        events.push(LogEvent::StageCompleted {
+            job_id: 1,
+            stage_id: 2,
+            stage_attempt_id: 1,
+            completion_time: 1317.0,
+            failure_reason: None,
+        });
+        events.push(LogEvent::JobEnd {
+            job_id: 1,
+            completion_time: 1320.0,
+            job_result: JobResult {
+                result: "JobSucceeded".into(),
+                exception: None,
+            },
+        });
+        events
+    }
+
+    #[test]
+    fn a_run_is_rebuilt_from_its_events() {
+        let run = Run::from_events("test", &events());
+        assert_eq!(run.ended, None);
+        assert_eq!(run.jobs.len(), 1);
+        let job = &run.jobs[0];
+        assert_eq!(job.outcome, Outcome::Succeeded);
+        assert_eq!(job.stages.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1, 2]);
+        // Stage 1 was planned and never submitted; stage 2 was coalesced to 4 tasks.
+        assert_eq!(job.stages[0].launched_tasks, None);
+        assert_eq!((job.stages[1].planned_tasks, job.stages[1].launched_tasks), (200, Some(4)));
+        assert_eq!(job.stages[1].tasks.len(), 5);
+    }
+
+    #[test]
+    fn figures_put_tasks_on_slot_lanes_and_find_the_skewed_and_retried_ones() {
+        let run = Run::from_events("test", &events());
+        let stage = &run.jobs[0].stages[1];
+        let figures = stage.figures(run.last_time, run.cores);
+        assert_eq!(figures.lanes, vec![("0".to_string(), 0), ("0".to_string(), 1)]);
+        assert_eq!(figures.lane_of, vec![0, 1, 1, 0, 1]);
+        assert_eq!(figures.waves, 2);
+        // The kept attempts: the failed one is left out.
+        assert_eq!(figures.durations, vec![10.0, 12.0, 11.0, 300.0]);
+        assert_eq!(figures.duration_summary.max, 300.0);
+        assert_eq!(figures.skewed, Some(4));
+        assert_eq!(figures.retried, vec![1, 2]);
+        assert_eq!((figures.start, figures.end), (1000.0, 1317.0));
+        // Without the slow task nothing is skewed.
+        let mut even = stage.clone();
+        even.tasks.pop();
+        assert_eq!(even.figures(run.last_time, 2).skewed, None);
+    }
+
+    #[test]
+    fn histograms_and_rows_of_concurrent_intervals() {
+        let histogram = Histogram::of(&[0.0, 1.0, 2.0, 10.0], 5);
+        assert_eq!(histogram.counts, vec![2, 1, 0, 0, 1]);
+        assert_eq!(histogram.bin(10.0, 5), 4);
+        assert_eq!(Histogram::of(&[], 3).counts, vec![0, 0, 0]);
+        assert_eq!(Histogram::of(&[4.0, 4.0], 3).counts, vec![2, 0, 0]);
+        // Two jobs at once sit in two rows; a later one reuses the first free row.
+        assert_eq!(rows_of(&[(0.0, 10.0), (5.0, 15.0), (12.0, 20.0)]), vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn a_failed_or_cut_short_job_keeps_what_it_did() {
+        let mut events = events();
+        events.truncate(6);
+        events.push(LogEvent::TaskStart {
+            job_id: 1,
+            stage_id: 2,
+            task_info: TaskInfo {
+                index: 3,
+                attempt: 1,
+                stage_attempt: 1,
+                launch_time: 1017.0,
+                finish_time: 0.0,
+                executor_id: "0".into(),
+                slot: 1,
+                failed: false,
+                killed: false,
+            },
+        });
+        let run = Run::from_events("test", &events);
+        let job = &run.jobs[0];
+        assert_eq!(job.outcome, Outcome::Running);
+        let running = job.stages[1].tasks.last().unwrap();
+        assert_eq!((running.reason.as_str(), running.finish), ("Running", None));
+        // It is drawn up to the log's last moment.
+        assert_eq!(running.duration(run.last_time), 0.0);
+        let html = super::super::render(&[run]);
+        assert!(html.contains("task-bar running"));
+        assert!(html.contains("the log ends before the application did"));
+    }
+}
