@@ -84,6 +84,13 @@ async fn tasks_run_on_executors_and_say_which() {
     let tasks: usize = placed.iter().map(|r| r[1].parse::<usize>().unwrap()).sum();
     assert_eq!(tasks, 8, "{placed:?}");
     assert!(ids.iter().all(|id| *id == "0" || *id == "1"), "{placed:?}");
+    // Each attempt held one of its executor's two cores.
+    let slots = session
+        .sql("select distinct slot from system.tasks where job_id = 1 order by 1")
+        .await
+        .unwrap();
+    let slots = rows(&slots);
+    assert!(!slots.is_empty() && slots.iter().all(|s| s[0] == "0" || s[0] == "1"), "{slots:?}");
     // Two tasks running at once are on different executors (the one with more free
     // cores takes the next task); tasks that never overlapped all ran on executor 0.
     match session.executors().peak_running() {

@@ -363,6 +363,7 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             ("fetch_failed", Boolean, false),
             ("executor_id", UInt64, false),
             ("killed", Boolean, false),
+            ("slot", UInt64, false),
         ],
         vec![
             u64s(tasks.iter().map(|(j, _)| *j as u64)),
@@ -388,6 +389,7 @@ fn tasks_table(jobs: &[JobReport]) -> RecordBatch {
             Arc::new(BooleanArray::from_iter(
                 tasks.iter().map(|(_, a)| Some(a.killed)),
             )),
+            u64s(tasks.iter().map(|(_, a)| a.slot as u64)),
         ],
     )
 }
