@@ -263,10 +263,10 @@ fn render_dag(page: &mut String, r: usize, job: &JobRun) {
         let (x, y) = at(i);
         let tasks = match stage.launched_tasks {
             Some(launched) if launched != stage.planned_tasks => {
-                format!("{} → {launched} tasks", stage.planned_tasks)
+                format!("{} → {}", stage.planned_tasks, plural(launched, "task"))
             }
-            Some(launched) => format!("{launched} tasks"),
-            None => format!("{} tasks, not run", stage.planned_tasks),
+            Some(launched) => plural(launched, "task"),
+            None => format!("{}, not run", plural(stage.planned_tasks, "task")),
         };
         let state = stage_state(stage);
         let _ = write!(
@@ -367,8 +367,8 @@ fn render_stage(page: &mut String, r: usize, job: &JobRun, stage: &StageRun, fig
     }
     if !stage.tasks.is_empty() {
         render_gantt(page, stage, figures);
+        page.push_str("<div class=\"stage-figures\">");
         render_summary(page, figures);
-        page.push_str("<div class=\"histograms\">");
         render_histogram(page, "task duration", "duration", &figures.durations, figures, &duration);
         render_histogram(
             page,
@@ -519,7 +519,7 @@ fn render_histogram(
     show: &dyn Fn(f64) -> String,
 ) {
     let histogram = Histogram::of(values, HISTOGRAM_BINS);
-    let (width, height) = (420.0, 120.0);
+    let (width, height) = (320.0, 80.0);
     let most = histogram.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let bar_w = width / HISTOGRAM_BINS as f64;
     // The skewed task's value, to mark its bin.
@@ -668,6 +668,14 @@ fn clock(epoch_ms: f64) -> String {
     )
 }
 
+/// `1 task`, `8 tasks`.
+fn plural(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
 fn shorten(text: &str, max: usize) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(max) {
@@ -713,7 +721,7 @@ svg text{font-size:11px;fill:#334e68} svg .axis line{stroke:#9fb3c8} svg .axis t
 .task-bar.retried{stroke:#7b1fa2;stroke-width:1.5} .task-bar.skewed{fill:#e8590c;stroke:#7c2d12;stroke-width:1.5}
 .task-bar.selected{stroke:#102a43;stroke-width:2}
 .barrier{stroke:#102a43;stroke-dasharray:3 3}
-.histograms{display:flex;gap:24px;flex-wrap:wrap} figure{margin:4px 0} figcaption{color:#52606d}
+.stage-figures{display:flex;gap:28px;flex-wrap:wrap;align-items:flex-start} figure{margin:4px 0} figcaption{color:#52606d}
 .bin{fill:#7aa6c2} .bin.skewed{fill:#e8590c}
 ul.aqe,ul.advisories{margin:4px 0;padding-left:18px} .aqe-decision.not-applied{color:#52606d}
 .advisory{color:#8d2b0b}
