@@ -389,3 +389,66 @@ async fn event_log_settings_are_fixed_at_startup_and_checked() {
     .unwrap();
     assert!(error.to_string().contains("spark.eventLog.dir"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spills_and_recomputation_are_logged_and_drawn() {
+    let local = tempfile::tempdir().unwrap();
+    let session = session(&[
+        ("spark.executor.memory", "32m"),
+        ("spark.local.dir", local.path().to_str().unwrap()),
+        ("datafusion.execution.sort_spill_reservation_bytes", "1048576"),
+        ("spark.sql.shuffle.partitions", "4"),
+    ]);
+    let recording = session.record_events();
+    // A sort that does not fit in the tasks' memory spills.
+    session
+        .sql("EXPLAIN ANALYZE SELECT v % 1000 AS k, v FROM generate_series(1, 3000000) t(v) ORDER BY k, v")
+        .await
+        .unwrap();
+    // The same aggregate twice, not cached: the second job computes the first's again.
+    session
+        .sql("CREATE TABLE src AS SELECT v FROM generate_series(1, 1000) t(v)")
+        .await
+        .unwrap();
+    let aggregate = "SELECT v % 10 AS k, count(*) FROM src GROUP BY 1";
+    session.sql(aggregate).await.unwrap();
+    session.sql(aggregate).await.unwrap();
+    session.stop_recording(&recording);
+    let events = recording.events();
+    let spilled: u64 = events
+        .iter()
+        .filter_map(|e| match e {
+            LogEvent::Spill { job_id: 1, bytes, .. } => Some(*bytes),
+            _ => None,
+        })
+        .sum();
+    assert!(spilled > 0);
+    // The spills add up to what the task ends say.
+    let in_ends: u64 = events
+        .iter()
+        .filter_map(|e| match e {
+            LogEvent::TaskEnd {
+                job_id: 1,
+                task_metrics,
+                ..
+            } => Some(task_metrics.disk_bytes_spilled),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(spilled, in_ends);
+    let kinds: Vec<(usize, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            LogEvent::Advisory { job_id, kind, .. } => Some((*job_id, kind.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(kinds.contains(&(1, "spill")), "{kinds:?}");
+    let jobs = session.jobs();
+    let (first, second) = (jobs[jobs.len() - 2].job, jobs[jobs.len() - 1].job);
+    assert!(kinds.contains(&(second, "recomputes")), "{kinds:?}");
+    assert!(!kinds.contains(&(first, "recomputes")), "{kinds:?}");
+    let html = stagesql::report::render_events("test", &events);
+    assert!(html.contains("spilled"));
+    assert!(html.contains("data-kind=\"recomputes\""));
+}

@@ -277,10 +277,11 @@ impl Session {
     ) {
         (report.cache_hits, report.cache_misses) = cache_reads(report);
         self.record_job(report.clone());
-        self.emit_job_findings(graph, report);
         if report.status == JobStatus::Succeeded {
             self.lineage.record(lineage, graph, report);
         }
+        // After the lineage: it says what the job computed again.
+        self.emit_job_findings(graph, report);
     }
 
     /// What the job that runs `plan` as `graph` computes, for the recompute advisory.
