@@ -235,11 +235,7 @@ fn write_report(logs: &[std::path::PathBuf], output: &std::path::Path) -> Result
     let runs = stagesql::report::read_runs(logs)?;
     let jobs: usize = runs.iter().map(|run| run.jobs.len()).sum();
     stagesql::report::write(output, &stagesql::report::render(&runs))?;
-    println!(
-        "{}: {} run(s), {jobs} job(s)",
-        output.display(),
-        runs.len()
-    );
+    println!("{}: {} run(s), {jobs} job(s)", output.display(), runs.len());
     Ok(())
 }
 

@@ -43,12 +43,18 @@ fn an_event_log_written_by_a_run_is_drawn_by_stagesql_report() {
         .collect();
     assert_eq!(logs.len(), 1);
     let name = logs[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("local-") && name.ends_with(".jsonl"), "{name}");
+    assert!(
+        name.starts_with("local-") && name.ends_with(".jsonl"),
+        "{name}"
+    );
 
     // A directory of logs, drawn into the default report.html.
     let report = stagesql(dir.path(), &["report", "stagesql-events"]);
     assert!(report.status.success(), "{}", text(&report.stderr));
-    assert_eq!(text(&report.stdout).trim(), "report.html: 1 run(s), 1 job(s)");
+    assert_eq!(
+        text(&report.stdout).trim(),
+        "report.html: 1 run(s), 1 job(s)"
+    );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("class=\"job-bar succeeded\""));
@@ -61,7 +67,13 @@ fn an_event_log_written_by_a_run_is_drawn_by_stagesql_report() {
     // A named file and output, twice: two runs on one page.
     let report = stagesql(
         dir.path(),
-        &["report", logs[0].to_str().unwrap(), logs[0].to_str().unwrap(), "-o", "out/two.html"],
+        &[
+            "report",
+            logs[0].to_str().unwrap(),
+            logs[0].to_str().unwrap(),
+            "-o",
+            "out/two.html",
+        ],
     );
     assert!(report.status.success(), "{}", text(&report.stderr));
     let html = std::fs::read_to_string(dir.path().join("out/two.html")).unwrap();
@@ -73,7 +85,11 @@ fn bad_event_logs_are_named_with_where_they_are_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let missing = stagesql(dir.path(), &["report", "nowhere.jsonl"]);
     assert!(!missing.status.success());
-    assert!(text(&missing.stderr).contains("error: nowhere.jsonl:"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("error: nowhere.jsonl:"),
+        "{}",
+        text(&missing.stderr)
+    );
     std::fs::write(
         dir.path().join("bad.jsonl"),
         "{\"Event\":\"SparkListenerApplicationEnd\",\"Timestamp\":1}\nnot json\n{\"Event\":\"SparkListenerApplicationEnd\",\"Timestamp\":2}\n",
@@ -81,10 +97,18 @@ fn bad_event_logs_are_named_with_where_they_are_wrong() {
     .unwrap();
     let bad = stagesql(dir.path(), &["report", "bad.jsonl"]);
     assert!(!bad.status.success());
-    assert!(text(&bad.stderr).contains("bad.jsonl:2: not an event"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("bad.jsonl:2: not an event"),
+        "{}",
+        text(&bad.stderr)
+    );
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     let empty = stagesql(dir.path(), &["report", "empty"]);
-    assert!(text(&empty.stderr).contains("no event logs"), "{}", text(&empty.stderr));
+    assert!(
+        text(&empty.stderr).contains("no event logs"),
+        "{}",
+        text(&empty.stderr)
+    );
     assert!(!dir.path().join("report.html").exists());
     // A bad event log directory at startup is named with its setting.
     std::fs::write(dir.path().join("file"), "").unwrap();
@@ -100,7 +124,11 @@ fn bad_event_logs_are_named_with_where_they_are_wrong() {
         ],
     );
     assert!(!startup.status.success());
-    assert!(text(&startup.stderr).contains("spark.eventLog.dir"), "{}", text(&startup.stderr));
+    assert!(
+        text(&startup.stderr).contains("spark.eventLog.dir"),
+        "{}",
+        text(&startup.stderr)
+    );
 }
 
 #[test]
@@ -112,7 +140,10 @@ fn a_run_writes_its_report_and_explain_analyze_format_html_writes_a_jobs() {
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert!(text(&run.stderr).contains("report written to run.html"));
     let html = std::fs::read_to_string(dir.path().join("run.html")).unwrap();
-    assert!(html.contains("q.sql:1"), "the job is named by file and line");
+    assert!(
+        html.contains("q.sql:1"),
+        "the job is named by file and line"
+    );
     // No event log was asked for: none was written.
     assert!(!dir.path().join("stagesql-events").exists());
 

@@ -120,7 +120,11 @@ impl Page {
 fn load(browser: &Path, report: &Path, screenshot: Option<&Path>) -> Page {
     let html = std::fs::read_to_string(report).unwrap();
     let probed = report.with_extension("probed.html");
-    std::fs::write(&probed, html.replacen("<head>", &format!("<head>{PROBE}"), 1)).unwrap();
+    std::fs::write(
+        &probed,
+        html.replacen("<head>", &format!("<head>{PROBE}"), 1),
+    )
+    .unwrap();
     let url = format!("file://{}", probed.display());
     let headless = [
         "--headless",
@@ -217,7 +221,10 @@ SELECT count(*), sum(w) FROM facts JOIN dims ON facts.k = dims.k;
             "skew.sql",
         ],
     );
-    stagesql(dir.path(), &["report", "stagesql-events", "-o", "skew.html"]);
+    stagesql(
+        dir.path(),
+        &["report", "stagesql-events", "-o", "skew.html"],
+    );
     let screenshot = dir.path().join("report.png");
     let page = load(&browser, &dir.path().join("skew.html"), Some(&screenshot));
     page.assert_clean();
@@ -282,7 +289,10 @@ SELECT count(*) FROM (SELECT value % 1000 AS k, count(*) FROM range(0, 3000000) 
         })
         .collect();
     assert_eq!(bars.len(), 2, "{bars:?}");
-    assert_ne!(bars[0], bars[1], "the jobs ran at once, so they sit in two rows");
+    assert_ne!(
+        bars[0], bars[1],
+        "the jobs ran at once, so they sit in two rows"
+    );
     assert_eq!(page.count("class=\"job succeeded\""), 2);
 }
 

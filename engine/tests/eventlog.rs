@@ -100,11 +100,15 @@ async fn the_event_log_tells_a_skewed_join_as_it_ran() {
     let planned: Vec<usize> = stage_infos.iter().map(|s| s.stage_id).collect();
     let ran: Vec<usize> = report.stages.iter().map(|s| s.stage).collect();
     assert_eq!(planned, ran);
-    assert!(stage_infos.iter().any(|s| s.name.contains("HashJoin")), "{stage_infos:?}");
+    assert!(
+        stage_infos.iter().any(|s| s.name.contains("HashJoin")),
+        "{stage_infos:?}"
+    );
 
     // Every task attempt the report has ended in the log, once, with its slot and measures.
-    let mut ended: BTreeMap<(usize, usize, usize), (String, usize, f64, f64, u64)> =
-        BTreeMap::new();
+    // By (stage, task, attempt): executor, slot, launch, finish, shuffle bytes read.
+    type Ended = (String, usize, f64, f64, u64);
+    let mut ended: BTreeMap<(usize, usize, usize), Ended> = BTreeMap::new();
     for event in &events {
         if let LogEvent::TaskEnd {
             job_id,
@@ -130,7 +134,8 @@ async fn the_event_log_tells_a_skewed_join_as_it_ran() {
     assert_eq!(ended.len(), attempts);
     for stage in &report.stages {
         for attempt in &stage.attempts {
-            let (_, slot, _, _, shuffle_read) = &ended[&(stage.stage, attempt.task, attempt.attempt)];
+            let (_, slot, _, _, shuffle_read) =
+                &ended[&(stage.stage, attempt.task, attempt.attempt)];
             assert_eq!(*slot, attempt.slot);
             assert_eq!(*shuffle_read, attempt.shuffle_read_bytes);
         }
@@ -155,18 +160,21 @@ async fn the_event_log_tells_a_skewed_join_as_it_ran() {
     }
     // Each stage completes after its tasks end; the job ends last, succeeded.
     let position = |wanted: &dyn Fn(&LogEvent) -> bool| events.iter().position(wanted).unwrap();
-    let job_end = position(&|e| matches!(e, LogEvent::JobEnd { job_id, .. } if *job_id == report.job));
+    let job_end =
+        position(&|e| matches!(e, LogEvent::JobEnd { job_id, .. } if *job_id == report.job));
     let LogEvent::JobEnd { job_result, .. } = &events[job_end] else {
         unreachable!()
     };
     assert_eq!(job_result.result, "JobSucceeded");
     for stage in &report.stages {
-        let completed = position(&|e| {
-            matches!(e, LogEvent::StageCompleted { stage_id, .. } if *stage_id == stage.stage)
-        });
+        let completed = position(
+            &|e| matches!(e, LogEvent::StageCompleted { stage_id, .. } if *stage_id == stage.stage),
+        );
         let last_end = events
             .iter()
-            .rposition(|e| matches!(e, LogEvent::TaskEnd { stage_id, .. } if *stage_id == stage.stage))
+            .rposition(
+                |e| matches!(e, LogEvent::TaskEnd { stage_id, .. } if *stage_id == stage.stage),
+            )
             .unwrap();
         assert!(last_end < completed && completed < job_end);
     }
@@ -183,7 +191,7 @@ async fn the_event_log_tells_a_skewed_join_as_it_ran() {
     assert!(advisories.contains(&"skew"), "{advisories:?}");
 
     // The report draws it: the skewed task is marked in its stage.
-    let runs = stagesql::report::read_runs(&[logs.clone()]).unwrap();
+    let runs = stagesql::report::read_runs(std::slice::from_ref(&logs)).unwrap();
     let html = stagesql::report::render(&runs);
     assert!(html.contains("task-bar skewed"));
     assert_eq!(html.matches("<rect class=\"task-bar").count(), attempts);
@@ -194,7 +202,10 @@ async fn the_event_log_tells_a_skewed_join_as_it_ran() {
     assert_eq!(files.len(), 1);
     assert!(files[0].to_string_lossy().ends_with(".jsonl"));
     let events = eventlog::read(&files[0]).unwrap();
-    assert_eq!(event_name(events.last().unwrap()), "SparkListenerApplicationEnd");
+    assert_eq!(
+        event_name(events.last().unwrap()),
+        "SparkListenerApplicationEnd"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,14 +263,23 @@ async fn retried_failed_and_cancelled_jobs_are_logged_with_why() {
         .filter_map(|e| match e {
             LogEvent::JobEnd {
                 job_id, job_result, ..
-            } => Some((*job_id, (job_result.result.clone(), job_result.exception.clone()))),
+            } => Some((
+                *job_id,
+                (job_result.result.clone(), job_result.exception.clone()),
+            )),
             _ => None,
         })
         .collect();
     assert_eq!(results[&1].0, "JobSucceeded");
     assert_eq!(results[&2].0, "JobFailed");
-    assert!(results[&2].1.as_deref().unwrap().contains("failed 4 times"), "{results:?}");
-    assert_eq!(results[&3], ("JobCancelled".to_string(), Some("cancelled".to_string())));
+    assert!(
+        results[&2].1.as_deref().unwrap().contains("failed 4 times"),
+        "{results:?}"
+    );
+    assert_eq!(
+        results[&3],
+        ("JobCancelled".to_string(), Some("cancelled".to_string()))
+    );
     // Job 1's retried task: its first attempt failed with the injected error, its second
     // succeeded; the report marks both as retried.
     let attempts: Vec<(usize, String)> = events
@@ -277,18 +297,30 @@ async fn retried_failed_and_cancelled_jobs_are_logged_with_why() {
         .collect();
     assert_eq!(
         attempts,
-        [(1, "ExceptionFailure".to_string()), (2, "Success".to_string())]
+        [
+            (1, "ExceptionFailure".to_string()),
+            (2, "Success".to_string())
+        ]
     );
     // The cancelled job's running tasks were killed, and said so.
     assert!(events.iter().any(|e| matches!(e,
         LogEvent::TaskEnd { job_id: 3, task_end_reason, .. } if task_end_reason.reason == "TaskKilled")));
     // The recording ended the application; later jobs are not in it.
-    assert_eq!(event_name(events.last().unwrap()), "SparkListenerApplicationEnd");
+    assert_eq!(
+        event_name(events.last().unwrap()),
+        "SparkListenerApplicationEnd"
+    );
     session.sql("SELECT 1").await.unwrap();
     assert_eq!(recording.events().len(), events.len());
 
     let html = stagesql::report::render_events("test", &events);
-    for class in ["job-bar failed", "job-bar cancelled", "task-bar failed", "task-bar killed", "retried"] {
+    for class in [
+        "job-bar failed",
+        "job-bar cancelled",
+        "task-bar failed",
+        "task-bar killed",
+        "retried",
+    ] {
         assert!(html.contains(class), "no {class} in the report");
     }
     assert!(html.contains("failed 4 times"));
@@ -299,7 +331,9 @@ async fn cache_reads_and_changes_are_events() {
     let session = session(&[("spark.sql.shuffle.partitions", "4")]);
     let recording = session.record_events();
     session
-        .sql("CACHE TABLE t AS SELECT value % 10 AS k, count(*) AS n FROM range(0, 1000) GROUP BY 1")
+        .sql(
+            "CACHE TABLE t AS SELECT value % 10 AS k, count(*) AS n FROM range(0, 1000) GROUP BY 1",
+        )
         .await
         .unwrap();
     session.sql("SELECT sum(n) FROM t").await.unwrap();
@@ -310,15 +344,26 @@ async fn cache_reads_and_changes_are_events() {
         .iter()
         .find_map(|e| match e {
             LogEvent::CacheStored {
-                name, rows, partitions, ..
+                name,
+                rows,
+                partitions,
+                ..
             } => Some((name.clone(), *rows, *partitions as u64)),
             _ => None,
         })
         .unwrap();
     assert_eq!((name.as_str(), rows), ("t", 10));
     // The query read every block of the cache.
-    assert!(events.iter().any(|e| matches!(e, LogEvent::CacheRead { hits, misses: 0, .. } if *hits == blocks)));
-    assert!(events.iter().any(|e| matches!(e, LogEvent::CacheRemoved { name, .. } if name == "t")));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, LogEvent::CacheRead { hits, misses: 0, .. } if *hits == blocks))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, LogEvent::CacheRemoved { name, .. } if name == "t"))
+    );
     let html = stagesql::report::render_events("test", &events);
     assert!(html.contains(&format!("cache: {blocks} block(s) read")));
     assert!(html.contains("cache-change"));
@@ -371,7 +416,10 @@ async fn event_log_settings_are_fixed_at_startup_and_checked() {
         .sql("SET spark.eventLog.enabled = true")
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("spark.eventLog.enabled"), "{error}");
+    assert!(
+        error.to_string().contains("spark.eventLog.enabled"),
+        "{error}"
+    );
     // A directory that cannot be created is an error at startup, naming the setting.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file"), "").unwrap();
@@ -396,7 +444,10 @@ async fn spills_and_recomputation_are_logged_and_drawn() {
     let session = session(&[
         ("spark.executor.memory", "32m"),
         ("spark.local.dir", local.path().to_str().unwrap()),
-        ("datafusion.execution.sort_spill_reservation_bytes", "1048576"),
+        (
+            "datafusion.execution.sort_spill_reservation_bytes",
+            "1048576",
+        ),
         ("spark.sql.shuffle.partitions", "4"),
     ]);
     let recording = session.record_events();
@@ -418,7 +469,9 @@ async fn spills_and_recomputation_are_logged_and_drawn() {
     let spilled: u64 = events
         .iter()
         .filter_map(|e| match e {
-            LogEvent::Spill { job_id: 1, bytes, .. } => Some(*bytes),
+            LogEvent::Spill {
+                job_id: 1, bytes, ..
+            } => Some(*bytes),
             _ => None,
         })
         .sum();

@@ -90,7 +90,10 @@ async fn tasks_run_on_executors_and_say_which() {
         .await
         .unwrap();
     let slots = rows(&slots);
-    assert!(!slots.is_empty() && slots.iter().all(|s| s[0] == "0" || s[0] == "1"), "{slots:?}");
+    assert!(
+        !slots.is_empty() && slots.iter().all(|s| s[0] == "0" || s[0] == "1"),
+        "{slots:?}"
+    );
     // Two tasks running at once are on different executors (the one with more free
     // cores takes the next task); tasks that never overlapped all ran on executor 0.
     match session.executors().peak_running() {

@@ -103,7 +103,8 @@ impl EventLog {
             },
         );
         log.start(app);
-        log.failure().map_or(Ok(log), |error| Err(std::io::Error::other(error)))
+        log.failure()
+            .map_or(Ok(log), |error| Err(std::io::Error::other(error)))
     }
 
     /// A log kept in memory ([`EventLog::events`]), starting with the application's start.
@@ -249,7 +250,12 @@ impl State {
     /// Writes the ends of the waiting task attempts that `which` selects (by job, stage,
     /// task, attempt), as they are.
     fn flush_tasks(&mut self, which: impl Fn(&(JobId, usize, usize, usize)) -> bool) {
-        let keys: Vec<_> = self.ended_tasks.keys().filter(|k| which(k)).copied().collect();
+        let keys: Vec<_> = self
+            .ended_tasks
+            .keys()
+            .filter(|k| which(k))
+            .copied()
+            .collect();
         for key in keys {
             if let Some(metrics) = self.ended_tasks.remove(&key) {
                 self.write_task_end(key.0, &metrics);
@@ -697,7 +703,12 @@ mod tests {
     fn names(events: &[LogEvent]) -> Vec<String> {
         events
             .iter()
-            .map(|e| serde_json::to_value(e).unwrap()["Event"].as_str().unwrap().to_string())
+            .map(|e| {
+                serde_json::to_value(e).unwrap()["Event"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -753,7 +764,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(task_end_reason.reason, "ExceptionFailure");
-        assert_eq!(task_end_reason.description.as_deref(), Some("injected failure"));
+        assert_eq!(
+            task_end_reason.description.as_deref(),
+            Some("injected failure")
+        );
         assert!(task_info.failed);
         assert_eq!((task_info.executor_id.as_str(), task_info.slot), ("1", 2));
         assert_eq!(task_info.finish_time - task_info.launch_time, 12.5);
@@ -773,11 +787,18 @@ mod tests {
         a_session(&log);
         let written = read(&writing).unwrap();
         assert!(matches!(written[0], LogEvent::LogStart { .. }));
-        assert!(!written.iter().any(|e| matches!(e, LogEvent::ApplicationEnd { .. })));
+        assert!(
+            !written
+                .iter()
+                .any(|e| matches!(e, LogEvent::ApplicationEnd { .. }))
+        );
         let path = log.finish().unwrap();
         assert!(!writing.exists());
         let events = read(&path).unwrap();
-        assert!(matches!(events.last(), Some(LogEvent::ApplicationEnd { .. })));
+        assert!(matches!(
+            events.last(),
+            Some(LogEvent::ApplicationEnd { .. })
+        ));
         assert_eq!(events.len(), written.len() + 1);
     }
 
@@ -786,17 +807,27 @@ mod tests {
         let start = r#"{"Event":"SparkListenerLogStart","Spark Version":"3.5","Stagesql Version":"0.1.0","Schema Version":1}"#;
         let end = r#"{"Event":"SparkListenerApplicationEnd","Timestamp":5.0}"#;
         // A last line cut short by a crash is ignored.
-        assert_eq!(parse(&format!("{start}\n{end}\n{{\"Event\":\"Spark")).unwrap().len(), 2);
+        assert_eq!(
+            parse(&format!("{start}\n{end}\n{{\"Event\":\"Spark"))
+                .unwrap()
+                .len(),
+            2
+        );
         // Events of another writer are skipped.
         let other = r#"{"Event":"SparkListenerExecutorAdded","Timestamp":1}"#;
-        assert_eq!(parse(&format!("{start}\n{other}\n{end}\n")).unwrap().len(), 2);
+        assert_eq!(
+            parse(&format!("{start}\n{other}\n{end}\n")).unwrap().len(),
+            2
+        );
         // A broken line in the middle is an error at its line.
         let (line, error) = parse(&format!("{start}\nnot json\n{end}\n")).unwrap_err();
         assert_eq!(line, 2);
         assert!(error.contains("not an event"), "{error}");
         // A known event with a missing field too.
-        let (line, _) = parse(&format!("{start}\n{{\"Event\":\"SparkListenerJobEnd\"}}\n{end}\n"))
-            .unwrap_err();
+        let (line, _) = parse(&format!(
+            "{start}\n{{\"Event\":\"SparkListenerJobEnd\"}}\n{end}\n"
+        ))
+        .unwrap_err();
         assert_eq!(line, 2);
         // A later schema is refused.
         let later = start.replace("\"Schema Version\":1", "\"Schema Version\":99");

@@ -321,7 +321,11 @@ pub struct TaskInfo {
 pub struct TaskEndReason {
     #[serde(rename = "Reason")]
     pub reason: String,
-    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
 }
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-pub use crate::ids::{JobId, StageId};
 use crate::adaptive::AqeDecision;
+pub use crate::ids::{JobId, StageId};
 use crate::scheduler::TaskMetrics;
 
 /// A stage of a job as it was planned: what a job's stage graph is drawn from.

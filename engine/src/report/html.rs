@@ -30,16 +30,16 @@ pub fn render(runs: &[Run]) -> String {
          <title>{}</title><style>{STYLE}</style></head><body>\n",
         escape(&title)
     );
-    let _ = write!(page, "<h1>{}</h1>\n", escape(&title));
+    let _ = writeln!(page, "<h1>{}</h1>", escape(&title));
     if runs.is_empty() {
         page.push_str("<p class=\"empty\">The event log holds no application.</p>\n");
     }
     for (r, run) in runs.iter().enumerate() {
         render_run(&mut page, r, run);
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<div id=\"detail\" class=\"detail\" hidden></div>\n<script>{SCRIPT}</script>\n</body></html>\n"
+        "<div id=\"detail\" class=\"detail\" hidden></div>\n<script>{SCRIPT}</script>\n</body></html>"
     );
     page
 }
@@ -48,9 +48,9 @@ fn render_run(page: &mut String, r: usize, run: &Run) {
     let end = run.ended.unwrap_or(run.last_time);
     let slots = run.executors * run.cores;
     let count = |outcome: Outcome| run.jobs.iter().filter(|j| j.outcome == outcome).count();
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<section class=\"run\" id=\"r{r}\"><h2>{}</h2>\n<p class=\"facts\">{} · started {} · {} · {} executor(s) × {} core(s) = {slots} slots · {} job(s): {} succeeded, {} failed, {} cancelled{}</p>\n",
+        "<section class=\"run\" id=\"r{r}\"><h2>{}</h2>\n<p class=\"facts\">{} · started {} · {} · {} executor(s) × {} core(s) = {slots} slots · {} job(s): {} succeeded, {} failed, {} cancelled{}</p>",
         escape(&run.app_id),
         escape(&run.source),
         clock(run.started),
@@ -77,9 +77,9 @@ fn render_run(page: &mut String, r: usize, run: &Run) {
     if !run.caches.is_empty() {
         page.push_str("<h3>Cache</h3>\n<table class=\"caches\"><tr><th>time</th><th>relation</th><th>what</th></tr>\n");
         for change in &run.caches {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<tr class=\"cache-change\"><td>+{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr class=\"cache-change\"><td>+{}</td><td>{}</td><td>{}</td></tr>",
                 duration(change.time - run.started),
                 escape(&change.name),
                 escape(&change.what)
@@ -93,10 +93,16 @@ fn render_run(page: &mut String, r: usize, run: &Run) {
 /// Every job on one time axis; jobs that overlap sit in rows of their own.
 fn render_jobs_timeline(page: &mut String, r: usize, run: &Run, end: f64) {
     if run.jobs.is_empty() {
-        page.push_str("<p class=\"empty\">No jobs ran (statements in pipelined mode, or only DDL).</p>\n");
+        page.push_str(
+            "<p class=\"empty\">No jobs ran (statements in pipelined mode, or only DDL).</p>\n",
+        );
         return;
     }
-    let start = run.jobs.iter().map(|j| j.submitted).fold(f64::INFINITY, f64::min);
+    let start = run
+        .jobs
+        .iter()
+        .map(|j| j.submitted)
+        .fold(f64::INFINITY, f64::min);
     let stop = run
         .jobs
         .iter()
@@ -111,18 +117,18 @@ fn render_jobs_timeline(page: &mut String, r: usize, run: &Run, end: f64) {
     let row_count = rows.iter().max().map_or(1, |m| m + 1);
     let scale = Scale::new(start, stop);
     let height = 24.0 * row_count as f64 + 24.0;
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<h3>Jobs</h3>\n<svg class=\"jobs-timeline\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"jobs on a timeline\">\n",
+        "<h3>Jobs</h3>\n<svg class=\"jobs-timeline\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"jobs on a timeline\">",
         LABEL_WIDTH + CHART_WIDTH + 10.0
     );
     axis(page, &scale, height - 18.0, start);
     for (job, row) in run.jobs.iter().zip(&rows) {
         let (x, w) = scale.span(job.submitted, job.completed.unwrap_or(end));
         let y = 4.0 + 24.0 * *row as f64;
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<g class=\"job-bar {status}\" data-job=\"{id}\" data-status=\"{status}\" data-target=\"r{r}-job-{id}\"><rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" rx=\"3\"></rect><text x=\"{tx:.1}\" y=\"{ty}\">job {id}</text><title>job {id} · {status} · {} · {}</title></g>\n",
+            "<g class=\"job-bar {status}\" data-job=\"{id}\" data-status=\"{status}\" data-target=\"r{r}-job-{id}\"><rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" rx=\"3\"></rect><text x=\"{tx:.1}\" y=\"{ty}\">job {id}</text><title>job {id} · {status} · {} · {}</title></g>",
             duration(job.completed.unwrap_or(end) - job.submitted),
             escape(&shorten(&job.description, 160)),
             status = job.outcome.as_str(),
@@ -147,9 +153,9 @@ fn render_jobs_table(page: &mut String, r: usize, run: &Run, end: f64) {
             .flat_map(|s| &s.tasks)
             .filter(|t| !t.succeeded() && t.reason != "Running")
             .count();
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr class=\"{status}\"><td><a href=\"#r{r}-job-{id}\">{id}</a></td><td>{status}</td><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{tasks}</td><td>{failed}</td></tr>\n",
+            "<tr class=\"{status}\"><td><a href=\"#r{r}-job-{id}\">{id}</a></td><td>{status}</td><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{tasks}</td><td>{failed}</td></tr>",
             escape(&shorten(&job.description, 120)),
             job.origin
                 .as_ref()
@@ -165,24 +171,24 @@ fn render_jobs_table(page: &mut String, r: usize, run: &Run, end: f64) {
 }
 
 fn render_job(page: &mut String, r: usize, run: &Run, job: &JobRun, end: f64) {
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<section class=\"job {status}\" id=\"r{r}-job-{id}\" data-job=\"{id}\" data-status=\"{status}\"><h3>Job {id} · {status} · {}</h3>\n<pre class=\"sql\">{}</pre>\n",
+        "<section class=\"job {status}\" id=\"r{r}-job-{id}\" data-job=\"{id}\" data-status=\"{status}\"><h3>Job {id} · {status} · {}</h3>\n<pre class=\"sql\">{}</pre>",
         duration(job.completed.unwrap_or(end) - job.submitted),
         escape(&job.description),
         status = job.outcome.as_str(),
         id = job.id,
     );
     if let Some(origin) = &job.origin {
-        let _ = write!(page, "<p class=\"origin\">from {}</p>\n", escape(origin));
+        let _ = writeln!(page, "<p class=\"origin\">from {}</p>", escape(origin));
     }
     if let Some(error) = &job.error {
-        let _ = write!(page, "<p class=\"error\">{}</p>\n", escape(error));
+        let _ = writeln!(page, "<p class=\"error\">{}</p>", escape(error));
     }
     if job.cache_hits + job.cache_misses > 0 {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<p class=\"cache-read\">cache: {} block(s) read, {} not found and computed again</p>\n",
+            "<p class=\"cache-read\">cache: {} block(s) read, {} not found and computed again</p>",
             job.cache_hits, job.cache_misses
         );
     }
@@ -228,9 +234,9 @@ fn render_dag(page: &mut String, r: usize, job: &JobRun) {
             5.0 + row as f64 * (node_h + gap_y),
         )
     };
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<svg class=\"stage-dag\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"stages of job {}\"><defs><marker id=\"arrow-r{r}-{}\" viewBox=\"0 0 8 8\" refX=\"8\" refY=\"4\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\"></path></marker></defs>\n",
+        "<svg class=\"stage-dag\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"stages of job {}\"><defs><marker id=\"arrow-r{r}-{}\" viewBox=\"0 0 8 8\" refX=\"8\" refY=\"4\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\"></path></marker></defs>",
         job.id, job.id
     );
     for (i, stage) in job.stages.iter().enumerate() {
@@ -241,9 +247,9 @@ fn render_dag(page: &mut String, r: usize, job: &JobRun) {
             let (px, py) = at(p);
             let (cx, cy) = at(i);
             let exchange = &job.stages[p].exchange;
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<g class=\"edge\" data-from=\"{}\" data-to=\"{}\"><path d=\"M{:.1},{:.1} C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" marker-end=\"url(#arrow-r{r}-{})\"></path><title>{}</title></g>\n",
+                "<g class=\"edge\" data-from=\"{}\" data-to=\"{}\"><path d=\"M{:.1},{:.1} C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\" marker-end=\"url(#arrow-r{r}-{})\"></path><title>{}</title></g>",
                 parent,
                 stage.id,
                 px + node_w,
@@ -269,9 +275,9 @@ fn render_dag(page: &mut String, r: usize, job: &JobRun) {
             None => format!("{}, not run", plural(stage.planned_tasks, "task")),
         };
         let state = stage_state(stage);
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<g class=\"stage-node {state}\" data-stage=\"{id}\" data-target=\"r{r}-stage-{id}\"><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{node_w}\" height=\"{node_h}\" rx=\"5\"></rect><text x=\"{tx:.1}\" y=\"{y1:.1}\" class=\"title\">Stage {id} · {}</text><text x=\"{tx:.1}\" y=\"{y2:.1}\">{}</text><text x=\"{tx:.1}\" y=\"{y3:.1}\">{}</text><title>{}</title></g>\n",
+            "<g class=\"stage-node {state}\" data-stage=\"{id}\" data-target=\"r{r}-stage-{id}\"><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{node_w}\" height=\"{node_h}\" rx=\"5\"></rect><text x=\"{tx:.1}\" y=\"{y1:.1}\" class=\"title\">Stage {id} · {}</text><text x=\"{tx:.1}\" y=\"{y2:.1}\">{}</text><text x=\"{tx:.1}\" y=\"{y3:.1}\">{}</text><title>{}</title></g>",
             escape(&tasks),
             escape(&shorten(&stage.exchange, 34)),
             escape(&shorten(&stage.name, 34)),
@@ -290,7 +296,8 @@ fn render_dag(page: &mut String, r: usize, job: &JobRun) {
 fn stage_state(stage: &StageRun) -> &'static str {
     match stage.attempts.last() {
         None => "skipped",
-        Some(a) if a.completed.is_none() => match stage.tasks.iter().any(|t| t.reason == "Running") {
+        Some(a) if a.completed.is_none() => match stage.tasks.iter().any(|t| t.reason == "Running")
+        {
             true => "running",
             false => "failed",
         },
@@ -299,10 +306,16 @@ fn stage_state(stage: &StageRun) -> &'static str {
     }
 }
 
-fn render_stage(page: &mut String, r: usize, job: &JobRun, stage: &StageRun, figures: &StageFigures) {
-    let _ = write!(
+fn render_stage(
+    page: &mut String,
+    r: usize,
+    job: &JobRun,
+    stage: &StageRun,
+    figures: &StageFigures,
+) {
+    let _ = writeln!(
         page,
-        "<section class=\"stage {state}\" id=\"r{r}-stage-{id}\" data-stage=\"{id}\"><h4>Stage {id} · {} · {}</h4>\n<p class=\"facts\">{} · tasks planned {} → launched {} · {} lane(s), {} wave(s) · {} attempt(s){}{}</p>\n",
+        "<section class=\"stage {state}\" id=\"r{r}-stage-{id}\" data-stage=\"{id}\"><h4>Stage {id} · {} · {}</h4>\n<p class=\"facts\">{} · tasks planned {} → launched {} · {} lane(s), {} wave(s) · {} attempt(s){}{}</p>",
         escape(&stage.name),
         escape(&stage.exchange),
         duration(figures.end - figures.start),
@@ -326,9 +339,9 @@ fn render_stage(page: &mut String, r: usize, job: &JobRun, stage: &StageRun, fig
     );
     for attempt in &stage.attempts {
         if let Some(failure) = &attempt.failure {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<p class=\"stage-failure\">attempt {} ended early: {}</p>\n",
+                "<p class=\"stage-failure\">attempt {} ended early: {}</p>",
                 attempt.attempt,
                 escape(failure)
             );
@@ -337,10 +350,14 @@ fn render_stage(page: &mut String, r: usize, job: &JobRun, stage: &StageRun, fig
     if !stage.decisions.is_empty() {
         page.push_str("<ul class=\"aqe\">\n");
         for decision in &stage.decisions {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<li class=\"aqe-decision {}\"><b>{}</b> {}{}</li>\n",
-                if decision.applied { "applied" } else { "not-applied" },
+                "<li class=\"aqe-decision {}\"><b>{}</b> {}{}</li>",
+                if decision.applied {
+                    "applied"
+                } else {
+                    "not-applied"
+                },
                 escape(&decision.rule),
                 match decision.applied {
                     true => format!("{} — ", escape(&decision.change)),
@@ -351,13 +368,17 @@ fn render_stage(page: &mut String, r: usize, job: &JobRun, stage: &StageRun, fig
         }
         page.push_str("</ul>\n");
     }
-    let advice: Vec<_> = job.advisories.iter().filter(|a| a.stage == stage.id).collect();
+    let advice: Vec<_> = job
+        .advisories
+        .iter()
+        .filter(|a| a.stage == stage.id)
+        .collect();
     if !advice.is_empty() {
         page.push_str("<ul class=\"advisories\">\n");
         for advisory in advice {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<li class=\"advisory\" data-kind=\"{}\"><b>{}</b>: {}</li>\n",
+                "<li class=\"advisory\" data-kind=\"{}\"><b>{}</b>: {}</li>",
                 escape(&advisory.kind),
                 escape(&advisory.kind),
                 escape(&advisory.message)
@@ -369,7 +390,14 @@ fn render_stage(page: &mut String, r: usize, job: &JobRun, stage: &StageRun, fig
         render_gantt(page, stage, figures);
         page.push_str("<div class=\"stage-figures\">");
         render_summary(page, figures);
-        render_histogram(page, "task duration", "duration", &figures.durations, figures, &duration);
+        render_histogram(
+            page,
+            "task duration",
+            "duration",
+            &figures.durations,
+            figures,
+            &duration,
+        );
         render_histogram(
             page,
             "shuffle read",
@@ -389,18 +417,18 @@ fn render_gantt(page: &mut String, stage: &StageRun, figures: &StageFigures) {
     let scale = Scale::new(figures.start, figures.end);
     let lanes = figures.lanes.len().max(1);
     let height = LANE_HEIGHT * lanes as f64 + 24.0;
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<svg class=\"gantt\" data-stage=\"{}\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"tasks of stage {} on their slots\">\n",
+        "<svg class=\"gantt\" data-stage=\"{}\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"tasks of stage {} on their slots\">",
         stage.id,
         LABEL_WIDTH + CHART_WIDTH + 10.0,
         stage.id
     );
     for (i, (executor, slot)) in figures.lanes.iter().enumerate() {
         let y = LANE_HEIGHT * i as f64;
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<g class=\"lane\" data-lane=\"{i}\" data-executor=\"{}\" data-slot=\"{slot}\"><rect class=\"lane-bg\" x=\"{LABEL_WIDTH}\" y=\"{y}\" width=\"{CHART_WIDTH}\" height=\"{LANE_HEIGHT}\"></rect><text x=\"2\" y=\"{:.1}\">exec {} slot {slot}</text></g>\n",
+            "<g class=\"lane\" data-lane=\"{i}\" data-executor=\"{}\" data-slot=\"{slot}\"><rect class=\"lane-bg\" x=\"{LABEL_WIDTH}\" y=\"{y}\" width=\"{CHART_WIDTH}\" height=\"{LANE_HEIGHT}\"></rect><text x=\"2\" y=\"{:.1}\">exec {} slot {slot}</text></g>",
             escape(executor),
             y + LANE_HEIGHT - 4.0,
             escape(executor),
@@ -424,9 +452,9 @@ fn render_gantt(page: &mut String, stage: &StageRun, figures: &StageFigures) {
         if figures.skewed == Some(i) {
             class.push_str(" skewed");
         }
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{}\" data-task=\"{}\" data-attempt=\"{}\" data-ms=\"{:.1}\" data-detail=\"{}\"><title>{}</title></rect>\n",
+            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{}\" data-task=\"{}\" data-attempt=\"{}\" data-ms=\"{:.1}\" data-detail=\"{}\"><title>{}</title></rect>",
             LANE_HEIGHT - 4.0,
             task.index,
             task.attempt,
@@ -436,12 +464,17 @@ fn render_gantt(page: &mut String, stage: &StageRun, figures: &StageFigures) {
         );
     }
     let barrier = scale.x(figures.end);
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<line class=\"barrier\" x1=\"{barrier:.1}\" x2=\"{barrier:.1}\" y1=\"0\" y2=\"{:.1}\"></line>\n",
+        "<line class=\"barrier\" x1=\"{barrier:.1}\" x2=\"{barrier:.1}\" y1=\"0\" y2=\"{:.1}\"></line>",
         LANE_HEIGHT * lanes as f64
     );
-    axis(page, &scale, LANE_HEIGHT * lanes as f64 + 4.0, figures.start);
+    axis(
+        page,
+        &scale,
+        LANE_HEIGHT * lanes as f64 + 4.0,
+        figures.start,
+    );
     page.push_str("</svg>\n");
 }
 
@@ -499,14 +532,20 @@ fn render_summary(page: &mut String, figures: &StageFigures) {
             show(t.max)
         )
     };
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<table class=\"summary\"><tr><th>{} task(s)</th><th>min</th><th>p25</th><th>median</th><th>p75</th><th>max</th></tr>\n{}{}{}{}</table>\n",
+        "<table class=\"summary\"><tr><th>{} task(s)</th><th>min</th><th>p25</th><th>median</th><th>p75</th><th>max</th></tr>\n{}{}{}{}</table>",
         figures.durations.len(),
         row("duration", &figures.duration_summary, &duration),
-        row("shuffle read", &figures.shuffle_read_summary, &|b| human_bytes(b as u64)),
-        row("rows read", &figures.input_rows_summary, &|n| crate::explain::human_count(n as u64)),
-        row("rows written", &figures.output_rows_summary, &|n| crate::explain::human_count(n as u64)),
+        row("shuffle read", &figures.shuffle_read_summary, &|b| {
+            human_bytes(b as u64)
+        }),
+        row("rows read", &figures.input_rows_summary, &|n| {
+            crate::explain::human_count(n as u64)
+        }),
+        row("rows written", &figures.output_rows_summary, &|n| {
+            crate::explain::human_count(n as u64)
+        }),
     );
 }
 
@@ -528,9 +567,9 @@ fn render_histogram(
         .and_then(|_| skewed_position(figures))
         .and_then(|position| values.get(position))
         .map(|value| histogram.bin(*value, HISTOGRAM_BINS));
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<figure class=\"histogram\" data-metric=\"{metric}\"><figcaption>{title}: {} to {}</figcaption><svg width=\"{width}\" height=\"{}\" role=\"img\" aria-label=\"{title} histogram\">\n",
+        "<figure class=\"histogram\" data-metric=\"{metric}\"><figcaption>{title}: {} to {}</figcaption><svg width=\"{width}\" height=\"{}\" role=\"img\" aria-label=\"{title} histogram\">",
         show(histogram.min.max(0.0)),
         show(histogram.max.max(0.0)),
         height + 4.0
@@ -541,11 +580,13 @@ fn render_histogram(
             true => "bin skewed",
             false => "bin",
         };
-        let lo = histogram.min + (histogram.max - histogram.min) * bin as f64 / HISTOGRAM_BINS as f64;
-        let hi = histogram.min + (histogram.max - histogram.min) * (bin + 1) as f64 / HISTOGRAM_BINS as f64;
-        let _ = write!(
+        let lo =
+            histogram.min + (histogram.max - histogram.min) * bin as f64 / HISTOGRAM_BINS as f64;
+        let hi = histogram.min
+            + (histogram.max - histogram.min) * (bin + 1) as f64 / HISTOGRAM_BINS as f64;
+        let _ = writeln!(
             page,
-            "<rect class=\"{class}\" data-count=\"{count}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"><title>{count} task(s) from {} to {}</title></rect>\n",
+            "<rect class=\"{class}\" data-count=\"{count}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"><title>{count} task(s) from {} to {}</title></rect>",
             bin as f64 * bar_w + 1.0,
             height - h,
             bar_w - 2.0,
@@ -642,7 +683,11 @@ fn duration(ms: f64) -> String {
     } else if ms < 60_000.0 {
         format!("{:.2} s", ms / 1000.0)
     } else {
-        format!("{} min {:.0} s", (ms / 60_000.0) as u64, (ms % 60_000.0) / 1000.0)
+        format!(
+            "{} min {:.0} s",
+            (ms / 60_000.0) as u64,
+            (ms % 60_000.0) / 1000.0
+        )
     }
 }
 

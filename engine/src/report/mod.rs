@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 pub use html::{escape, render};
 pub use model::{
-    Advice, CacheChange, Histogram, JobRun, Outcome, Run, StageAttemptRun, StageFigures,
-    StageRun, TaskRun, rows_of,
+    Advice, CacheChange, Histogram, JobRun, Outcome, Run, StageAttemptRun, StageFigures, StageRun,
+    TaskRun, rows_of,
 };
 
 use crate::eventlog::{self, LogEvent};
@@ -37,7 +37,10 @@ pub fn log_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             })
             .collect();
         if found.is_empty() {
-            return Err(format!("{}: no event logs (*.jsonl) in this directory", path.display()));
+            return Err(format!(
+                "{}: no event logs (*.jsonl) in this directory",
+                path.display()
+            ));
         }
         found.sort();
         files.extend(found);

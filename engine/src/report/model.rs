@@ -475,7 +475,10 @@ impl StageRun {
             start,
             end: stop,
             lane_of,
-            waves: self.launched_tasks.unwrap_or(self.planned_tasks).div_ceil(slots),
+            waves: self
+                .launched_tasks
+                .unwrap_or(self.planned_tasks)
+                .div_ceil(slots),
             lanes,
             shuffle_read_summary: TaskTimes::of(&shuffle_read),
             input_rows_summary: TaskTimes::of(&metric(&|m| m.input_metrics.records as f64)),
@@ -500,7 +503,10 @@ impl StageRun {
 fn lanes(tasks: &[TaskRun], cores: usize) -> Vec<(String, usize)> {
     let mut used: BTreeMap<(u64, String), usize> = BTreeMap::new();
     for task in tasks {
-        let key = (task.executor.parse().unwrap_or(u64::MAX), task.executor.clone());
+        let key = (
+            task.executor.parse().unwrap_or(u64::MAX),
+            task.executor.clone(),
+        );
         let slots = used.entry(key).or_default();
         *slots = (*slots).max(task.slot + 1);
     }
@@ -533,11 +539,18 @@ impl Histogram {
             };
         }
         let mut counts = vec![0; bins];
-        let histogram = Histogram { min, max, counts: Vec::new() };
+        let histogram = Histogram {
+            min,
+            max,
+            counts: Vec::new(),
+        };
         for value in values {
             counts[histogram.bin(*value, bins)] += 1;
         }
-        Histogram { counts, ..histogram }
+        Histogram {
+            counts,
+            ..histogram
+        }
     }
 
     /// The bin `value` falls in, of `bins`.
@@ -577,7 +590,15 @@ mod tests {
     use super::*;
     use crate::eventlog::{IoMetrics, JobResult, StageInfo, TaskEndReason, TaskInfo};
 
-    fn task_end(stage: usize, index: usize, attempt: usize, slot: usize, launch: f64, ms: f64, reason: &str) -> LogEvent {
+    fn task_end(
+        stage: usize,
+        index: usize,
+        attempt: usize,
+        slot: usize,
+        launch: f64,
+        ms: f64,
+        reason: &str,
+    ) -> LogEvent {
         LogEvent::TaskEnd {
             job_id: 1,
             stage_id: stage,
@@ -686,10 +707,16 @@ mod tests {
         assert_eq!(run.jobs.len(), 1);
         let job = &run.jobs[0];
         assert_eq!(job.outcome, Outcome::Succeeded);
-        assert_eq!(job.stages.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            job.stages.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         // Stage 1 was planned and never submitted; stage 2 was coalesced to 4 tasks.
         assert_eq!(job.stages[0].launched_tasks, None);
-        assert_eq!((job.stages[1].planned_tasks, job.stages[1].launched_tasks), (200, Some(4)));
+        assert_eq!(
+            (job.stages[1].planned_tasks, job.stages[1].launched_tasks),
+            (200, Some(4))
+        );
         assert_eq!(job.stages[1].tasks.len(), 5);
     }
 
@@ -698,7 +725,10 @@ mod tests {
         let run = Run::from_events("test", &events());
         let stage = &run.jobs[0].stages[1];
         let figures = stage.figures(run.last_time, run.cores);
-        assert_eq!(figures.lanes, vec![("0".to_string(), 0), ("0".to_string(), 1)]);
+        assert_eq!(
+            figures.lanes,
+            vec![("0".to_string(), 0), ("0".to_string(), 1)]
+        );
         assert_eq!(figures.lane_of, vec![0, 1, 1, 0, 1]);
         assert_eq!(figures.waves, 2);
         // The kept attempts: the failed one is left out.
@@ -721,7 +751,10 @@ mod tests {
         assert_eq!(Histogram::of(&[], 3).counts, vec![0, 0, 0]);
         assert_eq!(Histogram::of(&[4.0, 4.0], 3).counts, vec![2, 0, 0]);
         // Two jobs at once sit in two rows; a later one reuses the first free row.
-        assert_eq!(rows_of(&[(0.0, 10.0), (5.0, 15.0), (12.0, 20.0)]), vec![0, 1, 0]);
+        assert_eq!(
+            rows_of(&[(0.0, 10.0), (5.0, 15.0), (12.0, 20.0)]),
+            vec![0, 1, 0]
+        );
     }
 
     #[test]

@@ -349,10 +349,7 @@ impl Session {
         if let Some(relation) = &removed {
             self.emit_cache_removed(&relation.name);
         }
-        if removed.is_none()
-            && !if_exists
-            && !self.ctx.table_exist(table_ref(name))?
-        {
+        if removed.is_none() && !if_exists && !self.ctx.table_exist(table_ref(name))? {
             return Err(Error::Config(format!(
                 "cannot UNCACHE TABLE {name}: no table or view named {name} (UNCACHE TABLE IF EXISTS ignores that)"
             )));

@@ -14,7 +14,10 @@ use crate::stages::StageGraph;
 impl Session {
     /// Opens the event log of `spark.eventLog.enabled` (once the settings are known).
     pub(super) fn open_event_log(&self) -> Result<()> {
-        if !self.setting(keys::EVENT_LOG_ENABLED).eq_ignore_ascii_case("true") {
+        if !self
+            .setting(keys::EVENT_LOG_ENABLED)
+            .eq_ignore_ascii_case("true")
+        {
             return Ok(());
         }
         let dir = std::path::PathBuf::from(self.setting(keys::EVENT_LOG_DIR));
@@ -107,7 +110,8 @@ impl Session {
                 misses: report.cache_misses,
             });
         }
-        let view = crate::explain::describe(graph, report.slots, &self.aqe_settings(), Some(report));
+        let view =
+            crate::explain::describe(graph, report.slots, &self.aqe_settings(), Some(report));
         let mut advisories =
             crate::explain::advise(&view, self.stage_planning().broadcast_threshold);
         advisories.extend(crate::explain::recompute_advice(

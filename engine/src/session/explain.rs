@@ -119,7 +119,8 @@ impl Session {
         let first = jobs.iter().min().copied().unwrap_or(0);
         let dir = std::path::PathBuf::from(self.setting(crate::config::keys::REPORT_DIR));
         let path = dir.join(format!("job-{first}.html"));
-        let html = crate::report::render_events(&format!("EXPLAIN ANALYZE of job {first}"), &events);
+        let html =
+            crate::report::render_events(&format!("EXPLAIN ANALYZE of job {first}"), &events);
         crate::report::write(&path, &html).map_err(|error| {
             crate::Error::Config(format!(
                 "cannot write the report ({}): {error}",
