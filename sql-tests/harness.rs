@@ -76,6 +76,7 @@ fn main() -> ExitCode {
     for (mode, settings) in configurations {
         let options = RunOptions {
             complete: false,
+            float64_digits: 0,
             compat: slt::Compat::Stagesql,
             session: SessionOptions {
                 settings: settings

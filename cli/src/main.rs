@@ -366,6 +366,7 @@ fn run_tests(
     let options = slt::RunOptions {
         compat,
         complete,
+        float64_digits: 0,
         session: SessionOptions {
             settings: conf.to_vec(),
             ..SessionOptions::default()

@@ -71,6 +71,7 @@ pub const TEST_SLOW_COMMIT_MS: &str = "stagesql.test.slow_commit_ms";
 pub const EVENT_LOG_ENABLED: &str = "spark.eventLog.enabled";
 pub const EVENT_LOG_DIR: &str = "spark.eventLog.dir";
 pub const REPORT_DIR: &str = "stagesql.report.dir";
+pub const SPARK_FUNCTIONS: &str = "stagesql.sql.sparkFunctions";
 
 /// Keys fixed when the session starts, as Spark's core settings are: they describe the
 /// executors and the driver, which exist for the whole session. `SET` rejects them; they
@@ -87,6 +88,7 @@ pub const STATIC_KEYS: &[&str] = &[
     WAREHOUSE_DIR,
     EVENT_LOG_ENABLED,
     EVENT_LOG_DIR,
+    SPARK_FUNCTIONS,
 ];
 
 /// Whether `key` is fixed when the session starts ([`STATIC_KEYS`]).
@@ -229,6 +231,12 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "stagesql-events",
         value_type: ValueType::Text,
         description: "Directory of the event logs (one file per session, `<app id>.jsonl`, with `.inprogress` while the session runs); relative to the working directory.",
+    },
+    KeyDefinition {
+        key: SPARK_FUNCTIONS,
+        default: "false",
+        value_type: ValueType::Choice(&["true", "false"]),
+        description: "Apache Spark's functions, from DataFusion's datafusion-spark crate: Spark's semantics where Spark and DataFusion share a name (e.g. `concat` returning NULL on a NULL argument, `sha2`, `hex`, `date_add`), and Spark-only functions (`crc32`, `bit_count`, `format_string` …). Fixed when the session starts.",
     },
     KeyDefinition {
         key: REPORT_DIR,

@@ -94,6 +94,22 @@ pub struct Session {
     event_logs: Mutex<Vec<Arc<crate::eventlog::EventLog>>>,
 }
 
+/// Functions whose behaviour depends on a setting (the session time zone of `now()`, of
+/// Spark's casts to timestamp) made again from the settings in force, as DataFusion's own
+/// `SET` does after every change.
+fn refresh_configured_functions(state: &mut datafusion::execution::SessionState) {
+    let options = state.config().options();
+    let updated: Vec<_> = state
+        .scalar_functions()
+        .values()
+        .filter_map(|udf| udf.inner().with_updated_config(options).map(Arc::new))
+        .collect();
+    for udf in updated {
+        // Registering a function under its own name cannot fail.
+        let _ = datafusion::execution::FunctionRegistry::register_udf(state, udf);
+    }
+}
+
 /// Records `report`, without the plans it ran on, in place of the earlier report of its job.
 fn record(history: &Mutex<Vec<JobReport>>, report: JobReport) {
     let report = report.without_plans();
@@ -171,8 +187,39 @@ impl Session {
         config.options_mut().sql_parser.collect_spans = true;
         config::options::register(config.options_mut());
         let store = Arc::new(crate::shuffle::ShuffleStore::new(0));
+        // Spark's functions are part of the state the context is built from (the key is
+        // fixed at startup, so its value is the last one the options give).
+        let spark_functions = options
+            .startup
+            .iter()
+            .map(|(key, value, _)| (key, value))
+            .chain(options.settings.iter().map(|(key, value)| (key, value)))
+            .rfind(|(key, _)| key.as_str() == config::keys::SPARK_FUNCTIONS)
+            .is_some_and(|(_, value)| value.trim().eq_ignore_ascii_case("true"));
+        let mut state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        if spark_functions {
+            use datafusion_spark::SessionStateBuilderSpark;
+            state = state.with_spark_features();
+        }
+        let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
+        if spark_functions {
+            // Enabling URL tables rebuilt the state from the registry's functions in no
+            // particular order, so a DataFusion function with an alias Spark's function
+            // has (`array_has` alias `array_contains`) may have won: Spark's win again.
+            for udf in datafusion_spark::all_default_scalar_functions() {
+                ctx.register_udf(udf.as_ref().clone());
+            }
+            for udaf in datafusion_spark::all_default_aggregate_functions() {
+                ctx.register_udaf(udaf.as_ref().clone());
+            }
+            for udwf in datafusion_spark::all_default_window_functions() {
+                ctx.register_udwf(udwf.as_ref().clone());
+            }
+        }
         let session = Self {
-            ctx: SessionContext::new_with_config(config).enable_url_table(),
+            ctx,
             settings: Mutex::new(Settings::default()),
             tpch_dir: options
                 .tpch_dir
@@ -497,6 +544,7 @@ impl Session {
                         e.message()
                     ))
                 })?;
+            refresh_configured_functions(&mut state);
         }
         self.settings().record(key, value, source);
         Ok(())
@@ -621,6 +669,7 @@ impl Session {
                 (None, Some(definition)) => options.set(&key, definition.default)?,
                 (None, None) => options.reset(&key)?,
             }
+            refresh_configured_functions(&mut state);
             self.settings().forget(&key);
         }
         Ok(())

@@ -19,13 +19,27 @@ use crate::session::{Session, SessionOptions, StatementResult};
 pub struct Driver {
     session: Session,
     compat: Compat,
+    /// Decimal places `Float64` cells are rounded to in [`Compat::DataFusion`]: 12, or 15
+    /// in DataFusion's `spark/` suites, as its runner rounds them.
+    float64_digits: usize,
 }
 
 impl Driver {
     pub fn new(options: SessionOptions, compat: Compat) -> Result<Self> {
+        Self::with_float_digits(options, compat, 12)
+    }
+
+    /// A driver that renders `Float64` cells with `float64_digits` decimal places in
+    /// [`Compat::DataFusion`].
+    pub fn with_float_digits(
+        options: SessionOptions,
+        compat: Compat,
+        float64_digits: usize,
+    ) -> Result<Self> {
         Ok(Self {
             session: Session::with_options(options)?,
             compat,
+            float64_digits,
         })
     }
 }
@@ -92,7 +106,7 @@ impl AsyncDB for Driver {
                     .collect(),
                 rows: match compat {
                     Compat::Stagesql => rows(&batches)?,
-                    Compat::DataFusion => datafusion_rows(&batches)?,
+                    Compat::DataFusion => datafusion_rows(&batches, self.float64_digits)?,
                 },
             }),
             // DataFusion returns the rows an INSERT or COPY wrote as a `count` row.
@@ -175,18 +189,27 @@ fn datafusion_error_text(error: &Error) -> String {
         Some((job, task)) if job.starts_with("Execution error: job ") => task.to_string(),
         _ => text,
     };
+    // A bad value of one of DataFusion's own keys, as DataFusion words it (stagesql names
+    // the value and the key first).
+    let text = match text
+        .strip_prefix("invalid value '")
+        .and_then(|t| t.split_once("': "))
+    {
+        Some((_, rest)) if rest.starts_with("Error setting config datafusion.") => rest.to_string(),
+        _ => text,
+    };
     format!("DataFusion error: {text}")
 }
 
 /// Rows as DataFusion's runner renders them: as [`rows`], but decimals rounded to their
 /// scale without trailing zeros (`1.50` is `1.5`), strings without a trailing newline, a
 /// multi-line last cell spread over numbered rows (`01)…`, leading spaces as `-`).
-fn datafusion_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
+fn datafusion_rows(batches: &[RecordBatch], float64_digits: usize) -> Result<Vec<Vec<String>>> {
     let mut out = Vec::new();
     for batch in batches {
         let mut columns = Vec::with_capacity(batch.num_columns());
         for column in batch.columns() {
-            columns.push(datafusion_cells(column)?);
+            columns.push(datafusion_cells(column, float64_digits)?);
         }
         for row in 0..batch.num_rows() {
             let mut cells: Vec<String> = columns.iter().map(|c| c[row].clone()).collect();
@@ -209,26 +232,36 @@ fn datafusion_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
 }
 
 /// One column's cells as DataFusion's runner renders them.
-fn datafusion_cells(column: &ArrayRef) -> Result<Vec<String>> {
+fn datafusion_cells(column: &ArrayRef, float64_digits: usize) -> Result<Vec<String>> {
     let null = |i: usize| column.is_null(i);
+    // A float as its shortest decimal form, rounded half to even at `digits` places.
+    let float = |i: usize, text: String, digits: usize| match null(i) {
+        true => "NULL".to_string(),
+        false => round_shortest_float(&text, digits),
+    };
     let cells = match column.data_type() {
         DataType::Dictionary(_, values) => {
             let plain = datafusion::arrow::compute::cast(column, values)
                 .map_err(datafusion::error::DataFusionError::from)?;
-            return datafusion_cells(&plain);
+            return datafusion_cells(&plain, float64_digits);
         }
-        // An f32 as its shortest decimal form, then rounded as an f64 would be.
+        DataType::Float16 => {
+            let values = column.as_primitive::<datafusion::arrow::datatypes::Float16Type>();
+            (0..column.len())
+                .map(|i| float(i, values.value(i).to_string(), 12))
+                .collect()
+        }
         DataType::Float32 => {
             let values = column.as_primitive::<Float32Type>();
             (0..column.len())
-                .map(|i| match null(i) {
-                    true => "NULL".to_string(),
-                    false => format_float(values.value(i).to_string().parse().unwrap_or(f64::NAN)),
-                })
+                .map(|i| float(i, values.value(i).to_string(), 12))
                 .collect()
         }
-        DataType::Float16 | DataType::Float64 => {
-            cells(column, &FormatOptions::default().with_null("NULL"))?
+        DataType::Float64 => {
+            let values = column.as_primitive::<Float64Type>();
+            (0..column.len())
+                .map(|i| float(i, values.value(i).to_string(), float64_digits))
+                .collect()
         }
         DataType::Decimal32(..)
         | DataType::Decimal64(..)
@@ -340,6 +373,71 @@ fn cells(column: &ArrayRef, options: &FormatOptions) -> Result<Vec<String>> {
     Ok(cells)
 }
 
+/// A float's shortest decimal form (`0.1`, `1e-7` as `0.0000001`: Rust's `Display`, as
+/// DataFusion's runner reads it into a big decimal) rounded half to even at `digits` decimal
+/// places, without trailing zeros; `NaN`, `Infinity`, `-Infinity` as they are.
+fn round_shortest_float(text: &str, digits: usize) -> String {
+    match text {
+        "NaN" | "-NaN" => return "NaN".into(),
+        "inf" => return "Infinity".into(),
+        "-inf" => return "-Infinity".into(),
+        _ => {}
+    }
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(body) => (true, body),
+        None => (false, text),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let kept_frac = frac.len().min(digits);
+    let mut number: Vec<u8> = int
+        .bytes()
+        .chain(frac.bytes().take(kept_frac))
+        .map(|b| b - b'0')
+        .collect();
+    let dropped = frac.get(digits..).unwrap_or("").as_bytes();
+    let round_up = match dropped.first() {
+        None => false,
+        Some(d) if *d != b'5' => *d > b'5',
+        Some(_) => {
+            dropped[1..].iter().any(|d| *d != b'0') || number.last().is_some_and(|d| d % 2 == 1)
+        }
+    };
+    let mut int_len = int.len();
+    if round_up {
+        let mut i = number.len();
+        loop {
+            if i == 0 {
+                number.insert(0, 1);
+                int_len += 1;
+                break;
+            }
+            i -= 1;
+            if number[i] == 9 {
+                number[i] = 0;
+            } else {
+                number[i] += 1;
+                break;
+            }
+        }
+    }
+    let digit = |d: &u8| char::from(b'0' + d);
+    let int_part: String = number[..int_len].iter().map(digit).collect();
+    let int_part = match int_part.trim_start_matches('0') {
+        "" => "0",
+        trimmed => trimmed,
+    };
+    let frac_part: String = number[int_len..].iter().map(digit).collect();
+    let frac_part = frac_part.trim_end_matches('0');
+    let unsigned = match frac_part {
+        "" => int_part.to_string(),
+        frac => format!("{int_part}.{frac}"),
+    };
+    match negative && unsigned != "0" {
+        true => format!("-{unsigned}"),
+        false => unsigned,
+    }
+}
+
 /// Floats rounded to 12 decimal places with trailing zeros removed, so results do not depend
 /// on the last bits of floating-point summation order.
 fn format_float(value: f64) -> String {
@@ -371,6 +469,26 @@ mod tests {
         assert_eq!(trim_decimal("2.00"), "2");
         assert_eq!(trim_decimal("-0.00"), "0");
         assert_eq!(trim_decimal("10.10"), "10.1");
+    }
+
+    #[test]
+    fn floats_round_as_datafusions_runner_rounds_them() {
+        use super::round_shortest_float as round;
+        assert_eq!(round("0.30000000000000004", 12), "0.3");
+        assert_eq!(round("0.30000000000000004", 15), "0.3");
+        assert_eq!(round("0.123456789012345678", 15), "0.123456789012346");
+        assert_eq!(round("2", 12), "2");
+        assert_eq!(round("-0", 12), "0");
+        assert_eq!(round("-0.0000000000001", 12), "0");
+        assert_eq!(round("0.9999999999999", 12), "1");
+        assert_eq!(round("-99.9999999999995", 12), "-100");
+        // Half to even.
+        assert_eq!(round("0.0000000000025", 12), "0.000000000002");
+        assert_eq!(round("0.0000000000035", 12), "0.000000000004");
+        assert_eq!(round("0.00000000000250001", 12), "0.000000000003");
+        assert_eq!(round("123456789.5", 0), "123456790");
+        assert_eq!(round("NaN", 12), "NaN");
+        assert_eq!(round("-inf", 12), "-Infinity");
     }
 
     #[test]

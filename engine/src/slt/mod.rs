@@ -57,6 +57,9 @@ pub struct RunOptions {
     pub complete: bool,
     /// Settings every file's session starts with.
     pub session: SessionOptions,
+    /// Decimal places of `Float64` cells in [`Compat::DataFusion`] (DataFusion's runner:
+    /// 12, 15 for its `spark/` suites); 0 means 12.
+    pub float64_digits: usize,
     /// Labels `onlyif` / `skipif` conditions match besides the engine name, e.g. `faults`
     /// for a run with injected task failures.
     pub labels: Vec<String>,
@@ -71,6 +74,9 @@ pub struct Summary {
     pub skipped: usize,
     /// EXPLAIN records not run ([`Compat::DataFusion`]): they expect DataFusion's plans.
     pub explain: usize,
+    /// Files found in directories and not run, as DataFusion's runner does not run them
+    /// by default ([`Compat::DataFusion`]: `tpch/`, which needs generated data).
+    pub files_not_run: usize,
     pub failures: Vec<String>,
 }
 
@@ -87,8 +93,20 @@ impl Summary {
                 self.explain
             ));
         }
+        if self.files_not_run > 0 {
+            line.push_str(&format!(
+                ", {} files under tpch/ not run (as DataFusion's runner; INCLUDE_TPCH=true runs them)",
+                self.files_not_run
+            ));
+        }
         line
     }
+}
+
+/// Whether `INCLUDE_TPCH` asks for DataFusion's `tpch/` files, as its runner reads it.
+fn include_tpch() -> bool {
+    std::env::var("INCLUDE_TPCH")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 /// Every `.slt` file named by `paths` (directories searched recursively), sorted.
@@ -125,12 +143,26 @@ fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 /// Runs (or completes) every file under `paths`, writing progress and failure reports to
 /// `out`. Returns the counts; the caller decides the exit code.
 pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -> Result<Summary> {
-    let files = collect_files(paths)?
+    let mut summary = Summary::default();
+    let mut files = collect_files(paths)?;
+    if options.compat == Compat::DataFusion && !include_tpch() {
+        // DataFusion's runner leaves its `tpch/` files out unless asked (they read data
+        // generated with dbgen); a file named on the command line still runs.
+        let named: Vec<&PathBuf> = paths.iter().filter(|p| p.is_file()).collect();
+        let before = files.len();
+        files.retain(|file| {
+            named.contains(&file)
+                || !file
+                    .components()
+                    .any(|c| c.as_os_str() == std::ffi::OsStr::new("tpch"))
+        });
+        summary.files_not_run = before - files.len();
+    }
+    let files = files
         .into_iter()
         .map(|file| std::path::absolute(&file).map_err(|e| Error::io("cannot resolve", file, e)))
         .collect::<Result<Vec<_>>>()?;
     let original_dir = std::env::current_dir().map_err(|e| Error::io("cannot read", ".", e))?;
-    let mut summary = Summary::default();
     for file in &files {
         summary.files += 1;
         let dir = file.parent().unwrap_or(Path::new("/"));
@@ -168,7 +200,8 @@ pub async fn run(paths: &[PathBuf], options: &RunOptions, out: &mut dyn Write) -
 
 /// What DataFusion's runner does before a file: its scratch directory
 /// (`test_files/scratch/<file stem>/`, under the working directory) emptied, and a session
-/// with 4 target partitions (the run's `--conf` ranks above).
+/// with 4 target partitions (the run's `--conf` ranks above). The files of its `spark/`
+/// directory get Spark's functions and SQL dialect, and floats rounded to 15 places.
 fn datafusion_setup(options: &RunOptions, file: &Path) -> Result<RunOptions> {
     let stem = file.file_stem().unwrap_or_default();
     let scratch = Path::new("test_files").join("scratch").join(stem);
@@ -177,16 +210,24 @@ fn datafusion_setup(options: &RunOptions, file: &Path) -> Result<RunOptions> {
     }
     std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create", &scratch, e))?;
     let mut options = options.clone();
-    options.session.startup.insert(
-        0,
-        (
-            "datafusion.execution.target_partitions".to_string(),
-            "4".to_string(),
-            crate::config::Source::CommandLine {
-                flag: "sqllogictest --compat datafusion".into(),
-            },
-        ),
-    );
+    let source = crate::config::Source::CommandLine {
+        flag: "sqllogictest --compat datafusion".into(),
+    };
+    let mut setup = vec![("datafusion.execution.target_partitions", "4")];
+    let spark = file
+        .components()
+        .any(|c| c.as_os_str() == std::ffi::OsStr::new("spark"));
+    if spark {
+        setup.push((crate::config::keys::SPARK_FUNCTIONS, "true"));
+        setup.push(("datafusion.sql_parser.dialect", "Spark"));
+        options.float64_digits = 15;
+    }
+    for (i, (key, value)) in setup.into_iter().enumerate() {
+        options
+            .session
+            .startup
+            .insert(i, (key.to_string(), value.to_string(), source.clone()));
+    }
     Ok(options)
 }
 
@@ -218,9 +259,13 @@ fn runner(
 ) -> Runner<Driver, impl sqllogictest::MakeConnection<Conn = Driver>> {
     let session_options = options.session.clone();
     let compat = options.compat;
+    let digits = match options.float64_digits {
+        0 => 12,
+        digits => digits,
+    };
     let mut runner = Runner::new(move || {
         let session_options = session_options.clone();
-        async move { Driver::new(session_options, compat) }
+        async move { Driver::with_float_digits(session_options, compat, digits) }
     });
     if compat == Compat::DataFusion {
         // As DataFusion's runner: column letters must match, trailing spaces do not count.

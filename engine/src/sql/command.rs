@@ -88,7 +88,7 @@ impl Command {
         match word.to_ascii_lowercase().as_str() {
             "set" => parse_set(rest).map(Some),
             "reset" => Ok(Some(Command::Reset {
-                key: (!rest.is_empty()).then(|| unquote(rest).to_string()),
+                key: (!rest.is_empty()).then(|| reset_key(rest)),
             })),
             "call" => parse_call(rest),
             "explain" => Ok(parse_explain(text)),
@@ -101,6 +101,26 @@ impl Command {
     }
 }
 
+/// The key `RESET key` names: `TIME ZONE` and `TIMEZONE` are the session time zone's,
+/// DataFusion's keys are case-insensitive.
+fn reset_key(rest: &str) -> String {
+    let key = unquote(rest);
+    let words: Vec<&str> = key.split_whitespace().collect();
+    let time_zone = match words.as_slice() {
+        [word] => word.eq_ignore_ascii_case("timezone"),
+        [time, zone] => time.eq_ignore_ascii_case("time") && zone.eq_ignore_ascii_case("zone"),
+        _ => false,
+    };
+    match key.get(..11) {
+        _ if time_zone => TIME_ZONE_KEY.to_string(),
+        Some(prefix) if prefix.eq_ignore_ascii_case("datafusion.") => key.to_ascii_lowercase(),
+        _ => key.to_string(),
+    }
+}
+
+/// The session time zone's key, which `SET TIME ZONE` and `SET TIMEZONE` set.
+const TIME_ZONE_KEY: &str = "datafusion.execution.time_zone";
+
 fn parse_set(rest: &str) -> Result<Command> {
     if rest.is_empty() {
         return Ok(Command::ShowSettings { verbose: false });
@@ -108,6 +128,38 @@ fn parse_set(rest: &str) -> Result<Command> {
     if rest == "-v" {
         return Ok(Command::ShowSettings { verbose: true });
     }
+    // `SET TIME ZONE x` (Spark, SQL standard) and `SET TIMEZONE x` (PostgreSQL): the session
+    // time zone.
+    let words: Vec<&str> = rest.splitn(3, char::is_whitespace).collect();
+    let time_zone = match words.as_slice() {
+        [time, zone, value]
+            if time.eq_ignore_ascii_case("time") && zone.eq_ignore_ascii_case("zone") =>
+        {
+            Some(*value)
+        }
+        [time, zone]
+            if time.eq_ignore_ascii_case("time")
+                && zone
+                    .get(..4)
+                    .is_some_and(|z| z.eq_ignore_ascii_case("zone")) =>
+        {
+            Some(&zone[4..])
+        }
+        _ => None,
+    };
+    let rest = match time_zone {
+        Some(value) => &format!("{TIME_ZONE_KEY} {}", value.trim()),
+        None => rest,
+    };
+    let rest = match rest.get(..8) {
+        Some(word)
+            if word.eq_ignore_ascii_case("timezone")
+                && rest[8..].starts_with(|c: char| c.is_whitespace() || c == '=') =>
+        {
+            &format!("{TIME_ZONE_KEY}{}", &rest[8..])
+        }
+        _ => rest,
+    };
     let (key, value) = if let Some((key, value)) = rest.split_once('=') {
         (key.trim(), Some(value.trim()))
     } else {
@@ -124,6 +176,16 @@ fn parse_set(rest: &str) -> Result<Command> {
         (key, value)
     };
     let key = unquote(key);
+    // DataFusion's keys are case-insensitive (`datafusion.EXECUTION.batch_size`); Spark's
+    // and ours are not.
+    let lowered;
+    let key = match key.get(..11) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("datafusion.") => {
+            lowered = key.to_ascii_lowercase();
+            lowered.as_str()
+        }
+        _ => key,
+    };
     if key.is_empty() || key.contains(char::is_whitespace) {
         return Err(Error::Config(format!(
             "SET expects `SET key = value`, `SET key` or `SET -v`, got `SET {rest}`"
@@ -424,6 +486,48 @@ mod tests {
         assert_eq!(parse("set a.b = 'x y'"), set("a.b", "x y"));
         assert_eq!(parse("SET a.b TO 3"), set("a.b", "3"));
         assert_eq!(parse("SET a.b 3"), set("a.b", "3"));
+        // The session time zone, as Spark, PostgreSQL and DataFusion spell it.
+        let zone = |value: &str| set("datafusion.execution.time_zone", value);
+        assert_eq!(
+            parse("SET TIME ZONE 'America/Los_Angeles'"),
+            zone("America/Los_Angeles")
+        );
+        assert_eq!(parse("set time zone = '+08:00'"), zone("+08:00"));
+        assert_eq!(parse("SET TIME ZONE='+08:00'"), zone("+08:00"));
+        assert_eq!(parse("SET TIMEZONE = '+07:00'"), zone("+07:00"));
+        assert_eq!(parse("SET timezone TO 'UTC'"), zone("UTC"));
+        assert_eq!(parse("SET timezones.x = 1"), set("timezones.x", "1"));
+        assert_eq!(parse("SET TIME ZÖNE 'x'"), set("TIME", "ZÖNE 'x'"));
+        let reset = |key: &str| {
+            Some(Command::Reset {
+                key: Some(key.to_string()),
+            })
+        };
+        assert_eq!(
+            parse("RESET TIME ZONE"),
+            reset("datafusion.execution.time_zone")
+        );
+        assert_eq!(
+            parse("reset timezone"),
+            reset("datafusion.execution.time_zone")
+        );
+        assert_eq!(
+            parse("RESET datafusion.Execution.Batch_Size"),
+            reset("datafusion.execution.batch_size")
+        );
+        assert_eq!(
+            parse("RESET spark.sql.shuffle.partitions"),
+            reset("spark.sql.shuffle.partitions")
+        );
+        // DataFusion's keys are case-insensitive, Spark's are not.
+        assert_eq!(
+            parse("SET datafusion.EXECUTION.batch_size 1"),
+            set("datafusion.execution.batch_size", "1")
+        );
+        assert_eq!(
+            parse("SET spark.sql.adaptive.coalescePartitions.enabled = false"),
+            set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+        );
         assert_eq!(
             parse("SET a.b"),
             Some(Command::ShowSetting { key: "a.b".into() })
