@@ -121,25 +121,6 @@ pub enum Event {
     CacheRemoved { name: String },
 }
 
-impl Event {
-    /// The job the event belongs to; `None` for the session's cache events.
-    pub fn job(&self) -> Option<JobId> {
-        match self {
-            Event::JobStart { job, .. }
-            | Event::StageSubmitted { job, .. }
-            | Event::TaskStart { job, .. }
-            | Event::TaskEnd { job, .. }
-            | Event::TasksMeasured { job, .. }
-            | Event::StageFailed { job, .. }
-            | Event::StageCompleted { job, .. }
-            | Event::JobEnd { job, .. }
-            | Event::Advisory { job, .. }
-            | Event::CacheRead { job, .. } => Some(*job),
-            Event::CacheStored { .. } | Event::CacheRemoved { .. } => None,
-        }
-    }
-}
-
 /// Where a job is in its life: running, then succeeded, failed or cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
