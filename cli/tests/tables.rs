@@ -437,3 +437,29 @@ SELECT * FROM no_such_table;
         );
     }
 }
+
+#[test]
+fn a_directory_is_read_by_its_path_and_never_taken_for_a_table_of_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.csv"), "x,y\n1,one\n2,two\n").unwrap();
+    // By its path, the directory is a table of its files.
+    assert_eq!(
+        rows(dir.path(), "SELECT x, y FROM 'data/' ORDER BY x"),
+        ["1,one", "2,two"]
+    );
+    // By a bare name, `data` is the catalog's: it does not exist until created, and creating it
+    // is not refused as existing already.
+    let missing = stagesql(dir.path(), &[], &["-q", "-c", "SELECT * FROM data"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("data"), "{stderr}");
+    let created = rows(
+        dir.path(),
+        "CREATE TABLE data AS SELECT 7 AS n; SELECT n FROM data",
+    );
+    assert_eq!(created.last().map(String::as_str), Some("7"), "{created:?}");
+}

@@ -58,6 +58,11 @@ pub enum Error {
     #[error("sqllogictest: {0}")]
     Slt(String),
 
+    /// An error whose whole text was rendered already, for a reader that matches it exactly
+    /// (a sqllogictest record that expects DataFusion's own wording, say).
+    #[error("{0}")]
+    Rendered(String),
+
     /// A bug: an invariant of the engine did not hold (a caught panic, for example).
     #[error("internal error: {0} (this is a bug in stagesql; please report it with the statement)")]
     Internal(String),

@@ -193,6 +193,13 @@ impl Session {
         let planning = self.stage_planning();
         let mut state = self.ctx.state();
         planning.apply(state.config_mut().options_mut());
+        // The job's state shares the session's catalogs: building it must not create a
+        // default catalog the session lacks (after `SET datafusion.catalog.default_catalog`).
+        state
+            .config_mut()
+            .options_mut()
+            .catalog
+            .create_default_catalog_and_schema = false;
         let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
             vec![Arc::new(SplitScans(planning))];
         rules.extend(state.physical_optimizers().iter().cloned());

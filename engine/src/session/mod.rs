@@ -97,6 +97,67 @@ pub struct Session {
 /// Functions whose behaviour depends on a setting (the session time zone of `now()`, of
 /// Spark's casts to timestamp) made again from the settings in force, as DataFusion's own
 /// `SET` does after every change.
+/// DataFusion's runtime keys: the session's runtime is built again when one is set.
+const RUNTIME_PREFIX: &str = "datafusion.runtime.";
+
+/// Registers datafusion-spark's functions again, so that they win over DataFusion's functions
+/// with the same names or aliases after a state was built from a function registry's
+/// unordered map (`array_has`, alias `array_contains`, over Spark's `array_contains`).
+fn register_spark_functions(ctx: &SessionContext) {
+    for udf in datafusion_spark::all_default_scalar_functions() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    for udaf in datafusion_spark::all_default_aggregate_functions() {
+        ctx.register_udaf(udaf.as_ref().clone());
+    }
+    for udwf in datafusion_spark::all_default_window_functions() {
+        ctx.register_udwf(udwf.as_ref().clone());
+    }
+}
+
+/// A session context whose queries may name a file or directory by its path (`SELECT * FROM
+/// 'data/t.parquet'`), as DataFusion's URL tables allow, but only names that look like a path:
+/// a bare name such as `data` is a table of the catalog even when the working directory holds
+/// a `data/` directory (DataFusion's own factory would take it for that directory, and
+/// `CREATE TABLE data` would fail as existing already).
+///
+/// The catalog list is set before the state is built, not by `enable_url_table`, which rebuilds
+/// the state from its function registry in no particular order and so lets a DataFusion function
+/// win over a Spark function with the same alias (`array_has` over `array_contains`).
+fn with_path_tables(mut state: datafusion::execution::SessionStateBuilder) -> SessionContext {
+    use datafusion::catalog::{DynamicFileCatalog, MemoryCatalogProviderList};
+    use datafusion::datasource::dynamic_file::DynamicListTableFactory;
+    let factory = Arc::new(PathTables::default());
+    let inner = state
+        .catalog_list()
+        .take()
+        .unwrap_or_else(|| Arc::new(MemoryCatalogProviderList::new()));
+    state = state.with_catalog_list(Arc::new(DynamicFileCatalog::new(
+        inner,
+        Arc::clone(&factory) as _,
+    )));
+    let ctx = SessionContext::new_with_state(state.build());
+    DynamicListTableFactory::session_store(&factory.0).with_state(ctx.state_weak_ref());
+    ctx
+}
+
+/// DataFusion's URL-table factory, asked only for names with a path's characters in them.
+#[derive(Debug, Default)]
+struct PathTables(datafusion::datasource::dynamic_file::DynamicListTableFactory);
+
+#[async_trait::async_trait]
+impl datafusion::catalog::UrlTableFactory for PathTables {
+    async fn try_new(
+        &self,
+        url: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if !url.contains(['/', '\\', '.', ':']) {
+            return Ok(None);
+        }
+        self.0.try_new(url).await
+    }
+}
+
 fn refresh_configured_functions(state: &mut datafusion::execution::SessionState) {
     let options = state.config().options();
     let updated: Vec<_> = state
@@ -203,21 +264,7 @@ impl Session {
             use datafusion_spark::SessionStateBuilderSpark;
             state = state.with_spark_features();
         }
-        let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
-        if spark_functions {
-            // Enabling URL tables rebuilt the state from the registry's functions in no
-            // particular order, so a DataFusion function with an alias Spark's function
-            // has (`array_has` alias `array_contains`) may have won: Spark's win again.
-            for udf in datafusion_spark::all_default_scalar_functions() {
-                ctx.register_udf(udf.as_ref().clone());
-            }
-            for udaf in datafusion_spark::all_default_aggregate_functions() {
-                ctx.register_udaf(udaf.as_ref().clone());
-            }
-            for udwf in datafusion_spark::all_default_window_functions() {
-                ctx.register_udwf(udwf.as_ref().clone());
-            }
-        }
+        let ctx = with_path_tables(state);
         let session = Self {
             ctx,
             settings: Mutex::new(Settings::default()),
@@ -375,11 +422,26 @@ impl Session {
             }
         }
         let plan = self.logical_plan(statement).await?;
+        let plan = self.prepared_query(plan).await?;
         self.note_reads(&plan);
         let output = self.execute_plan(plan.clone()).await;
         // Also after a failed write: it may have written part of its rows.
         self.invalidate_caches_after(&plan);
         output
+    }
+
+    /// The query an `EXECUTE name(params)` runs: the prepared statement's plan with the
+    /// parameters' values in it, run as any query is (as a job in stages mode). Any other plan
+    /// is returned as it is.
+    async fn prepared_query(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        match plan {
+            LogicalPlan::Statement(datafusion::logical_expr::Statement::Execute(_)) => Ok(self
+                .ctx
+                .execute_logical_plan(plan)
+                .await?
+                .into_unoptimized_plan()),
+            plan => Ok(plan),
+        }
     }
 
     async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
@@ -467,12 +529,15 @@ impl Session {
         plan: LogicalPlan,
         tag: Option<&'static str>,
     ) -> Result<StatementOutput> {
+        // DataFusion runs DDL and settings as it plans them; a write runs when its frame is
+        // collected (a frame left alone would report a MERGE that never ran).
+        let writes = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
         let frame = self.ctx.execute_logical_plan(plan).await?;
         match tag {
             None => Ok(StatementOutput::Rows(
                 self.limit_result(frame.execute_stream().await?),
             )),
-            Some(tag @ ("INSERT" | "COPY" | "DELETE" | "UPDATE")) => {
+            Some(tag) if writes => {
                 let batches = frame.collect().await?;
                 Ok(StatementOutput::Done(Completion {
                     tag: tag.to_string(),
@@ -526,6 +591,11 @@ impl Session {
         if matches!(source, Source::Session { .. }) && config::keys::is_static(key) {
             return Err(self.static_key_error(key));
         }
+        if key.starts_with(RUNTIME_PREFIX) {
+            self.set_runtime(key, Some(value))?;
+            self.settings().record(key, value, source);
+            return Ok(());
+        }
         let value = match config::keys::definition(key) {
             Some(definition) => &config::keys::validate(definition, value)?,
             None => value,
@@ -547,6 +617,48 @@ impl Session {
             refresh_configured_functions(&mut state);
         }
         self.settings().record(key, value, source);
+        Ok(())
+    }
+
+    /// Sets (or with `None` resets) one of DataFusion's runtime keys
+    /// (`datafusion.runtime.memory_limit` …) as DataFusion does: the session's runtime is built
+    /// again with it. They govern pipelined mode, and the caches both modes share; stages
+    /// mode's tasks take their memory from `spark.executor.memory` and spill under
+    /// `spark.local.dir`.
+    fn set_runtime(&self, key: &str, value: Option<&str>) -> Result<()> {
+        use datafusion::logical_expr::{ResetVariable, SetVariable, Statement};
+        let known = self.ctx.runtime_env().config_entries();
+        if !known.iter().any(|entry| entry.key == key) {
+            let keys: Vec<&str> = known.iter().map(|entry| entry.key.as_str()).collect();
+            return Err(Error::Config(format!(
+                "unknown configuration key '{key}'; DataFusion's runtime keys are {}",
+                keys.join(", ")
+            )));
+        }
+        let variable = key.to_string();
+        let statement = match value {
+            Some(value) => Statement::SetVariable(SetVariable {
+                variable,
+                value: value.to_string(),
+            }),
+            None => Statement::ResetVariable(ResetVariable { variable }),
+        };
+        // Setting a variable does its work before the returned future first waits.
+        futures::executor::block_on(
+            self.ctx
+                .execute_logical_plan(LogicalPlan::Statement(statement)),
+        )
+        .map_err(|e| {
+            Error::Config(format!(
+                "invalid value '{}' for '{key}': {}",
+                value.unwrap_or_default(),
+                e.message()
+            ))
+        })?;
+        // DataFusion built the state again from its functions in no particular order.
+        if self.setting(config::keys::SPARK_FUNCTIONS) == "true" {
+            register_spark_functions(&self.ctx);
+        }
         Ok(())
     }
 
@@ -653,6 +765,7 @@ impl Session {
     /// Returns `key` (or every key) to its startup value.
     pub fn reset(&self, key: Option<&str>) -> Result<()> {
         let keys = match key {
+            Some(key) if key.starts_with(RUNTIME_PREFIX) => vec![key.to_string()],
             Some(key) => {
                 config::check_key(key, self.ctx.state().config().options())?;
                 vec![key.to_string()]
@@ -661,6 +774,11 @@ impl Session {
         };
         for key in keys {
             let startup = self.settings().startup_value(&key).map(str::to_string);
+            if key.starts_with(RUNTIME_PREFIX) {
+                self.set_runtime(&key, startup.as_deref())?;
+                self.settings().forget(&key);
+                continue;
+            }
             let state = self.ctx.state_ref();
             let mut state = state.write();
             let options = state.config_mut().options_mut();
@@ -840,6 +958,9 @@ fn completion_tag(plan: &LogicalPlan) -> Option<&'static str> {
             datafusion::logical_expr::WriteOp::Insert(_) => "INSERT",
             datafusion::logical_expr::WriteOp::Delete => "DELETE",
             datafusion::logical_expr::WriteOp::Update => "UPDATE",
+            datafusion::logical_expr::WriteOp::Ctas => "CREATE TABLE",
+            datafusion::logical_expr::WriteOp::Truncate => "TRUNCATE",
+            datafusion::logical_expr::WriteOp::MergeInto(_) => "MERGE",
             _ => "WRITE",
         }),
         LogicalPlan::Copy(_) => Some("COPY"),

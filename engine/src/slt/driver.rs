@@ -93,7 +93,7 @@ impl AsyncDB for Driver {
         let results = match self.session.sql(sql).await {
             Ok(results) => results,
             Err(error) if compat == Compat::DataFusion => {
-                return Err(Error::Slt(datafusion_error_text(&error)));
+                return Err(Error::Rendered(datafusion_error_text(&error)));
             }
             Err(error) => return Err(error),
         };
@@ -182,7 +182,14 @@ fn column_type(data_type: &DataType, compat: Compat) -> Column {
 fn datafusion_error_text(error: &Error) -> String {
     let text = match error {
         Error::DataFusion(error) => error.strip_backtrace(),
-        Error::Syntax { message, .. } => format!("SQL error: {message}"),
+        // As DataFusion prints sqlparser's error: its Debug form, with the place in the text.
+        Error::Syntax { message, position } => {
+            let message = match position {
+                Some(at) => format!("{message} at Line: {}, Column: {}", at.line, at.column),
+                None => message.clone(),
+            };
+            format!("SQL error: ParserError({message:?})")
+        }
         other => other.message(),
     };
     let text = match text.split_once("; last error: ") {
