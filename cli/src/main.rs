@@ -25,6 +25,9 @@ use crate::output::OutputOptions;
 /// Exit code after Ctrl-C, as shells report SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     stagesql::executor::limit_allocator_arenas();
     // Panics are caught per statement and reported as internal errors; the default hook's
