@@ -282,7 +282,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="threads / slots (default 2)")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: " + ", ".join(ENGINES))
     parser.add_argument("--stagesql", default=None, help="stagesql binary (default: the release build)")
-    parser.add_argument("--venv", default=str(CACHE / "compare-venv"))
+    parser.add_argument("--venv", default=str(CACHE / "compare-venv"), help="the peers' virtual environment")
     parser.add_argument("--data", default=None, help="TPC-H Parquet directory (default: cache)")
     parser.add_argument("--out", default=None, help="also write the markdown table here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -293,13 +293,13 @@ def main():
     if args.worker:
         return worker(args)
 
-    venv = Path(args.venv)
-    python = ensure_venv(venv)
-    ensure_data(venv, args.sf, Path(args.data))
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for engine in engines:
         if engine not in ENGINES:
             raise SystemExit(f"unknown engine '{engine}'; engines are {', '.join(ENGINES)}")
+    venv = Path(args.venv)
+    python = ensure_venv(venv)
+    ensure_data(venv, args.sf, Path(args.data))
     if any(e.startswith("stagesql") for e in engines):
         ensure_stagesql(Path(args.stagesql))
 
