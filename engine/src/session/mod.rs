@@ -94,9 +94,6 @@ pub struct Session {
     event_logs: Mutex<Vec<Arc<crate::eventlog::EventLog>>>,
 }
 
-/// Functions whose behaviour depends on a setting (the session time zone of `now()`, of
-/// Spark's casts to timestamp) made again from the settings in force, as DataFusion's own
-/// `SET` does after every change.
 /// DataFusion's runtime keys: the session's runtime is built again when one is set.
 const RUNTIME_PREFIX: &str = "datafusion.runtime.";
 
@@ -158,6 +155,9 @@ impl datafusion::catalog::UrlTableFactory for PathTables {
     }
 }
 
+/// Functions whose behaviour depends on a setting (the session time zone of `now()`, of
+/// Spark's casts to timestamp) made again from the settings in force, as DataFusion's own
+/// `SET` does after every change.
 fn refresh_configured_functions(state: &mut datafusion::execution::SessionState) {
     let options = state.config().options();
     let updated: Vec<_> = state
