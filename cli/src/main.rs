@@ -30,6 +30,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     stagesql::executor::limit_allocator_arenas();
+    // SAFETY: mi_collect only returns the pages mimalloc holds free to the system.
+    stagesql::executor::set_freed_memory_release(|| unsafe { libmimalloc_sys::mi_collect(true) });
     // Panics are caught per statement and reported as internal errors; the default hook's
     // backtrace noise would only bury that message.
     std::panic::set_hook(Box::new(|info| {

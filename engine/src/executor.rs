@@ -39,6 +39,18 @@ pub fn limit_allocator_arenas() {
     }
 }
 
+/// How the binary's allocator gives back the memory it keeps after it was freed; glibc's
+/// `malloc_trim` when none was set.
+static RELEASE_FREED_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// For a binary with a global allocator of its own: how that allocator returns the memory it
+/// keeps after it was freed (mimalloc's `mi_collect(true)`, say). The executors call it, as
+/// they call glibc's `malloc_trim` otherwise, when the process's resident memory is above
+/// their memory. Set once, at startup; a second call is ignored.
+pub fn set_freed_memory_release(release: fn()) {
+    let _ = RELEASE_FREED_MEMORY.set(release);
+}
+
 /// Gives the memory the allocator keeps after it was freed back to the system when the
 /// process's resident memory is above `limit`. Freed memory between live allocations stays
 /// resident in glibc's heaps, and after many tasks it adds up (TPC-H SF 10 Q21 at
@@ -54,9 +66,12 @@ fn release_freed_memory_above(limit: usize) {
         {
             return;
         }
-        // SAFETY: malloc_trim only returns free pages of the allocator's heaps to the system.
-        unsafe {
-            libc::malloc_trim(0);
+        match RELEASE_FREED_MEMORY.get() {
+            Some(release) => release(),
+            // SAFETY: malloc_trim only returns free pages of the allocator's heaps to the system.
+            None => unsafe {
+                libc::malloc_trim(0);
+            },
         }
         TRIMMING.store(false, Ordering::Release);
     }
