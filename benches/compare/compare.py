@@ -70,7 +70,7 @@ def normalize(value):
         return f"{float(value):.2f}"
     text = str(value).strip()
     if text in ("", "NULL"):
-        return "NULL" if text == "NULL" else ""
+        return text
     try:
         return f"{float(text):.2f}"
     except ValueError:
