@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use stagesql::config::master::{DEFAULT_SCHEDULER_PORT, Master};
 
 /// Command-line arguments of `stagesql`.
 #[derive(Debug, Parser)]
@@ -82,10 +83,12 @@ pub struct Args {
     #[arg(long)]
     pub concurrent: bool,
 
-    /// Run locally on N slots (tasks at once): `local[N]`, or `local[*]` for all cores.
-    /// Sets spark.executor.instances=1 and spark.executor.cores=N. [default: local[*]]
+    /// Where jobs run: `local[N]` on N slots (tasks at once) in this process, `local[*]` on all
+    /// cores (sets spark.executor.instances=1 and spark.executor.cores=N), or `df://host:port`
+    /// on an Apache DataFusion Ballista cluster (docs/cluster.md). Sets spark.master.
+    /// [default: local[*]]
     #[arg(long, value_name = "MASTER", value_parser = parse_master)]
-    pub master: Option<usize>,
+    pub master: Option<Master>,
 
     /// Executors: sets spark.executor.instances.
     #[arg(long, value_name = "N")]
@@ -144,6 +147,12 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "ENGINE")]
         compat: Option<CompatArg>,
     },
+    /// Start a node of an Apache DataFusion Ballista 55 cluster from this binary: a scheduler,
+    /// or an executor that registers with one. Queries reach it with --master df://host:port.
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
     /// Draw event logs (spark.eventLog.enabled) as one self-contained HTML page: the jobs on
     /// a timeline, each job's stages, each stage's tasks on the slots they ran in, task
     /// histograms, adaptive decisions and advisories.
@@ -155,6 +164,68 @@ pub enum Command {
         /// Where to write the page.
         #[arg(short, long, value_name = "FILE", default_value = "report.html")]
         output: PathBuf,
+    },
+}
+
+/// `stagesql cluster …`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterRole {
+    /// Run a Ballista scheduler: clients (--master df://HOST:PORT) and executors connect to its
+    /// port, which also serves its REST API under /api. Stops on Ctrl-C or SIGTERM.
+    Scheduler {
+        /// Address to listen on; 0.0.0.0 to accept executors and clients of other machines.
+        #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+        bind: String,
+        /// Port of its gRPC service and REST API.
+        #[arg(long, default_value_t = DEFAULT_SCHEDULER_PORT, value_name = "N")]
+        port: u16,
+        /// Host name executors and clients reach it by, when not --bind.
+        #[arg(long, value_name = "HOST")]
+        external_host: Option<String>,
+        /// Seconds without an executor's heartbeat before it counts as lost and its tasks run
+        /// elsewhere.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        executor_timeout: u64,
+        /// Attempts of a task before its job fails (Spark's spark.task.maxFailures).
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        task_max_failures: usize,
+        /// Attempts of a stage whose input was lost before its job fails
+        /// (spark.stage.maxConsecutiveAttempts).
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        stage_max_failures: usize,
+    },
+    /// Run a Ballista executor: it registers with the scheduler, runs the tasks it is given
+    /// and serves their shuffle output. Stops on Ctrl-C or SIGTERM.
+    Executor {
+        /// The scheduler's HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50050", value_name = "HOST:PORT")]
+        scheduler: String,
+        /// Address to listen on; 0.0.0.0 to serve other machines.
+        #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+        bind: String,
+        /// Port of its Arrow Flight service (shuffle and result fetches).
+        #[arg(long, default_value_t = 50051, value_name = "N")]
+        port: u16,
+        /// Port of its gRPC service.
+        #[arg(long, default_value_t = 50052, value_name = "N")]
+        grpc_port: u16,
+        /// Host name the scheduler, other executors and clients reach it by, when not --bind.
+        #[arg(long, value_name = "HOST")]
+        external_host: Option<String>,
+        /// Task slots; 0 means all cores of this machine.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        cores: usize,
+        /// Memory for the tasks' operators, e.g. 4g, split among the slots (operators spill
+        /// beyond their share). [default: Ballista's share of this machine's memory]
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// Directory of its shuffle files. [default: a new temporary directory, removed at exit]
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Seconds between its heartbeats to the scheduler; keep it well below the
+        /// scheduler's --executor-timeout.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        heartbeat_interval: u64,
     },
 }
 
@@ -199,24 +270,7 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// `local[N]` → N slots; `local[*]` and `local` → 0 (all cores).
-fn parse_master(text: &str) -> Result<usize, String> {
-    let inner = match text.trim() {
-        "local" => return Ok(0),
-        other => other
-            .strip_prefix("local[")
-            .and_then(|rest| rest.strip_suffix(']')),
-    };
-    match inner {
-        Some("*") => Ok(0),
-        Some(n) => match n.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!(
-                "expected local[N] with N ≥ 1, or local[*]; got '{text}'"
-            )),
-        },
-        None => Err(format!(
-            "expected local[N] or local[*]; got '{text}' (cluster masters such as df://host:port are not supported yet)"
-        )),
-    }
+/// `local[N]`, `local[*]`, `local` or `df://host:port`.
+fn parse_master(text: &str) -> Result<Master, String> {
+    Master::parse(text).map_err(|e| e.to_string())
 }

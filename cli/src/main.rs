@@ -2,6 +2,8 @@
 //! else lives in the `stagesql` library.
 
 mod args;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod exec;
 mod meta;
 mod output;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use stagesql::config::file::{find_properties_file, read_properties};
+use stagesql::config::master::Master;
 use stagesql::config::{Source, keys};
 use stagesql::{Session, SessionOptions, slt, tpch};
 
@@ -72,6 +75,18 @@ fn main() -> ExitCode {
         };
         return run_tests(runtime, paths, *complete, conf, compat);
     }
+    if let Some(Command::Cluster { role }) = &args.command {
+        #[cfg(feature = "cluster")]
+        return cluster::run(runtime, role);
+        #[cfg(not(feature = "cluster"))]
+        {
+            let _ = (runtime, role);
+            eprintln!(
+                "error: this stagesql was built without cluster mode (cargo feature `cluster`)"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(Command::Report { logs, output }) = &args.command {
         return match write_report(logs, output) {
             Ok(()) => ExitCode::SUCCESS,
@@ -105,17 +120,20 @@ fn startup_settings(args: &Args) -> Result<Vec<(String, String, Source)>, String
             .map(|(key, value)| (key.clone(), value.clone(), Source::conf_flag())),
     );
     let flag = |flag: &str| Source::CommandLine { flag: flag.into() };
-    if let Some(cores) = args.master {
-        settings.push((
-            keys::EXECUTOR_INSTANCES.into(),
-            "1".into(),
-            flag("--master"),
-        ));
-        settings.push((
-            keys::EXECUTOR_CORES.into(),
-            cores.to_string(),
-            flag("--master"),
-        ));
+    if let Some(master) = &args.master {
+        settings.push((keys::MASTER.into(), master.to_string(), flag("--master")));
+        if let Master::Local { slots } = master {
+            settings.push((
+                keys::EXECUTOR_INSTANCES.into(),
+                "1".into(),
+                flag("--master"),
+            ));
+            settings.push((
+                keys::EXECUTOR_CORES.into(),
+                slots.unwrap_or(0).to_string(),
+                flag("--master"),
+            ));
+        }
     }
     for (value, key, name) in [
         (
@@ -149,6 +167,14 @@ fn start(args: Args, runtime: tokio::runtime::Runtime) -> Result<ExitCode, Strin
         ..SessionOptions::default()
     })
     .map_err(|e| e.message())?;
+    for warning in session.take_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    if !args.quiet
+        && let Some(master) = cluster_master(&session)
+    {
+        eprintln!("cluster mode: queries run on the Ballista cluster at {master}");
+    }
     let session = Arc::new(session);
     if std::io::stderr().is_terminal() && !args.quiet {
         session.add_listener(Arc::new(progress::ProgressBars::from_env()?));
@@ -357,8 +383,21 @@ fn load_tpch(
             dir.display(),
             started.elapsed().as_secs_f64()
         );
+        if let Some(master) = cluster_master(session) {
+            eprintln!(
+                "  the executors of {master} read these Parquet files at that path: executors on other machines need it there too (shared storage, or --tpch-dir on one)"
+            );
+        }
     }
     Ok(())
+}
+
+/// The cluster of a session in cluster mode, as `df://host:port`.
+fn cluster_master(session: &Session) -> Option<String> {
+    #[cfg(feature = "cluster")]
+    return session.cluster().map(|c| c.address().to_string());
+    #[cfg(not(feature = "cluster"))]
+    return None;
 }
 
 fn run_tests(

@@ -54,6 +54,11 @@ pub enum Error {
     #[error("{0}")]
     Table(String),
 
+    /// Cluster mode (`--master df://…`): the scheduler cannot be reached, or a statement or
+    /// table that cannot run on the cluster.
+    #[error("cluster mode: {0}")]
+    Cluster(String),
+
     /// A sqllogictest file could not be run or rewritten.
     #[error("sqllogictest: {0}")]
     Slt(String),

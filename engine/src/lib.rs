@@ -7,6 +7,8 @@
 pub mod adaptive;
 pub mod cache;
 pub mod catalog;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod eventlog;

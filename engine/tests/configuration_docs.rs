@@ -31,6 +31,7 @@ fn render() -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             ValueType::Text => "text".to_string(),
+            ValueType::Master => "`local[N]`, `local[*]`, `df://host:port`".to_string(),
         };
         let default = match definition.default {
             "" => "(unset)".to_string(),

@@ -18,6 +18,8 @@ pub enum ValueType {
     Choice(&'static [&'static str]),
     /// Any text.
     Text,
+    /// A master: `local[N]` or `df://host:port` ([`super::master::Master`]).
+    Master,
 }
 
 /// A key of ours with its default and meaning.
@@ -72,11 +74,13 @@ pub const EVENT_LOG_ENABLED: &str = "spark.eventLog.enabled";
 pub const EVENT_LOG_DIR: &str = "spark.eventLog.dir";
 pub const REPORT_DIR: &str = "stagesql.report.dir";
 pub const SPARK_FUNCTIONS: &str = "stagesql.sql.sparkFunctions";
+pub const MASTER: &str = "spark.master";
 
 /// Keys fixed when the session starts, as Spark's core settings are: they describe the
 /// executors and the driver, which exist for the whole session. `SET` rejects them; they
 /// come from the properties file or the command line.
 pub const STATIC_KEYS: &[&str] = &[
+    MASTER,
     EXECUTOR_INSTANCES,
     EXECUTOR_CORES,
     EXECUTOR_MEMORY,
@@ -100,6 +104,12 @@ pub fn is_static(key: &str) -> bool {
 pub const ALL_CORES: &str = "0";
 
 pub const DEFINITIONS: &[KeyDefinition] = &[
+    KeyDefinition {
+        key: MASTER,
+        default: "local[*]",
+        value_type: ValueType::Master,
+        description: "Where jobs run: local[N] (this process, N slots; local[*] all cores, sized by spark.executor.*) or df://host:port, the scheduler of an Apache DataFusion Ballista 55 cluster (docs/cluster.md). `--master` sets it.",
+    },
     KeyDefinition {
         key: SHUFFLE_PARTITIONS,
         default: "200",
@@ -408,6 +418,9 @@ pub fn validate(definition: &KeyDefinition, value: &str) -> Result<String> {
             }
         }
         ValueType::Text => Ok(value.to_string()),
+        ValueType::Master => super::master::Master::parse(value)
+            .map(|master| master.to_string())
+            .map_err(|e| Error::Config(format!("invalid value for '{}': {e}", definition.key))),
     }
 }
 

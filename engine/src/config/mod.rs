@@ -14,6 +14,7 @@
 
 pub mod file;
 pub mod keys;
+pub mod master;
 pub mod options;
 
 use std::collections::BTreeMap;

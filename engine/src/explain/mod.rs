@@ -14,7 +14,7 @@ mod render;
 pub use advisories::{Advisory, advise, human_count, is_skewed, recompute_advice};
 pub use model::{
     FailedAttempt, JobView, OperatorView, StageActuals, StageView, SubqueryView, TaskTimes,
-    describe, human_bytes,
+    describe, human_bytes, leaf_description, operators_named,
 };
 pub use render::{render_dot, render_json, render_text};
 

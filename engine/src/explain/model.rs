@@ -125,7 +125,7 @@ pub struct FailedAttempt {
 }
 
 /// Measured figures of one stage.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StageActuals {
     pub tasks_launched: usize,
     pub waves: usize,
@@ -544,6 +544,29 @@ fn name_in_place(node: &Arc<dyn ExecutionPlan>, parent: Option<&Arc<dyn Executio
         }
         _ => short_name(node),
     }
+}
+
+/// Operators of `plan` in short form, root first; `name` names the nodes it knows (another
+/// engine's exchange reads, say) in place of the usual short form.
+pub fn operators_named(
+    plan: &Arc<dyn ExecutionPlan>,
+    name: &dyn Fn(&Arc<dyn ExecutionPlan>) -> Option<String>,
+) -> Vec<OperatorView> {
+    preorder(plan)
+        .into_iter()
+        .map(|(depth, node, parent)| OperatorView {
+            depth,
+            name: name(&node).unwrap_or_else(|| name_in_place(&node, parent.as_ref())),
+            rows: None,
+            time_ms: None,
+            detail: None,
+        })
+        .collect()
+}
+
+/// What a leaf operator reads, as `tasks from` says it: `file splits of lineitem (…)`.
+pub fn leaf_description(node: &Arc<dyn ExecutionPlan>) -> String {
+    leaf_source(node)
 }
 
 /// Operators in short form, before a run.

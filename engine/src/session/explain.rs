@@ -27,6 +27,10 @@ impl Session {
         kind: ExplainKind,
         query_offset: usize,
     ) -> Result<StatementOutput> {
+        #[cfg(feature = "cluster")]
+        if self.cluster().is_some() {
+            return self.explain_on_cluster(statement, kind, query_offset).await;
+        }
         if kind == ExplainKind::AnalyzeHtml {
             return self.explain_html(statement, query_offset).await;
         }
@@ -344,7 +348,7 @@ fn estimate(node: &Arc<dyn ExecutionPlan>) -> String {
 }
 
 /// One `plan` column, a row per line.
-fn plan_rows(lines: Vec<String>) -> StatementOutput {
+pub(super) fn plan_rows(lines: Vec<String>) -> StatementOutput {
     let schema = Arc::new(Schema::new(vec![Field::new("plan", DataType::Utf8, false)]));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))])
         .expect("one string column");

@@ -12,6 +12,8 @@
 //! ```
 
 mod cache;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod events;
 mod explain;
 mod jobs;
@@ -92,6 +94,11 @@ pub struct Session {
     event_log: std::sync::OnceLock<Arc<crate::eventlog::EventLog>>,
     /// Every event log recording now: the file and in-memory recordings.
     event_logs: Mutex<Vec<Arc<crate::eventlog::EventLog>>>,
+    /// The Ballista cluster of `spark.master = df://…`, where queries run in cluster mode.
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::Cluster>,
+    /// Warnings not yet shown ([`Session::take_warnings`]).
+    warnings: Mutex<Vec<String>>,
 }
 
 /// DataFusion's runtime keys: the session's runtime is built again when one is set.
@@ -257,6 +264,34 @@ impl Session {
             .chain(options.settings.iter().map(|(key, value)| (key, value)))
             .rfind(|(key, _)| key.as_str() == config::keys::SPARK_FUNCTIONS)
             .is_some_and(|(_, value)| value.trim().eq_ignore_ascii_case("true"));
+        let master = options
+            .startup
+            .iter()
+            .map(|(key, value, _)| (key, value))
+            .chain(options.settings.iter().map(|(key, value)| (key, value)))
+            .rfind(|(key, _)| key.as_str() == config::keys::MASTER)
+            // A bad value fails below, where its setting is applied with where it came from.
+            .and_then(|(_, value)| config::master::Master::parse(value).ok());
+        #[cfg(feature = "cluster")]
+        let cluster = match master {
+            Some(config::master::Master::Cluster(address)) => {
+                // Ballista's keys join ours (SET ballista.… works and SET -v lists them), with
+                // the DataFusion settings Ballista's client starts from.
+                use ballista_core::config::BallistaConfig;
+                use ballista_core::extension::SessionConfigHelperExt;
+                config = config
+                    .with_option_extension(BallistaConfig::default())
+                    .ballista_restricted_configuration();
+                Some(crate::cluster::Cluster::connect(address)?)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "cluster"))]
+        if let Some(config::master::Master::Cluster(address)) = master {
+            return Err(Error::Config(format!(
+                "spark.master {address}: this stagesql was built without cluster mode (cargo feature `cluster`)"
+            )));
+        }
         let mut state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
             .with_default_features();
@@ -287,6 +322,9 @@ impl Session {
             session_sources: Mutex::default(),
             event_log: std::sync::OnceLock::new(),
             event_logs: Mutex::default(),
+            #[cfg(feature = "cluster")]
+            cluster,
+            warnings: Mutex::default(),
         };
         let conf = options
             .settings
@@ -294,18 +332,35 @@ impl Session {
             .map(|(key, value)| (key, value, Source::conf_flag()));
         let startup = options.startup.iter().map(|(k, v, s)| (k, v, s.clone()));
         for (key, value, source) in startup.chain(conf) {
-            session
-                .set(key, value, source.clone())
-                .map_err(|error| match &source {
-                    // A bad line of a properties file is named by file and line.
-                    Source::File { path, line } => {
-                        Error::Config(format!("{path}:{line}: {}", error.message()))
-                    }
-                    Source::CommandLine { flag } if flag != "--conf" => {
-                        Error::Config(format!("{flag}: {}", error.message()))
-                    }
-                    _ => error,
-                })?;
+            // `local[N]` from a file or --conf sizes the executor as --master local[N] does.
+            let slots = match config::master::Master::parse(value) {
+                Ok(config::master::Master::Local { slots: Some(n) })
+                    if key == config::keys::MASTER =>
+                {
+                    vec![
+                        (config::keys::EXECUTOR_INSTANCES, "1".to_string()),
+                        (config::keys::EXECUTOR_CORES, n.to_string()),
+                    ]
+                }
+                _ => vec![],
+            };
+            let derived = slots
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value));
+            for (key, value) in std::iter::once((key.clone(), value.clone())).chain(derived) {
+                session
+                    .set(&key, &value, source.clone())
+                    .map_err(|error| match &source {
+                        // A bad line of a properties file is named by file and line.
+                        Source::File { path, line } => {
+                            Error::Config(format!("{path}:{line}: {}", error.message()))
+                        }
+                        Source::CommandLine { flag } if flag != "--conf" => {
+                            Error::Config(format!("{flag}: {}", error.message()))
+                        }
+                        _ => error,
+                    })?;
+            }
         }
         crate::catalog::register_system_schema(
             &session.ctx,
@@ -410,6 +465,8 @@ impl Session {
 
     async fn execute_statement(&self, statement: &SqlStatement) -> Result<StatementOutput> {
         if let Some(command) = Command::parse(&statement.text)? {
+            #[cfg(feature = "cluster")]
+            self.check_command_on_cluster(&command)?;
             if let Command::Explain { kind, query_offset } = command {
                 return self.explain(statement, kind, query_offset).await;
             }
@@ -445,6 +502,11 @@ impl Session {
     }
 
     async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
+        #[cfg(feature = "cluster")]
+        if self.cluster.is_some() {
+            let tag = completion_tag(&plan);
+            return self.execute_on_cluster(plan, tag).await;
+        }
         // Reads cached relations where it computes what they hold (a view's definition
         // keeps the query: it reads the caches there are when it is used).
         let plan = match &plan {
@@ -591,6 +653,8 @@ impl Session {
         if matches!(source, Source::Session { .. }) && config::keys::is_static(key) {
             return Err(self.static_key_error(key));
         }
+        #[cfg(feature = "cluster")]
+        self.check_setting_on_cluster(key, &source)?;
         if key.starts_with(RUNTIME_PREFIX) {
             self.set_runtime(key, Some(value))?;
             self.settings().record(key, value, source);
@@ -682,6 +746,19 @@ impl Session {
             self.setting(key),
             config::file::DEFAULTS_FILE
         ))
+    }
+
+    /// Warnings about the session's settings or statements not shown yet (a setting that
+    /// has no meaning in cluster mode, say), oldest first; each is returned once.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn warn(&self, message: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
