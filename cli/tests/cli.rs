@@ -624,7 +624,7 @@ fn master_local_n_sets_the_slots() {
     let bad = run(&["--master", "yarn", "-c", "select 1"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(
-        stderr(&bad).contains("expected local[N] or local[*]"),
+        stderr(&bad).contains("expected local, local[N] (N ≥ 1), local[*] or df://host:port"),
         "{}",
         stderr(&bad)
     );

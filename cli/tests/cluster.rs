@@ -523,3 +523,76 @@ fn a_query_outlives_an_executor_killed_while_it_runs() {
     let rows = rows.unwrap_or_else(|_| panic!("a query after the loss hangs\n{}", cluster.logs()));
     assert_eq!(rows.unwrap(), vec![vec!["25".to_string()]]);
 }
+
+/// Every event a session's listeners got.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<stagesql::events::Event>>);
+
+impl stagesql::events::Listener for Recorder {
+    fn on_event(&self, event: &stagesql::events::Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[test]
+fn a_cluster_jobs_progress_reaches_the_sessions_listeners_as_its_stages_run() {
+    use stagesql::events::{Event, JobStatus};
+    let cluster = LocalCluster::start(1, 2);
+    let tpch = cluster.dir.path().join("tpch");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let session = cluster.session(&tpch);
+    let recorder = std::sync::Arc::new(Recorder::default());
+    session.add_listener(recorder.clone());
+    runtime.block_on(async {
+        session.load_tpch(0.01).await.unwrap();
+        session
+            .sql("set spark.sql.shuffle.partitions = 4; set spark.sql.adaptive.enabled = false")
+            .await
+            .unwrap();
+        let rows = last_rows(
+            &session,
+            "select o_orderpriority, count(*) from orders group by 1 order by 1",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 5);
+    });
+    let events = recorder.0.lock().unwrap().clone();
+    let stages = match events.first() {
+        Some(Event::JobStart {
+            stages, planned, ..
+        }) => {
+            assert_eq!(*stages, planned.len());
+            *stages
+        }
+        other => panic!("the job's start first, got {other:?}"),
+    };
+    assert!(stages >= 2, "{events:#?}");
+    let count = |f: &dyn Fn(&Event) -> bool| events.iter().filter(|e| f(e)).count();
+    assert_eq!(
+        count(&|e| matches!(e, Event::StageSubmitted { .. })),
+        stages,
+        "{events:#?}"
+    );
+    assert_eq!(
+        count(&|e| matches!(e, Event::StageCompleted { .. })),
+        stages,
+        "{events:#?}"
+    );
+    assert_eq!(
+        count(&|e| matches!(e, Event::TaskStart { .. })),
+        count(&|e| matches!(e, Event::TaskEnd { error: None, .. })),
+        "{events:#?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::JobEnd {
+            status: JobStatus::Succeeded,
+            ..
+        })
+    ));
+    // The job is in the history too, with its stages' tasks.
+    let jobs = session.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].stages.len(), stages);
+}

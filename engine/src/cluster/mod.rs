@@ -11,6 +11,7 @@
 //! (`stagesql cluster scheduler|executor`).
 
 mod explain;
+pub mod progress;
 pub mod report;
 pub mod rest;
 pub mod serve;

@@ -14,6 +14,7 @@ use crate::scheduler::{JobReport, JobStatus, StageReport, TaskMetrics};
 use crate::stages::Exchange;
 
 /// What the session knows of a cluster job besides what the scheduler reports.
+#[derive(Debug, Clone)]
 pub struct JobContext {
     /// The session's id for the job.
     pub job: JobId,

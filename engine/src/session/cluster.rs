@@ -186,7 +186,23 @@ impl Session {
         let record = self.job_recorder();
         let cluster = cluster.clone();
         let job = run.job;
+        // The job's progress, told to the session's listeners while it runs.
+        let alive = std::sync::Arc::new(());
+        let follower = job.clone().map(|handle| {
+            tokio::spawn(crate::cluster::progress::follow(
+                cluster.clone(),
+                handle,
+                context.clone(),
+                self.listeners(),
+                std::sync::Arc::downgrade(&alive),
+            ))
+        });
         let tail = futures::stream::once(async move {
+            let _alive = alive;
+            // The job has ended by now; its last events may still be on their way.
+            if let Some(follower) = follower {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), follower).await;
+            }
             let Some(id) = job.and_then(|job| job.id()) else {
                 return;
             };
