@@ -301,6 +301,29 @@ fn the_cli_runs_on_the_cluster_and_refuses_what_cannot_run_there_by_name() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "k,s\n1,15\n2,20\n");
 
+    // `stagesql test` runs a suite on the cluster: each file's session has the master.
+    let suite = dir.join("on_cluster.slt");
+    std::fs::write(
+        &suite,
+        format!(
+            "statement ok\ncreate external table t stored as csv location '{}' options ('format.has_header' 'true')\n\n             query II\nselect k, sum(v) from t group by k order by k\n----\n1 15\n2 20\n\n             statement error cluster mode: .*CACHE TABLE is not supported on the cluster\ncache table c as select 1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let output = stagesql(&[
+        "test",
+        "--conf",
+        &format!("spark.master={master}"),
+        suite.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && report.contains("3 passed, 0 failed"),
+        "{report}"
+    );
+
     // An in-memory table cannot travel: the error names it and cluster mode.
     let output = stagesql(&["--master", &master, "-c", "create table m as select 1 as x"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
