@@ -58,6 +58,18 @@ pub struct SessionOptions {
     pub tpch_dir: Option<PathBuf>,
 }
 
+impl SessionOptions {
+    /// The value of a key fixed at startup: the last one the options give.
+    fn startup_value(&self, key: &str) -> Option<&String> {
+        self.startup
+            .iter()
+            .map(|(key, value, _)| (key, value))
+            .chain(self.settings.iter().map(|(key, value)| (key, value)))
+            .rfind(|(k, _)| k.as_str() == key)
+            .map(|(_, value)| value)
+    }
+}
+
 /// A SQL session: DataFusion's `SessionContext` (with `information_schema`), the settings
 /// with where each value came from, and the catalog of tables and views.
 pub struct Session {
@@ -258,20 +270,12 @@ impl Session {
         // Spark's functions are part of the state the context is built from (the key is
         // fixed at startup, so its value is the last one the options give).
         let spark_functions = options
-            .startup
-            .iter()
-            .map(|(key, value, _)| (key, value))
-            .chain(options.settings.iter().map(|(key, value)| (key, value)))
-            .rfind(|(key, _)| key.as_str() == config::keys::SPARK_FUNCTIONS)
-            .is_some_and(|(_, value)| value.trim().eq_ignore_ascii_case("true"));
+            .startup_value(config::keys::SPARK_FUNCTIONS)
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+        // A bad master fails below, where its setting is applied with where it came from.
         let master = options
-            .startup
-            .iter()
-            .map(|(key, value, _)| (key, value))
-            .chain(options.settings.iter().map(|(key, value)| (key, value)))
-            .rfind(|(key, _)| key.as_str() == config::keys::MASTER)
-            // A bad value fails below, where its setting is applied with where it came from.
-            .and_then(|(_, value)| config::master::Master::parse(value).ok());
+            .startup_value(config::keys::MASTER)
+            .and_then(|value| config::master::Master::parse(value).ok());
         #[cfg(feature = "cluster")]
         let cluster = match master {
             Some(config::master::Master::Cluster(address)) => {
