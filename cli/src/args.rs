@@ -193,6 +193,10 @@ pub enum ClusterRole {
         /// (spark.stage.maxConsecutiveAttempts).
         #[arg(long, default_value_t = 4, value_name = "N")]
         stage_max_failures: usize,
+        /// How executors get their tasks: pull (they ask when a slot is free) or push (the
+        /// scheduler sends them); its executors need the same.
+        #[arg(long, value_enum, default_value_t = SchedulingArg::Pull)]
+        scheduling: SchedulingArg,
     },
     /// Run a Ballista executor: it registers with the scheduler, runs the tasks it is given
     /// and serves their shuffle output. Stops on Ctrl-C or SIGTERM.
@@ -226,7 +230,19 @@ pub enum ClusterRole {
         /// scheduler's --executor-timeout.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         heartbeat_interval: u64,
+        /// How it gets its tasks, as its scheduler's --scheduling.
+        #[arg(long, value_enum, default_value_t = SchedulingArg::Pull)]
+        scheduling: SchedulingArg,
     },
+}
+
+/// `--scheduling`: how a cluster's executors get their tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchedulingArg {
+    /// Executors ask for tasks when a slot is free.
+    Pull,
+    /// The scheduler sends tasks to the slots it counts free.
+    Push,
 }
 
 /// `stagesql test --compat`.

@@ -2,10 +2,17 @@
 
 use std::process::ExitCode;
 
-use stagesql::cluster::serve::{self, ExecutorOptions, SchedulerOptions};
+use stagesql::cluster::serve::{self, ExecutorOptions, SchedulerOptions, Scheduling};
 use stagesql::config::master::{DEFAULT_SCHEDULER_PORT, Master};
 
-use crate::args::ClusterRole;
+use crate::args::{ClusterRole, SchedulingArg};
+
+fn scheduling_of(arg: SchedulingArg) -> Scheduling {
+    match arg {
+        SchedulingArg::Pull => Scheduling::Pull,
+        SchedulingArg::Push => Scheduling::Push,
+    }
+}
 
 /// Runs the role until it fails or the process gets Ctrl-C or SIGTERM.
 pub fn run(runtime: tokio::runtime::Runtime, role: &ClusterRole) -> ExitCode {
@@ -26,6 +33,7 @@ pub fn run(runtime: tokio::runtime::Runtime, role: &ClusterRole) -> ExitCode {
                 executor_timeout,
                 task_max_failures,
                 stage_max_failures,
+                scheduling,
             } => {
                 let options = SchedulerOptions {
                     bind: bind.clone(),
@@ -34,17 +42,19 @@ pub fn run(runtime: tokio::runtime::Runtime, role: &ClusterRole) -> ExitCode {
                     executor_timeout_seconds: *executor_timeout,
                     task_max_failures: *task_max_failures,
                     stage_max_failures: *stage_max_failures,
+                    scheduling: scheduling_of(*scheduling),
                 };
                 let host = external_host.as_deref().unwrap_or(bind);
                 let master = Master::parse(&format!("df://{host}:{port}"))
                     .map(|m| m.to_string())
                     .unwrap_or_default();
                 eprintln!(
-                    "Ballista scheduler (Ballista 55, DataFusion {}) listening on {bind}:{port}\n  \
+                    "Ballista scheduler (Ballista 55, DataFusion {}) listening on {bind}:{port}, {} scheduling\n  \
                      REST API: http://{host}:{port}/api/state\n  \
                      start executors: stagesql cluster executor --scheduler {host}:{port}\n  \
                      connect:         stagesql --master {master}",
-                    datafusion::DATAFUSION_VERSION
+                    datafusion::DATAFUSION_VERSION,
+                    scheduling_of(*scheduling)
                 );
                 until_stopped(serve::run_scheduler(options)).await
             }
@@ -58,6 +68,7 @@ pub fn run(runtime: tokio::runtime::Runtime, role: &ClusterRole) -> ExitCode {
                 memory,
                 work_dir,
                 heartbeat_interval,
+                scheduling,
             } => {
                 let (scheduler_host, scheduler_port) = parse_scheduler(scheduler)?;
                 let memory = match memory {
@@ -81,6 +92,7 @@ pub fn run(runtime: tokio::runtime::Runtime, role: &ClusterRole) -> ExitCode {
                     memory,
                     work_dir: work_dir.clone(),
                     heartbeat_seconds: (*heartbeat_interval).max(1),
+                    scheduling: scheduling_of(*scheduling),
                 };
                 eprintln!(
                     "Ballista executor listening on {bind}:{port} (Arrow Flight) and {bind}:{grpc_port} (gRPC), \

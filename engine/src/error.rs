@@ -136,6 +136,8 @@ fn clean_datafusion_message(e: &DataFusionError) -> String {
         DataFusionError::NotImplemented(message) => format!("not supported: {message}"),
         DataFusionError::ObjectStore(err) => err.to_string(),
         DataFusionError::IoError(err) => err.to_string(),
+        // One of ours, carried through a stream of DataFusion's: its own words.
+        DataFusionError::External(err) => err.to_string(),
         other => other.to_string(),
     };
     text.trim().to_string()

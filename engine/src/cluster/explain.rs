@@ -72,11 +72,7 @@ impl Cluster {
             )));
         };
         for ran in stages {
-            let Some(id) = ran["stage_id"]
-                .as_str()
-                .and_then(|id| id.parse::<usize>().ok())
-                .or_else(|| ran["stage_id"].as_u64().map(|id| id as usize))
-            else {
+            let Some(id) = rest::stage_id(ran) else {
                 continue;
             };
             let actuals = actuals(ran, planned.slots);

@@ -27,7 +27,7 @@ use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::physical_plan::execute_stream;
 use datafusion_proto::protobuf::LogicalPlanNode;
 
@@ -80,8 +80,37 @@ impl Cluster {
         &self.address
     }
 
-    /// Where `plan` runs; an error naming the first table it reads that the cluster cannot.
+    /// Where `plan` runs; an error naming the first table it reads that the cluster cannot,
+    /// or the write it cannot make. The executors write `COPY … TO` files and `INSERT INTO`
+    /// a table over files (Ballista 55 runs DataFusion's file sinks in a job's last stage);
+    /// other writes are refused.
     pub fn placement(plan: &LogicalPlan) -> Result<Placement> {
+        if let LogicalPlan::Dml(dml) = plan {
+            let table = &dml.table_name;
+            match (&dml.op, source_as_provider(&dml.target)) {
+                (WriteOp::Insert(_), Ok(target)) if travels(target.as_ref()) => {}
+                (WriteOp::Insert(_), Ok(target)) => {
+                    return Err(Error::Cluster(format!(
+                        "INSERT INTO '{table}' ({}): the cluster's executors write only tables over files (CREATE EXTERNAL TABLE … LOCATION)",
+                        describe(target.as_ref())
+                    )));
+                }
+                (op, _) => {
+                    let statement = match op {
+                        WriteOp::Insert(_) => "INSERT",
+                        WriteOp::Delete => "DELETE",
+                        WriteOp::Update => "UPDATE",
+                        WriteOp::Truncate => "TRUNCATE",
+                        WriteOp::MergeInto(_) => "MERGE",
+                        WriteOp::Ctas => "CREATE TABLE AS",
+                        _ => "this write",
+                    };
+                    return Err(Error::Cluster(format!(
+                        "{statement} on '{table}' is not supported on a Ballista 55 cluster: its executors write by INSERT INTO a table over files and COPY … TO"
+                    )));
+                }
+            }
+        }
         let (mut here, mut there) = (Vec::new(), false);
         let mut refused = None;
         plan.apply_with_subqueries(|node| {

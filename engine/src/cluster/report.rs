@@ -18,6 +18,8 @@ use crate::stages::Exchange;
 pub struct JobContext {
     /// The session's id for the job.
     pub job: JobId,
+    /// The Ballista job's name in the scheduler, unique ([`Cluster::run`]).
+    pub name: String,
     pub sql: String,
     pub at: Option<String>,
     /// The job's stages as planned (for their exchanges and parents).
@@ -84,10 +86,7 @@ fn report(job: &Value, stages: &Value, context: JobContext) -> JobReport {
 }
 
 fn stage_report(stage: &Value, job_start: u64, planned: Option<&JobView>) -> Option<StageReport> {
-    let id = stage["stage_id"]
-        .as_str()
-        .and_then(|id| id.parse::<usize>().ok())
-        .or_else(|| stage["stage_id"].as_u64().map(|id| id as usize))?;
+    let id = rest::stage_id(stage)?;
     let planned = planned.and_then(|view| view.stages.iter().find(|s| s.id == id));
     let tasks: Vec<&Value> = stage["tasks"]
         .as_array()
@@ -97,28 +96,17 @@ fn stage_report(stage: &Value, job_start: u64, planned: Option<&JobView>) -> Opt
     let attempts: Vec<TaskMetrics> = tasks
         .iter()
         .enumerate()
-        .map(|(index, task)| {
-            let failed = task["status"].get("Failed");
-            TaskMetrics {
-                stage: id,
-                stage_attempt: 1,
-                task: task["partition_id"][0]
-                    .as_u64()
-                    .map_or(index, |p| p as usize),
-                attempt: 1,
-                start_ms: since_start(task["start_exec_time"].as_u64().unwrap_or(job_start)),
-                duration_ms: task["exec_duration"].as_u64().unwrap_or(0) as f64,
-                rows_in: task["input_rows"].as_u64().unwrap_or(0),
-                rows_out: task["output_rows"].as_u64().unwrap_or(0),
-                error: failed.map(|f| {
-                    f["error"]
-                        .as_str()
-                        .or_else(|| f["reason"].as_str())
-                        .unwrap_or("failed")
-                        .to_string()
-                }),
-                ..TaskMetrics::default()
-            }
+        .map(|(index, task)| TaskMetrics {
+            stage: id,
+            stage_attempt: 1,
+            task: rest::task_partition(task, index),
+            attempt: 1,
+            start_ms: since_start(task["start_exec_time"].as_u64().unwrap_or(job_start)),
+            duration_ms: task["exec_duration"].as_u64().unwrap_or(0) as f64,
+            rows_in: task["input_rows"].as_u64().unwrap_or(0),
+            rows_out: task["output_rows"].as_u64().unwrap_or(0),
+            error: rest::task_error(task),
+            ..TaskMetrics::default()
         })
         .collect();
     let submitted = tasks

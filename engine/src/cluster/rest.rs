@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -16,24 +17,37 @@ use crate::error::{Error, Result};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `GET path` from the scheduler at `address`, as JSON.
-pub async fn get_json(address: &SchedulerAddress, path: &str) -> Result<serde_json::Value> {
-    let body = tokio::time::timeout(TIMEOUT, get(address, path))
+pub async fn get_json(address: &SchedulerAddress, path: &str) -> Result<Value> {
+    json(address, "GET", path).await
+}
+
+/// Cancels job `id` on the scheduler at `address` (`PATCH /api/job/{id}`); the job has then
+/// failed there, and its client's stream ends with an error.
+pub async fn cancel_job(address: &SchedulerAddress, id: &str) -> Result<()> {
+    json(address, "PATCH", &format!("/api/job/{id}"))
+        .await
+        .map(drop)
+}
+
+/// `method path` on the scheduler at `address`, its answer as JSON.
+async fn json(address: &SchedulerAddress, method: &str, path: &str) -> Result<Value> {
+    let body = tokio::time::timeout(TIMEOUT, request(address, method, path))
         .await
         .map_err(|_| {
             Error::Cluster(format!(
-                "the Ballista scheduler at {address} did not answer GET {path} within {}s",
+                "the Ballista scheduler at {address} did not answer {method} {path} within {}s",
                 TIMEOUT.as_secs()
             ))
         })??;
     serde_json::from_slice(&body).map_err(|e| {
         Error::Cluster(format!(
-            "the Ballista scheduler at {address} answered GET {path} with what is not JSON ({e}): {}",
+            "the Ballista scheduler at {address} answered {method} {path} with what is not JSON ({e}): {}",
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ))
     })
 }
 
-async fn get(address: &SchedulerAddress, path: &str) -> Result<Vec<u8>> {
+async fn request(address: &SchedulerAddress, method: &str, path: &str) -> Result<Vec<u8>> {
     let unreachable = |e: std::io::Error| {
         Error::Cluster(format!(
             "cannot reach the Ballista scheduler at {address}: {e}"
@@ -43,7 +57,7 @@ async fn get(address: &SchedulerAddress, path: &str) -> Result<Vec<u8>> {
         .await
         .map_err(unreachable)?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         address.authority()
     );
     stream
@@ -57,9 +71,36 @@ async fn get(address: &SchedulerAddress, path: &str) -> Result<Vec<u8>> {
         .map_err(unreachable)?;
     parse_response(&response).map_err(|problem| {
         Error::Cluster(format!(
-            "the Ballista scheduler at {address} answered GET {path}: {problem}"
+            "the Ballista scheduler at {address} answered {method} {path}: {problem}"
         ))
     })
+}
+
+/// A stage's id in the API's stage list (a number, or a number in a string).
+pub fn stage_id(stage: &Value) -> Option<usize> {
+    let id = &stage["stage_id"];
+    id.as_u64()
+        .map(|id| id as usize)
+        .or_else(|| id.as_str().and_then(|id| id.parse().ok()))
+}
+
+/// The partition a stage's `index`-th task reads.
+pub fn task_partition(task: &Value, index: usize) -> usize {
+    task["partition_id"][0]
+        .as_u64()
+        .map_or(index, |p| p as usize)
+}
+
+/// Why a task failed, if it did.
+pub fn task_error(task: &Value) -> Option<String> {
+    let failed = task["status"].get("Failed")?;
+    Some(
+        failed["error"]
+            .as_str()
+            .or_else(|| failed["reason"].as_str())
+            .unwrap_or("failed")
+            .to_string(),
+    )
 }
 
 /// The body of an HTTP/1.1 response with status 200, de-chunked.

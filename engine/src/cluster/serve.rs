@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
 use crate::error::{Error, Result};
 
@@ -28,6 +30,40 @@ pub struct SchedulerOptions {
     /// Attempts of a task, and of a stage whose input was lost, before its job fails.
     pub task_max_failures: usize,
     pub stage_max_failures: usize,
+    /// How executors get their tasks; the executors must be started with the same.
+    pub scheduling: Scheduling,
+}
+
+/// How a Ballista scheduler hands tasks to its executors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// Executors ask for tasks when they have free slots, as Spark's executors take tasks as
+    /// slots free up. An executor counts its own free slots, so none is ever lost.
+    #[default]
+    Pull,
+    /// The scheduler sends tasks to executors' free slots, which it counts itself: lower
+    /// latency between stages, but in Ballista 55 a task cancelled because its stage lost
+    /// its input to a lost executor never gives its slot back, and a job can then wait
+    /// forever for a slot (docs/cluster.md, Failures).
+    Push,
+}
+
+impl Scheduling {
+    fn policy(self) -> TaskSchedulingPolicy {
+        match self {
+            Self::Pull => TaskSchedulingPolicy::PullStaged,
+            Self::Push => TaskSchedulingPolicy::PushStaged,
+        }
+    }
+}
+
+impl std::fmt::Display for Scheduling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pull => "pull",
+            Self::Push => "push",
+        })
+    }
 }
 
 impl Default for SchedulerOptions {
@@ -39,6 +75,7 @@ impl Default for SchedulerOptions {
             executor_timeout_seconds: 60,
             task_max_failures: 4,
             stage_max_failures: 4,
+            scheduling: Scheduling::default(),
         }
     }
 }
@@ -65,6 +102,8 @@ pub struct ExecutorOptions {
     pub work_dir: Option<PathBuf>,
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_seconds: u64,
+    /// How it gets its tasks: as its scheduler hands them out.
+    pub scheduling: Scheduling,
 }
 
 impl Default for ExecutorOptions {
@@ -80,6 +119,7 @@ impl Default for ExecutorOptions {
             memory: None,
             work_dir: None,
             heartbeat_seconds: 5,
+            scheduling: Scheduling::default(),
         }
     }
 }
@@ -119,14 +159,44 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
         no_executors_grace_period_seconds: options.executor_timeout_seconds,
         task_max_failures: options.task_max_failures,
         stage_max_failures: options.stage_max_failures,
+        scheduling_policy: options.scheduling.policy(),
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|e| ballista_error("cannot start the scheduler", e))?;
-    start_server(cluster, address, Arc::new(config))
+    let config = Arc::new(config);
+    config
+        .validate()
+        .map_err(|e| ballista_error("the scheduler's settings", e))?;
+    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config)
+        .await
+        .map_err(|e| ballista_error("cannot start the scheduler", e))?;
+    start_grpc_service_with_listener(nodelay_listener(address)?, scheduler)
         .await
         .map_err(|e| ballista_error("the scheduler stopped", e))
+}
+
+/// A listener on `address` whose connections send small writes at once (`TCP_NODELAY`,
+/// which Linux passes from a listening socket to the connections it accepts).
+///
+/// The scheduler serves gRPC through `axum::serve`, which leaves Nagle's algorithm on: a
+/// response written in several pieces (HTTP/2 headers, data, trailers) then waits for the
+/// client's delayed acknowledgement, about 40 ms. Every task an executor asks for under pull
+/// scheduling, and every job status a client waits on, paid it.
+fn nodelay_listener(address: SocketAddr) -> Result<tokio::net::TcpListener> {
+    let listen = |e: std::io::Error| {
+        Error::Cluster(format!("the scheduler cannot listen on {address}: {e}"))
+    };
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(listen)?;
+    socket.set_reuseaddr(true).map_err(listen)?;
+    socket.set_nodelay(true).map_err(listen)?;
+    socket.bind(address).map_err(listen)?;
+    socket.listen(1024).map_err(listen)
 }
 
 /// Runs a Ballista executor registered with the scheduler until the future is dropped or the
@@ -169,6 +239,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         memory_pool_size: options.memory,
         executor_heartbeat_interval_seconds: options.heartbeat_seconds,
         print_thread_info: false,
+        task_scheduling_policy: options.scheduling.policy(),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config))

@@ -37,7 +37,10 @@ pub fn meaning(key: &str) -> Meaning {
             "ballista.optimizer.broadcast_join_threshold_bytes",
             "datafusion.optimizer.hash_join_single_partition_threshold",
         ]),
-        keys::DRIVER_MEMORY | keys::DRIVER_MAX_RESULT_SIZE | keys::MASTER => Client,
+        keys::DRIVER_MEMORY
+        | keys::DRIVER_MAX_RESULT_SIZE
+        | keys::MASTER
+        | keys::CLUSTER_STALL_TIMEOUT => Client,
         keys::EXECUTOR_INSTANCES
         | keys::EXECUTOR_CORES
         | keys::EXECUTOR_MEMORY

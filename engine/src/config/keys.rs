@@ -75,6 +75,7 @@ pub const EVENT_LOG_DIR: &str = "spark.eventLog.dir";
 pub const REPORT_DIR: &str = "stagesql.report.dir";
 pub const SPARK_FUNCTIONS: &str = "stagesql.sql.sparkFunctions";
 pub const MASTER: &str = "spark.master";
+pub const CLUSTER_STALL_TIMEOUT: &str = "stagesql.cluster.stallTimeout";
 
 /// Keys fixed when the session starts, as Spark's core settings are: they describe the
 /// executors and the driver, which exist for the whole session. `SET` rejects them; they
@@ -247,6 +248,12 @@ pub const DEFINITIONS: &[KeyDefinition] = &[
         default: "false",
         value_type: ValueType::Choice(&["true", "false"]),
         description: "Apache Spark's functions, from DataFusion's datafusion-spark crate: Spark's semantics where Spark and DataFusion share a name (e.g. `concat` returning NULL on a NULL argument, `sha2`, `hex`, `date_add`), and Spark-only functions (`crc32`, `bit_count`, `format_string` …). Fixed when the session starts.",
+    },
+    KeyDefinition {
+        key: CLUSTER_STALL_TIMEOUT,
+        default: "60",
+        value_type: ValueType::Integer { min: 0 },
+        description: "Cluster mode: seconds a job may go without any change in its tasks, none of them running, after the cluster lost an executor it ran on, before the statement fails and the job is cancelled; 0 waits for ever. Ballista 55 does not always run a lost executor's work again (docs/cluster.md, Failures).",
     },
     KeyDefinition {
         key: REPORT_DIR,

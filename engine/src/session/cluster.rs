@@ -2,19 +2,21 @@
 //! Ballista cluster; its catalog, settings and DDL stay here (docs/cluster.md).
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Session, StatementOutput};
+use crate::cluster::progress::JobWatch;
 use crate::cluster::report::JobContext;
 use crate::cluster::settings::{Meaning, cluster_keys, meaning};
 use crate::cluster::{Cluster, ClusterRun, Placement};
 use crate::config::{Source, keys};
 use crate::error::{Error, Result};
 use crate::explain::{self, ExplainKind};
-use crate::sql::{Command, SqlStatement};
+use crate::sql::{Command, SqlStatement, TableCommand};
 
 impl Session {
     /// The cluster this session's queries run on, in cluster mode.
@@ -23,7 +25,7 @@ impl Session {
     }
 
     /// Refuses a statement of ours that cannot run on a cluster, naming it and the mode.
-    pub(super) fn check_command_on_cluster(&self, command: &Command) -> Result<()> {
+    pub(super) async fn check_command_on_cluster(&self, command: &Command) -> Result<()> {
         let Some(cluster) = &self.cluster else {
             return Ok(());
         };
@@ -31,6 +33,20 @@ impl Session {
             Command::CacheTable { .. } | Command::UncacheTable { .. } | Command::ClearCache => {
                 "CACHE TABLE keeps blocks in this process's block store, which a cluster's executors do not share"
             }
+            // The catalog is this session's: reading it runs here.
+            Command::Table(
+                TableCommand::Describe { .. }
+                | TableCommand::DescribeExtended { .. }
+                | TableCommand::DescribeDatabase { .. }
+                | TableCommand::ShowTables { .. }
+                | TableCommand::ShowDatabases
+                | TableCommand::Use { .. },
+            ) => return Ok(()),
+            // DataFusion's INSERT and DROP TABLE, on a table of the session (an INSERT into a
+            // table over files then runs on the cluster).
+            Command::Table(
+                TableCommand::Insert { table, .. } | TableCommand::DropTable { name: table, .. },
+            ) if self.warehouse_table(table).await?.is_none() => return Ok(()),
             Command::Table(_) => {
                 "managed tables (spark.sql.warehouse.dir) are written and read in local mode; on a cluster, define tables over files with CREATE EXTERNAL TABLE … LOCATION"
             }
@@ -68,33 +84,39 @@ impl Session {
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::DescribeTable(_) => {
                 return self.execute_pipelined(plan, tag).await;
             }
-            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => {
-                return refuse(
-                    tag.unwrap_or("a write"),
-                    "Ballista 55 runs queries; write results from local mode",
-                );
-            }
             _ => {}
         }
+        let writes = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
         match Cluster::placement(&plan)? {
             Placement::Here => self.execute_pipelined(plan, tag).await,
             Placement::Cluster => {
                 let state = self.ctx.state();
                 let keys = self.cluster_session_keys();
-                let name = job_name(&self.current_statement());
                 let slots = cluster.slots().await?;
                 let planned = cluster.plan_stages(&state, &plan, &keys, slots).await.ok();
+                let job = self.next_job_id();
+                let name = job_name(job, &self.current_statement());
                 let run = cluster.run(&state, &plan, &keys, &name).await?;
                 let context = JobContext {
-                    job: self.next_job_id(),
+                    job,
+                    name,
                     sql: self.current_statement(),
                     at: self.current_statement_at(),
                     planned,
                     slots,
                 };
-                Ok(StatementOutput::Rows(
-                    self.limit_result(self.reported(cluster, run, context)),
-                ))
+                let rows = self.reported(cluster, run, context);
+                match tag {
+                    // A write's job answers the rows it wrote.
+                    Some(tag) if writes => {
+                        let batches: Vec<RecordBatch> = rows.try_collect().await?;
+                        Ok(StatementOutput::Done(super::Completion {
+                            tag: tag.to_string(),
+                            rows: Some(super::count_column_total(&batches)),
+                        }))
+                    }
+                    _ => Ok(StatementOutput::Rows(self.limit_result(rows))),
+                }
             }
         }
     }
@@ -132,11 +154,13 @@ impl Session {
                 ),
             ),
             true => {
-                let name = job_name(&self.current_statement());
+                let job = self.next_job_id();
+                let name = job_name(job, &self.current_statement());
                 let run = cluster.run(&state, &plan, &keys, &name).await?;
                 let handle = run.job.clone();
                 let context = JobContext {
-                    job: self.next_job_id(),
+                    job,
+                    name,
                     sql: self.current_statement(),
                     at: self.current_statement_at(),
                     planned: Some(planned.clone()),
@@ -186,8 +210,14 @@ impl Session {
         let record = self.job_recorder();
         let cluster = cluster.clone();
         let job = run.job;
-        // The job's progress, told to the session's listeners while it runs.
+        // The job's progress, told to the session's listeners while it runs; a job left
+        // waiting for ever after an executor was lost is cancelled, and `watch` says why.
         let alive = std::sync::Arc::new(());
+        let watch = JobWatch::default();
+        let stall = match self.setting(keys::CLUSTER_STALL_TIMEOUT).parse::<u64>() {
+            Ok(0) | Err(_) => None,
+            Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+        };
         let follower = job.clone().map(|handle| {
             tokio::spawn(crate::cluster::progress::follow(
                 cluster.clone(),
@@ -195,11 +225,21 @@ impl Session {
                 context.clone(),
                 self.listeners(),
                 std::sync::Arc::downgrade(&alive),
+                stall,
+                watch.clone(),
             ))
+        });
+        let verdict = watch.clone();
+        let stream = run.stream.map(move |batch| {
+            batch.map_err(|error| match verdict.verdict() {
+                Some(why) => DataFusionError::External(Box::new(Error::Cluster(why))),
+                None => error,
+            })
         });
         let tail = futures::stream::once(async move {
             let _alive = alive;
             // The job has ended by now; its last events may still be on their way.
+            watch.statement_ended();
             if let Some(follower) = follower {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(10), follower).await;
             }
@@ -213,10 +253,7 @@ impl Session {
             }
         })
         .filter_map(|()| async { None });
-        Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            run.stream.chain(tail),
-        ))
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream.chain(tail)))
     }
 
     /// The cluster session's keys for the current settings: our mapped settings, except
@@ -266,11 +303,14 @@ fn statement_name(command: &Command) -> &'static str {
     }
 }
 
-/// The job's name in the scheduler: the statement's text, on one line and not too long.
-fn job_name(statement: &str) -> String {
+/// The name of the session's job `job` in the scheduler: unique (the session finds the job
+/// by it), then the statement's text, on one line and not too long.
+fn job_name(job: crate::events::JobId, statement: &str) -> String {
     let line: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(120) {
+    let line = match line.char_indices().nth(120) {
         Some((end, _)) => format!("{}…", &line[..end]),
         None => line,
-    }
+    };
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    format!("stagesql job {job} ({}): {line}", &unique[..12])
 }

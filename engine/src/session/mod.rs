@@ -470,7 +470,7 @@ impl Session {
     async fn execute_statement(&self, statement: &SqlStatement) -> Result<StatementOutput> {
         if let Some(command) = Command::parse(&statement.text)? {
             #[cfg(feature = "cluster")]
-            self.check_command_on_cluster(&command)?;
+            self.check_command_on_cluster(&command).await?;
             if let Command::Explain { kind, query_offset } = command {
                 return self.explain(statement, kind, query_offset).await;
             }
