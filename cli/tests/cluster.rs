@@ -627,11 +627,11 @@ fn a_job_stalled_by_a_lost_executor_fails_with_a_clear_error_instead_of_waiting_
 
 /// Every event a session's listeners got.
 #[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<stagesql::events::Event>>);
+struct Recorder(std::sync::Mutex<Vec<(Instant, stagesql::events::Event)>>);
 
 impl stagesql::events::Listener for Recorder {
     fn on_event(&self, event: &stagesql::events::Event) {
-        self.0.lock().unwrap().push(event.clone());
+        self.0.lock().unwrap().push((Instant::now(), event.clone()));
     }
 }
 
@@ -646,8 +646,9 @@ fn a_cluster_jobs_progress_reaches_the_sessions_listeners_as_its_stages_run() {
     session.add_listener(recorder.clone());
     runtime.block_on(async {
         session.load_tpch(0.01).await.unwrap();
+        // 100 partitions: hundreds of tasks, so that the job runs for a while.
         session
-            .sql("set spark.sql.shuffle.partitions = 4; set spark.sql.adaptive.enabled = false")
+            .sql("set spark.sql.shuffle.partitions = 100; set spark.sql.adaptive.enabled = false")
             .await
             .unwrap();
         let rows = last_rows(
@@ -658,7 +659,20 @@ fn a_cluster_jobs_progress_reaches_the_sessions_listeners_as_its_stages_run() {
         .unwrap();
         assert_eq!(rows.len(), 5);
     });
-    let events = recorder.0.lock().unwrap().clone();
+    let timed = recorder.0.lock().unwrap().clone();
+    // The events came as the job ran, not all at its end: its first stage was told complete
+    // a while before the job was.
+    let at = |f: &dyn Fn(&stagesql::events::Event) -> bool| {
+        timed.iter().find(|(_, e)| f(e)).map(|(at, _)| *at).unwrap()
+    };
+    let first_stage_done = at(&|e| matches!(e, Event::StageCompleted { .. }));
+    let job_done = at(&|e| matches!(e, Event::JobEnd { .. }));
+    assert!(
+        job_done.duration_since(first_stage_done) >= Duration::from_millis(100),
+        "the first stage's completion was told only {:?} before the job's end",
+        job_done.duration_since(first_stage_done)
+    );
+    let events: Vec<_> = timed.into_iter().map(|(_, e)| e).collect();
     let stages = match events.first() {
         Some(Event::JobStart {
             stages, planned, ..
