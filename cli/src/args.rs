@@ -230,9 +230,10 @@ pub enum ClusterRole {
         /// scheduler's --executor-timeout.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         heartbeat_interval: u64,
-        /// How it gets its tasks, as its scheduler's --scheduling.
-        #[arg(long, value_enum, default_value_t = SchedulingArg::Pull)]
-        scheduling: SchedulingArg,
+        /// How it gets its tasks: as its scheduler's --scheduling, which it asks the scheduler
+        /// for; given, it must match. [default: the scheduler's]
+        #[arg(long, value_enum)]
+        scheduling: Option<SchedulingArg>,
     },
 }
 

@@ -92,7 +92,7 @@ pub fn run(runtime: tokio::runtime::Runtime, role: &ClusterRole) -> ExitCode {
                     memory,
                     work_dir: work_dir.clone(),
                     heartbeat_seconds: (*heartbeat_interval).max(1),
-                    scheduling: scheduling_of(*scheduling),
+                    scheduling: scheduling.map(scheduling_of),
                 };
                 eprintln!(
                     "Ballista executor listening on {bind}:{port} (Arrow Flight) and {bind}:{grpc_port} (gRPC), \

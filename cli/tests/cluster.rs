@@ -80,8 +80,8 @@ struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// A scheduler and `executors` executors of `cores` slots each, handing out tasks by
-    /// `scheduling` (`pull` or `push`).
+    /// A scheduler handing out tasks by `scheduling` (`pull` or `push`), and `executors`
+    /// executors of `cores` slots each.
     fn start(executors: usize, cores: usize, scheduling: &str) -> LocalCluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
@@ -133,8 +133,7 @@ impl LocalCluster {
                     work.display().to_string(),
                     "--heartbeat-interval".into(),
                     "1".into(),
-                    "--scheduling".into(),
-                    scheduling.into(),
+                    // No --scheduling: an executor asks its scheduler how it hands out tasks.
                 ],
                 &cluster.dir.path().join(format!("executor-{i}.log")),
             );
@@ -371,6 +370,33 @@ fn the_cli_runs_on_the_cluster_and_refuses_what_cannot_run_there_by_name() {
     assert!(
         !output.status.success()
             && stderr.contains("DELETE on 'out' is not supported on a Ballista 55 cluster"),
+        "{stderr}"
+    );
+
+    // An executor that would get its tasks the other way than the scheduler hands them out
+    // never gets one: it is refused at start, naming both.
+    let ports = free_ports(2);
+    let output = Command::new(env!("CARGO_BIN_EXE_stagesql"))
+        .args([
+            "cluster",
+            "executor",
+            "--scheduler",
+            &format!("127.0.0.1:{}", cluster.address.port),
+            "--port",
+            &ports[0].to_string(),
+            "--grpc-port",
+            &ports[1].to_string(),
+            "--scheduling",
+            "push",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("hands out tasks by pull scheduling")
+            && stderr.contains("--scheduling push"),
         "{stderr}"
     );
 

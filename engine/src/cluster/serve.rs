@@ -14,6 +14,7 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
+use crate::config::master::SchedulerAddress;
 use crate::error::{Error, Result};
 
 /// How to start a scheduler.
@@ -102,8 +103,9 @@ pub struct ExecutorOptions {
     pub work_dir: Option<PathBuf>,
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_seconds: u64,
-    /// How it gets its tasks: as its scheduler hands them out.
-    pub scheduling: Scheduling,
+    /// How it gets its tasks, which must be how its scheduler hands them out; `None` asks
+    /// the scheduler (its REST API's `/api/state`).
+    pub scheduling: Option<Scheduling>,
 }
 
 impl Default for ExecutorOptions {
@@ -119,7 +121,7 @@ impl Default for ExecutorOptions {
             memory: None,
             work_dir: None,
             heartbeat_seconds: 5,
-            scheduling: Scheduling::default(),
+            scheduling: None,
         }
     }
 }
@@ -199,6 +201,33 @@ fn nodelay_listener(address: SocketAddr) -> Result<tokio::net::TcpListener> {
     socket.listen(1024).map_err(listen)
 }
 
+/// How the executor of `options` gets its tasks: as its scheduler hands them out. An executor
+/// of the other kind would never get a task, and every job would wait for ever: a given
+/// `--scheduling` that differs from the scheduler's is an error. A scheduler whose REST API
+/// does not answer (not up yet, or built without it) is taken at the executor's word, pull by
+/// default.
+async fn executor_scheduling(options: &ExecutorOptions) -> Result<Scheduling> {
+    let address = SchedulerAddress {
+        host: options.scheduler_host.clone(),
+        port: options.scheduler_port,
+    };
+    let theirs = super::rest::get_json(&address, "/api/state")
+        .await
+        .ok()
+        .and_then(|state| match state["scheduling_policy"].as_str() {
+            Some("pull-staged") => Some(Scheduling::Pull),
+            Some("push-staged") => Some(Scheduling::Push),
+            _ => None,
+        });
+    match (options.scheduling, theirs) {
+        (Some(ours), Some(theirs)) if ours != theirs => Err(Error::Cluster(format!(
+            "the scheduler at {address} hands out tasks by {theirs} scheduling, and this executor was started with --scheduling {ours}: it would never get a task; start it with --scheduling {theirs}, or without the flag"
+        ))),
+        (_, Some(theirs)) => Ok(theirs),
+        (ours, None) => Ok(ours.unwrap_or_default()),
+    }
+}
+
 /// Runs a Ballista executor registered with the scheduler until the future is dropped or the
 /// process gets SIGTERM or Ctrl-C.
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
@@ -208,6 +237,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
             Error::Cluster(format!("the executor cannot listen on {address}: {e}"))
         })?);
     }
+    let scheduling = executor_scheduling(&options).await?;
     // A work directory of our own lives as long as the executor.
     let (work_dir, _temporary) = match &options.work_dir {
         Some(dir) => {
@@ -239,7 +269,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         memory_pool_size: options.memory,
         executor_heartbeat_interval_seconds: options.heartbeat_seconds,
         print_thread_info: false,
-        task_scheduling_policy: options.scheduling.policy(),
+        task_scheduling_policy: scheduling.policy(),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config))
