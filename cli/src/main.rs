@@ -397,7 +397,10 @@ fn cluster_master(session: &Session) -> Option<String> {
     #[cfg(feature = "cluster")]
     return session.cluster().map(|c| c.address().to_string());
     #[cfg(not(feature = "cluster"))]
-    return None;
+    {
+        let _ = session;
+        None
+    }
 }
 
 fn run_tests(

@@ -758,6 +758,7 @@ impl Session {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn warn(&self, message: String) {
         self.warnings
             .lock()
