@@ -96,17 +96,9 @@ impl Cluster {
                     )));
                 }
                 (op, _) => {
-                    let statement = match op {
-                        WriteOp::Insert(_) => "INSERT",
-                        WriteOp::Delete => "DELETE",
-                        WriteOp::Update => "UPDATE",
-                        WriteOp::Truncate => "TRUNCATE",
-                        WriteOp::MergeInto(_) => "MERGE",
-                        WriteOp::Ctas => "CREATE TABLE AS",
-                        _ => "this write",
-                    };
                     return Err(Error::Cluster(format!(
-                        "{statement} on '{table}' is not supported on a Ballista 55 cluster: its executors write by INSERT INTO a table over files and COPY … TO"
+                        "{} on '{table}' is not supported on a Ballista 55 cluster: its executors write by INSERT INTO a table over files and COPY … TO",
+                        crate::session::write_name(op)
                     )));
                 }
             }

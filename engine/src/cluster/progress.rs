@@ -287,7 +287,7 @@ impl Seen {
             let Some(id) = rest::stage_id(stage) else {
                 continue;
             };
-            let tasks = stage["tasks"].as_array().cloned().unwrap_or_default();
+            let tasks = stage["tasks"].as_array().map_or(&[][..], Vec::as_slice);
             let status = stage["stage_status"].as_str().unwrap_or_default();
             if tasks.is_empty() && !matches!(status, "Running" | "Successful") {
                 continue;

@@ -143,12 +143,9 @@ fn socket_address(bind: &str, port: u16) -> Result<SocketAddr> {
 /// Runs a Ballista scheduler with its REST API until the future is dropped.
 pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     let address = socket_address(&options.bind, options.port)?;
-    // Fail here, naming the address, when the port is taken (Ballista's own message is terse).
-    drop(
-        std::net::TcpListener::bind(address).map_err(|e| {
-            Error::Cluster(format!("the scheduler cannot listen on {address}: {e}"))
-        })?,
-    );
+    // Bound first: a port already taken fails here, naming the address (Ballista's own message
+    // is terse).
+    let listener = nodelay_listener(address)?;
     let config = SchedulerConfig {
         bind_host: options.bind.clone(),
         bind_port: options.port,
@@ -174,7 +171,7 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
     let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config)
         .await
         .map_err(|e| ballista_error("cannot start the scheduler", e))?;
-    start_grpc_service_with_listener(nodelay_listener(address)?, scheduler)
+    start_grpc_service_with_listener(listener, scheduler)
         .await
         .map_err(|e| ballista_error("the scheduler stopped", e))
 }

@@ -1020,6 +1020,20 @@ fn settings_output(rows: Vec<SettingRow>, verbose: bool) -> StatementOutput {
     StatementOutput::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
 }
 
+/// A write's statement, as its completion tag and errors name it.
+pub(crate) fn write_name(op: &datafusion::logical_expr::WriteOp) -> &'static str {
+    use datafusion::logical_expr::WriteOp;
+    match op {
+        WriteOp::Insert(_) => "INSERT",
+        WriteOp::Delete => "DELETE",
+        WriteOp::Update => "UPDATE",
+        WriteOp::Ctas => "CREATE TABLE",
+        WriteOp::Truncate => "TRUNCATE",
+        WriteOp::MergeInto(_) => "MERGE",
+        _ => "WRITE",
+    }
+}
+
 /// The completion tag for statements that return no rows; `None` for queries.
 fn completion_tag(plan: &LogicalPlan) -> Option<&'static str> {
     match plan {
@@ -1036,15 +1050,7 @@ fn completion_tag(plan: &LogicalPlan) -> Option<&'static str> {
             DdlStatement::CreateFunction(_) => "CREATE FUNCTION",
             DdlStatement::DropFunction(_) => "DROP FUNCTION",
         }),
-        LogicalPlan::Dml(dml) => Some(match dml.op {
-            datafusion::logical_expr::WriteOp::Insert(_) => "INSERT",
-            datafusion::logical_expr::WriteOp::Delete => "DELETE",
-            datafusion::logical_expr::WriteOp::Update => "UPDATE",
-            datafusion::logical_expr::WriteOp::Ctas => "CREATE TABLE",
-            datafusion::logical_expr::WriteOp::Truncate => "TRUNCATE",
-            datafusion::logical_expr::WriteOp::MergeInto(_) => "MERGE",
-            _ => "WRITE",
-        }),
+        LogicalPlan::Dml(dml) => Some(write_name(&dml.op)),
         LogicalPlan::Copy(_) => Some("COPY"),
         LogicalPlan::Statement(_) => Some("OK"),
         _ => None,
